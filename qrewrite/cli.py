@@ -1,0 +1,271 @@
+"""``python -m qrewrite prepare | train | evaluate | rewrite | results | quickstart``.
+
+Thin: each command parses its options and calls one function of the package. Errors the user can fix
+(bad data, bad config, unusable model path) print one clear message and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from .config import ConfigError, add_config_arguments, config_from_args, load_config
+from .data import DataError
+from .files import PROJECT_ROOT, safe_join
+from .models import ModelLoadError
+
+DISFL_QA = PROJECT_ROOT.parent / "shared" / "data" / "disfl-qa"
+USER_ERRORS = (DataError, ConfigError, ModelLoadError, FileNotFoundError, PermissionError)
+
+
+# ---- prepare -----------------------------------------------------------------------------------------------
+
+def add_prepare(sub):
+    p = sub.add_parser("prepare", help="convert raw data into dataset/ splits",
+                       description="Convert raw Disfl-QA (a directory with train.json and dev.json), the older "
+                                   "list format, or JSON/JSONL/CSV with named columns into canonical splits.")
+    p.add_argument("--source", required=True, help="raw data directory or training file")
+    p.add_argument("--out", default="dataset", help="output directory (default: dataset)")
+    p.add_argument("--valid", help="validation file when --source is a single file")
+    p.add_argument("--test", help="test file when --source is a single file")
+    p.add_argument("--valid-fraction", type=float, default=0.1,
+                   help="share of a single source file held out for validation (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the split and the typo noise (default: 0)")
+    p.add_argument("--typo-copies", type=int, default=0, help="typo'd copies of each training input to add")
+    p.add_argument("--typo-rate", type=float, default=0.05, help="per-character typo probability (default: 0.05)")
+    p.add_argument("--no-typo-eval", action="store_true", help="do not write valid_typo.json / test_typo.json")
+    p.add_argument("--strict", action="store_true", help="fail on the first bad record instead of skipping it")
+    p.add_argument("--input-field", help="input column/field name (generic JSON/JSONL/CSV)")
+    p.add_argument("--target-field", help="target column/field name")
+    p.add_argument("--id-field", help="id column/field name")
+    p.add_argument("--download", action="store_true",
+                   help="download the official Disfl-QA files into --source first when they are missing")
+    p.set_defaults(func=cmd_prepare)
+
+
+def cmd_prepare(args) -> int:
+    from .data import prepare_data
+    report = prepare_data(args.source, args.out, valid=args.valid, test=args.test,
+                          valid_fraction=args.valid_fraction, seed=args.seed, typo_copies=args.typo_copies,
+                          typo_rate=args.typo_rate, typo_eval=not args.no_typo_eval, strict=args.strict,
+                          input_field=args.input_field, target_field=args.target_field, id_field=args.id_field,
+                          download=args.download)
+    print(format_prepare_report(report))
+    return 0
+
+
+def format_prepare_report(report: dict) -> str:
+    lines = []
+    for split, rep in report.get("splits", {}).items():
+        lines.append(f"{split}: {rep.get('n_kept')} kept of {rep.get('n_read')} read from {rep.get('source')}")
+        for kind in ("cleaned", "skipped"):
+            for reason, ids in (rep.get(kind) or {}).items():
+                if ids:
+                    shown = ", ".join(map(str, ids[:10])) + (" ..." if len(ids) > 10 else "")
+                    lines.append(f"  {kind} ({reason}): {len(ids)} [{shown}]")
+    lines.append(f"written: {', '.join(report.get('files', [])) or '(see prepare_report.json)'}")
+    return "\n".join(lines)
+
+
+# ---- train -------------------------------------------------------------------------------------------------
+
+def add_train(sub):
+    p = sub.add_parser("train", help="fine-tune (full / lora / qlora); same as finetune.py",
+                       description="Fine-tune a causal LM to rewrite questions. Every config field is an option.")
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from .train import train
+    cfg = config_from_args(args)
+    try:
+        run_dir = train(cfg, resume=args.resume)
+    except KeyboardInterrupt as e:
+        print(e, file=sys.stderr)
+        return 130
+    print(f"run complete: {run_dir} (model in {run_dir}/model)")
+    return 0
+
+
+# ---- evaluate ----------------------------------------------------------------------------------------------
+
+def add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="score a model on a split; writes metrics.json and predictions",
+                       description="Rewrite every question of --data and score against the references. "
+                                   "--model copy scores the copy-input baseline.")
+    p.add_argument("--model", required=True,
+                   help="run dir (weights/<run>), checkpoint or adapter dir, hub id, 'smollm2' (zero-shot "
+                        "offline model) or 'copy' (copy-the-input baseline)")
+    p.add_argument("--data", required=True, help="canonical split to score (e.g. dataset/valid.json)")
+    p.add_argument("--out", required=True, help="evaluation directory (e.g. outputs/<run>)")
+    p.add_argument("--name", help="run name shown in the results table (default: --out's name)")
+    p.add_argument("--data-label", help="data name shown in the results table (default: the file's stem)")
+    p.add_argument("--train-data", help="also rewrite a sample of this split into train_io.json")
+    p.add_argument("--train-sample", type=int, default=100, help="questions in train_io.json (default: 100)")
+    add_generation_options(p)
+    p.add_argument("--limit", type=int, default=0, help="score only the first N questions (0 = all)")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def add_generation_options(p):
+    p.add_argument("--batch-size", type=int, default=32, help="questions per generation batch (default: 32)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="generation budget (default: 64)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="inference dtype (default: auto = bf16 on capable GPUs, else fp32)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow the model repository's own Python code to run (off by default)")
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate_model
+    result = evaluate_model(args.model, args.data, args.out, batch_size=args.batch_size,
+                            max_new_tokens=args.max_new_tokens, limit=args.limit, train_data=args.train_data,
+                            train_sample=args.train_sample, name=args.name, data_label=args.data_label,
+                            precision=args.precision, trust_remote_code=args.trust_remote_code)
+    m = result["metrics"]
+    print(f"{result['run']['name']} on {result['run']['data']} ({m['n']} questions): ROUGE-L {m['rougeL']:.4f}  "
+          f"ROUGE-1 {m['rouge1']:.4f}  ROUGE-2 {m['rouge2']:.4f}  BLEU {m['bleu']:.2f}  "
+          f"EM {m['exact_match']:.2%}  changed {m['changed_input']:.2%}")
+    print(f"written: {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+# ---- rewrite -----------------------------------------------------------------------------------------------
+
+def add_rewrite(sub):
+    p = sub.add_parser("rewrite", help="rewrite questions: arguments, a file, or interactively",
+                       description="Print the clean question for each QUESTION, rewrite --input FILE into "
+                                   "--output JSONL (resumable), or read questions from stdin with --interactive.")
+    p.add_argument("--model", required=True, help="run dir, checkpoint or adapter dir, hub id or 'smollm2'")
+    p.add_argument("questions", nargs="*", help="questions to rewrite")
+    p.add_argument("--input", help="JSON / JSONL / CSV / raw Disfl-QA file of questions")
+    p.add_argument("--output", help="JSONL output for --input: id, input, prediction per line, input order")
+    p.add_argument("--input-field", help="input column/field name in --input")
+    p.add_argument("--strict", action="store_true", help="fail on a bad record in --input instead of skipping")
+    p.add_argument("--interactive", action="store_true", help="read questions line by line until EOF")
+    add_generation_options(p)
+    p.set_defaults(func=cmd_rewrite)
+
+
+def cmd_rewrite(args) -> int:
+    from .generate import rewrite_batch, rewrite_file
+    from .models import load_for_inference
+
+    if bool(args.input) != bool(args.output):
+        raise ConfigError("--input and --output go together")
+    if not (args.questions or args.input or args.interactive):
+        raise ConfigError("give questions as arguments, --input/--output, or --interactive")
+    records = None
+    if args.input:
+        from .data import read_records
+        records, report = read_records(args.input, input_field=args.input_field, require_target=False,
+                                       strict=args.strict)
+        if any(report.skipped.values()):
+            print(report.summary(), file=sys.stderr)
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    model, tokenizer, _ = load_for_inference(args.model, precision=args.precision,
+                                             trust_remote_code=args.trust_remote_code)
+    gen = dict(max_new_tokens=args.max_new_tokens)
+    for i in range(0, len(args.questions), args.batch_size):
+        for text in rewrite_batch(model, tokenizer, args.questions[i:i + args.batch_size], **gen):
+            print(text)
+    if records is not None:
+        from tqdm.auto import tqdm
+        with tqdm(total=len(records), desc="rewriting", unit="q") as bar:
+            out = rewrite_file(model, tokenizer, records, args.output, batch_size=args.batch_size,
+                               progress=bar.update, **gen)
+        print(f"written: {out} ({len(records)} questions)", file=sys.stderr)
+    if args.interactive:
+        if sys.stdin.isatty():
+            print("Type a question and press Enter (Ctrl-D to quit).", file=sys.stderr)
+        for line in sys.stdin:
+            if line.strip():
+                print(rewrite_batch(model, tokenizer, [line.strip()], **gen)[0], flush=True)
+    return 0
+
+
+# ---- results -----------------------------------------------------------------------------------------------
+
+def add_results(sub):
+    p = sub.add_parser("results", help="regenerate outputs/results.md and the plots from metrics.json files")
+    p.add_argument("--outputs", default="outputs", help="outputs directory (default: outputs)")
+    p.set_defaults(func=cmd_results)
+
+
+def cmd_results(args) -> int:
+    from .results import write_results
+    print(f"written: {write_results(args.outputs)}")
+    return 0
+
+
+# ---- quickstart: the README's main job ---------------------------------------------------------------------
+
+def add_quickstart(sub):
+    p = sub.add_parser("quickstart", help="prepare -> fine-tune the offline model briefly -> evaluate -> outputs/",
+                       description="The main job, offline: prepare the shipped sample data, fine-tune the "
+                                   "offline SmolLM2-135M-Instruct briefly on CPU, evaluate it and the copy "
+                                   "baseline, and regenerate outputs/results.md. --full runs the full CPU recipe "
+                                   "on Disfl-QA instead.")
+    p.add_argument("--full", action="store_true",
+                   help="prepare Disfl-QA from --source and train with configs/smollm2-cpu-full.yaml")
+    p.add_argument("--source", default=str(DISFL_QA), help=f"raw Disfl-QA directory for --full (default: {DISFL_QA})")
+    p.add_argument("--config", help="override the training config file")
+    p.set_defaults(func=cmd_quickstart)
+
+
+def cmd_quickstart(args) -> int:
+    from .data import prepare_data
+    from .evaluation import evaluate_model
+    from .results import write_results
+    from .train import run_dir_for, train
+
+    if args.full:
+        source, data_dir, label = args.source, "dataset", "disfl-qa dev"
+        config = args.config or "configs/smollm2-cpu-full.yaml"
+    else:
+        source, data_dir, label = str(PROJECT_ROOT / "dataset" / "sample"), "dataset/quickstart", "sample valid"
+        config = args.config or "configs/smollm2-quickstart.yaml"
+    print(f"[1/4] prepare: {source} -> {data_dir}")
+    print(format_prepare_report(prepare_data(source, data_dir)))
+    cfg = load_config(config, {"train_file": f"{data_dir}/train.json", "valid_file": f"{data_dir}/valid.json"})
+    run_dir = run_dir_for(cfg)
+    if not args.full and run_dir.exists():
+        shutil.rmtree(run_dir)  # the quickstart's own run directory: start fresh each time
+    print(f"[2/4] train: {config} -> {run_dir}")
+    train(cfg)
+    out = safe_join("outputs", cfg.resolved_run_name())
+    print(f"[3/4] evaluate: {run_dir} and the copy baseline on {data_dir}/valid.json -> outputs/")
+    for model, out_dir, name in ((str(run_dir), out, cfg.resolved_run_name()),
+                                 ("copy", Path(f"{out}-copy-baseline"), f"{cfg.resolved_run_name()}-copy")):
+        r = evaluate_model(model, f"{data_dir}/valid.json", out_dir, name=name, data_label=label,
+                           train_data=f"{data_dir}/train.json", max_new_tokens=cfg.max_new_tokens)
+        print(f"  {name}: ROUGE-L {r['metrics']['rougeL']:.3f}  EM {r['metrics']['exact_match']:.1%}")
+    print(f"[4/4] results: {write_results('outputs')}")
+    return 0
+
+
+# ---- entry point -------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m qrewrite", description=__doc__.split("\n\n")[0].strip("`. "))
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_prepare, add_train, add_evaluate, add_rewrite, add_results, add_quickstart):
+        add(sub)
+    return parser
+
+
+def run_command(func, args) -> int:
+    """Run a command; errors the user can fix become one 'error: ...' line and exit status 2."""
+    try:
+        return func(args)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)

@@ -1,0 +1,240 @@
+"""The one place where training defaults live.
+
+A run is a config file under ``configs/`` plus command-line overrides (``--learning-rate 1e-4``); every
+field of :class:`TrainConfig` is an option of ``finetune.py`` and ``python -m qrewrite train``. The resolved
+config is saved next to every checkpoint and output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .files import PROJECT_ROOT
+
+QWEN2_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+METHODS = ("full", "lora", "qlora")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message says which key and why."""
+
+
+def _f(default, help: str, **kw):
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    model: str = _f("smollm2", "hub id (e.g. Qwen/Qwen2-0.5B-Instruct), local checkpoint dir, or 'smollm2' "
+                               "for the offline SmolLM2-135M-Instruct")
+    method: str = _f("full", "full | lora | qlora")
+    train_file: str = _f("dataset/train.json", "training split (canonical JSON from `qrewrite prepare`)")
+    valid_file: str = _f("dataset/valid.json", "validation split")
+    run_name: str = _f("", "run directory name under output_root (default: derived from model and method)")
+    output_root: str = _f("weights", "where run directories are created")
+    seed: int = _f(0, "seed for data order, init of LoRA weights and dropout")
+    # optimisation
+    max_steps: int = _f(-1, "optimizer steps; -1 = num_epochs over the training split")
+    num_epochs: float = _f(1.0, "epochs when max_steps is -1")
+    batch_size: int = _f(16, "examples per device per micro-batch")
+    grad_accum: int = _f(1, "micro-batches per optimizer step")
+    learning_rate: float = _f(5e-5, "peak learning rate")
+    lr_scheduler: str = _f("cosine", "transformers scheduler name (linear, cosine, constant_with_warmup, ...)")
+    warmup_ratio: float = _f(0.03, "share of steps used for linear warm-up")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm")
+    optim: str = _f("adamw_torch", "transformers optimizer name: adamw_torch, adamw_torch_fused, "
+                                   "adamw_bnb_8bit, paged_adamw_8bit, ...")
+    # memory / speed
+    precision: str = _f("auto", "auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | fp32")
+    gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory")
+    attn_implementation: str = _f("sdpa", "sdpa | eager | flash_attention_2")
+    max_length: int = _f(256, "max tokens of prompt + answer; longer examples are truncated and counted")
+    group_by_length: bool = _f(True, "batch examples of similar length together (less padding)")
+    dataloader_workers: int = _f(0, "DataLoader worker processes")
+    # data
+    typo_copies: int = _f(0, "add this many typo'd copies of each training input (seeded)")
+    typo_rate: float = _f(0.05, "per-character typo probability for typo augmentation")
+    max_train_examples: int = _f(0, "use only the first N training examples after shuffling (0 = all)")
+    system_prompt: str = _f("", "override the system instruction (empty = qrewrite.prompt.SYSTEM_PROMPT)")
+    # LoRA / QLoRA
+    lora_r: int = _f(16, "LoRA rank")
+    lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = _f(0.05, "LoRA dropout")
+    lora_targets: list = _f(QWEN2_TARGETS, "module names to adapt; each must match a module of the model")
+    merge_after: bool = _f(True, "after LoRA/QLoRA training also save a merged full checkpoint")
+    # evaluation, checkpoints, logging
+    eval_steps: int = _f(50, "evaluate (loss + sampled ROUGE-L) every N steps; 0 = only at the end")
+    eval_sample: int = _f(32, "validation questions rewritten for ROUGE-L at each evaluation")
+    max_eval_examples: int = _f(0, "cap the validation split used for eval loss (0 = all)")
+    save_steps: int = _f(50, "checkpoint every N steps (a multiple of eval_steps keeps the best one)")
+    save_total_limit: int = _f(2, "checkpoints kept (the best is always kept)")
+    logging_steps: int = _f(10, "log loss every N steps")
+    max_new_tokens: int = _f(64, "generation budget when rewriting")
+    trust_remote_code: bool = _f(False, "allow the model repo's own Python code to run (off unless asked)")
+    report_to: str = _f("tensorboard", "tensorboard | none")
+
+    # ---- derived helpers -------------------------------------------------------------------------------
+    def resolved_run_name(self) -> str:
+        if self.run_name:
+            return self.run_name
+        base = Path(self.model.rstrip("/")).name.lower().replace("_", "-")
+        return f"{base}-{self.method}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "TrainConfig":
+        errors = []
+        if self.method not in METHODS:
+            errors.append(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
+        if not self.learning_rate > 0:
+            errors.append(f"learning_rate: must be > 0, got {self.learning_rate}")
+        for name in ("batch_size", "grad_accum", "max_length", "max_new_tokens", "logging_steps"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            errors.append(f"max_steps: must be -1 (use num_epochs) or >= 1, got {self.max_steps}")
+        if self.max_steps == -1 and not self.num_epochs > 0:
+            errors.append(f"num_epochs: must be > 0, got {self.num_epochs}")
+        if self.method in ("lora", "qlora"):
+            if self.lora_r < 1:
+                errors.append(f"lora_r: must be >= 1, got {self.lora_r}")
+            if self.lora_alpha <= 0:
+                errors.append(f"lora_alpha: must be > 0, got {self.lora_alpha}")
+            if not self.lora_targets:
+                errors.append("lora_targets: name at least one module (e.g. q_proj v_proj)")
+        if not 0 <= self.lora_dropout < 1:
+            errors.append(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
+        if not 0 <= self.warmup_ratio < 1:
+            errors.append(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 <= self.typo_rate <= 1 or self.typo_copies < 0:
+            errors.append("typo_rate must be in [0, 1] and typo_copies >= 0")
+        for name in ("eval_steps", "save_steps", "eval_sample", "save_total_limit", "max_train_examples",
+                     "max_eval_examples", "dataloader_workers"):
+            if getattr(self, name) < 0:
+                errors.append(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+            errors.append(f"precision: {self.precision!r} is not one of auto, bf16, fp16, fp32")
+        if self.report_to not in ("tensorboard", "none"):
+            errors.append(f"report_to: {self.report_to!r} is not one of tensorboard, none")
+        if errors:
+            raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+        return self
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _field_type(f: dataclasses.Field):
+    hints = typing.get_type_hints(TrainConfig)
+    return hints[f.name]
+
+
+def coerce(key: str, value):
+    """Convert ``value`` (from YAML or the command line) to the type of config field ``key``."""
+    typ = _field_type(FIELDS[key])
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if typ is list:
+            if isinstance(value, str):
+                return [v for v in value.replace(",", " ").split() if v]
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return list(value)
+            raise ValueError
+        if typ is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if typ is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}")
+
+
+def unknown_key_error(key: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(key, FIELDS, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(FIELDS)}"
+    return ConfigError(f"unknown config key {key!r} in {source}{hint}")
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults <- YAML file <- overrides (a dict of field -> value, strings allowed), validated."""
+    values: dict = {}
+    if path:
+        path = Path(path)
+        if not path.exists() and (PROJECT_ROOT / path).exists():
+            path = PROJECT_ROOT / path
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must be a mapping of key: value, got {type(loaded).__name__}")
+        for k, v in loaded.items():
+            k = str(k).replace("-", "_")
+            if k not in FIELDS:
+                raise unknown_key_error(k, str(path))
+            values[k] = coerce(k, v)
+    for k, v in (overrides or {}).items():
+        k = k.replace("-", "_")
+        if k not in FIELDS:
+            raise unknown_key_error(k, "the command line")
+        values[k] = coerce(k, v)
+    return TrainConfig(**values).validate()
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` plus one ``--<field>`` option per config field (help text from the field)."""
+    parser.add_argument("--config", help="YAML config file (see configs/); options below override it")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint in the run directory")
+    group = parser.add_argument_group("config fields (override the config file)")
+    for f in dataclasses.fields(TrainConfig):
+        typ = _field_type(f)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kw = dict(dest=f"cfg_{f.name}", default=None,
+                  help=f"{f.metadata['help']} (default: {default!r})")
+        if typ is list:
+            kw["nargs"] = "+"
+        elif typ is bool:
+            kw["metavar"] = "{true,false}"
+        else:
+            kw["metavar"] = typ.__name__.upper()
+        group.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    return load_config(args.config, overrides)
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> Path:
+    from .files import atomic_write_text
+    return atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,118 @@
+"""Atomic file writes, JSON/JSONL helpers and run provenance (git commit, fingerprints).
+
+Every metrics, predictions and results file goes through ``atomic_write_*``: the content is written to a
+temporary file in the same directory and renamed into place, so an interrupted run never leaves a file
+that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the file ordinary permissions
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
+    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8-sig") as f:
+        return json.load(f)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="utf-8-sig") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def file_fingerprint(*paths: str | os.PathLike) -> str:
+    """sha256 over the bytes of the given files (in order), first 16 hex digits."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def git_commit(root: str | os.PathLike = PROJECT_ROOT) -> str:
+    """The current commit, with '+dirty' when the work tree has uncommitted changes; 'unknown' outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.executable).name, *sys.argv])
+
+
+def safe_join(base: str | os.PathLike, name: str, what: str = "run name") -> Path:
+    """``base/name``, refusing names that would escape ``base`` (``..``, absolute paths, empty)."""
+    if not name or name.strip() != name or Path(name).is_absolute():
+        raise ValueError(f"invalid {what} {name!r}: use a plain relative name such as 'smollm2-full'")
+    base_resolved = Path(base).resolve()
+    target = (base_resolved / name).resolve()
+    if target == base_resolved or base_resolved not in target.parents:
+        raise ValueError(f"invalid {what} {name!r}: it would write outside {base}")
+    return Path(base) / name
+
+
+def check_writable(directory: str | os.PathLike, need_bytes: int = 0) -> None:
+    """Fail early, before loading a model, if ``directory`` cannot be written or lacks ``need_bytes`` free."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise PermissionError(f"cannot write to output directory {directory}: {e.strerror or e}") from e
+    if need_bytes:
+        free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+        if free < need_bytes:
+            raise OSError(f"not enough disk space in {directory}: {free / 2**30:.2f} GiB free, "
+                          f"about {need_bytes / 2**30:.2f} GiB needed for a checkpoint")

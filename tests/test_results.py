@@ -1,0 +1,143 @@
+import json
+
+import pytest
+
+from qrewrite.results import collect_runs, results_table, write_results
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _metrics(rouge1, rouge2, rougeL, bleu, em, changed, n=100):
+    return {"n": n, "rouge1": rouge1, "rouge2": rouge2, "rougeL": rougeL, "rougeLsum": rougeL, "bleu": bleu,
+            "exact_match": em, "changed_input": changed}
+
+
+def _run(name, method, data="disfl-qa dev", steps=None, train_time_s=None, peak_memory_mb=None,
+         model="HuggingFaceTB/SmolLM2-135M-Instruct"):
+    return {"name": name, "model": model, "method": method, "data": data, "data_path": "dataset/valid.json",
+            "data_fingerprint": "0123456789abcdef", "steps": steps, "train_time_s": train_time_s,
+            "peak_memory_mb": peak_memory_mb, "git_commit": "abc123", "command": "python -m qrewrite eval",
+            "created": "2024-01-01T00:00:00+00:00"}
+
+
+def _write(path, doc):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+@pytest.fixture
+def outputs(tmp_path):
+    out = tmp_path / "outputs"
+    _write(out / "smollm2-lora" / "metrics.json",
+           {"metrics": _metrics(0.91234, 0.85, 0.90449, 71.25, 0.4567, 0.98),
+            "run": _run("smollm2-lora", "lora", steps=500, train_time_s=125.0, peak_memory_mb=2048.4)})
+    _write(out / "copy" / "metrics.json",
+           {"metrics": _metrics(0.8, 0.7, 0.75, 55.0, 0.0, 0.0), "run": _run("copy", "copy")})
+    _write(out / "smollm2-lora" / "typo" / "metrics.json",
+           {"metrics": _metrics(0.5, 0.25, 0.5, 20.04, 0.1, 1.0),
+            "run": _run("smollm2-lora", "lora", data="disfl-qa dev (typo)", steps=500)})
+    _write(out / "smollm2-lora" / "trainer_log.json",
+           [{"step": 10, "loss": 2.5}, {"step": 20, "loss": 1.9}, {"step": 20, "eval_loss": 2.0},
+            {"step": 30, "loss": 1.5}, {"step": 40, "loss": 1.2, "eval_loss": 1.6}])
+    return out
+
+
+def test_collect_runs_order_and_paths(outputs):
+    runs = collect_runs(outputs)
+    # data "disfl-qa dev" first (copy before lora), then "disfl-qa dev (typo)"
+    assert [r["path"] for r in runs] == ["copy/metrics.json", "smollm2-lora/metrics.json",
+                                         "smollm2-lora/typo/metrics.json"]
+    assert runs[1]["metrics"]["bleu"] == 71.25 and runs[1]["run"]["method"] == "lora"
+
+
+def test_collect_runs_method_order(tmp_path):
+    for name, method in [("q", "qlora"), ("f", "full"), ("z", "zero-shot"), ("l", "lora"), ("c", "copy")]:
+        _write(tmp_path / name / "metrics.json", {"metrics": _metrics(1, 1, 1, 1, 1, 1), "run": _run(name, method)})
+    assert [r["run"]["method"] for r in collect_runs(tmp_path)] == ["copy", "zero-shot", "full", "lora", "qlora"]
+
+
+def test_collect_runs_missing_dir(tmp_path):
+    assert collect_runs(tmp_path / "nope") == []
+
+
+def test_results_table_rows_and_formatting(outputs):
+    md = results_table(collect_runs(outputs))
+    lines = md.splitlines()
+    assert "python -m qrewrite results" in lines[0] and "do not edit by hand" in lines[0]
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert header == ["run", "model", "method", "data", "steps", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU", "EM",
+                      "changed", "train time", "peak memory"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:7]]
+    assert len(rows) == 3 and lines[7] == ""
+    copy, lora, typo = rows
+    assert copy == ["copy", "HuggingFaceTB/SmolLM2-135M-Instruct", "copy", "disfl-qa dev", "—",
+                    "0.800", "0.700", "0.750", "55.0", "0.0%", "0.0%", "—", "—"]
+    assert lora[0] == "smollm2-lora" and lora[2] == "lora" and lora[4] == "500"
+    assert lora[5:11] == ["0.912", "0.850", "0.904", "71.2", "45.7%", "98.0%"]
+    assert lora[11] == "2.1 min" and lora[12] == "2048 MB"
+    assert typo[3] == "disfl-qa dev (typo)" and typo[8] == "20.0" and typo[11] == "—"
+
+
+def test_results_table_missing_optional_metric(tmp_path):
+    doc = {"metrics": {"rougeL": 0.5, "exact_match": 0.25}, "run": _run("r", "full")}
+    _write(tmp_path / "r" / "metrics.json", doc)
+    row = [c.strip() for c in results_table(collect_runs(tmp_path)).splitlines()[4].strip("|").split("|")]
+    assert row[5:11] == ["—", "—", "0.500", "—", "25.0%", "—"]
+
+
+def test_write_results_deterministic_and_pngs(outputs):
+    path = write_results(outputs)
+    assert path == outputs / "results.md"
+    first = path.read_text(encoding="utf-8")
+    second = write_results(outputs).read_text(encoding="utf-8")
+    assert first == second
+    assert first == results_table(collect_runs(outputs))
+    for name in ("metrics.png", "loss_curves.png"):
+        data = (outputs / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 1000
+    assert not [p for p in outputs.iterdir() if p.name.endswith(".tmp")]  # no leftovers from atomic writes
+
+
+def test_loss_plot_differs_with_and_without_logs(outputs):
+    write_results(outputs)
+    with_log = (outputs / "loss_curves.png").read_bytes()
+    (outputs / "smollm2-lora" / "trainer_log.json").unlink()
+    write_results(outputs)
+    without_log = (outputs / "loss_curves.png").read_bytes()
+    assert with_log != without_log and without_log.startswith(PNG_MAGIC)
+
+
+def test_zero_runs(tmp_path):
+    out = tmp_path / "outputs"
+    path = write_results(out)
+    text = path.read_text(encoding="utf-8")
+    assert "no runs yet" in text and "python -m qrewrite results" in text
+    assert "|" not in text.split("\n", 1)[1]  # no table
+    for name in ("metrics.png", "loss_curves.png"):
+        assert (out / name).read_bytes().startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize("doc,field", [
+    ({"run": _run("a", "full")}, "metrics"),
+    ({"metrics": _metrics(1, 1, 1, 1, 1, 1)}, "run"),
+    ({"metrics": _metrics(1, 1, 1, 1, 1, 1), "run": {k: v for k, v in _run("a", "full").items() if k != "method"}},
+     "run.method"),
+    ({"metrics": {"rougeL": 0.5}, "run": _run("a", "full")}, "metrics.exact_match"),
+    ({"metrics": {**_metrics(1, 1, 1, 1, 1, 1), "bleu": "high"}, "run": _run("a", "full")}, "metrics.bleu"),
+])
+def test_malformed_metrics_names_file_and_field(tmp_path, doc, field):
+    _write(tmp_path / "good" / "metrics.json", {"metrics": _metrics(1, 1, 1, 1, 1, 1), "run": _run("g", "copy")})
+    _write(tmp_path / "bad-run" / "metrics.json", doc)
+    with pytest.raises(ValueError) as e:
+        collect_runs(tmp_path)
+    msg = str(e.value)
+    assert "bad-run" in msg and "metrics.json" in msg and f"'{field}'" in msg
+
+
+def test_invalid_json_names_file(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="broken"):
+        collect_runs(tmp_path)
+    with pytest.raises(ValueError, match="broken"):
+        write_results(tmp_path)
