@@ -71,9 +71,7 @@ class DataReport:
     fields: dict[str, str | None] = field(default_factory=dict)
 
     def _add(self, kind: str, reason: str, rid: str) -> None:
-        ids = getattr(self, kind).setdefault(reason, [])
-        if not ids or ids[-1] != rid:
-            ids.append(rid)
+        getattr(self, kind).setdefault(reason, []).append(rid)
 
     @property
     def n_skipped(self) -> int:
@@ -228,7 +226,7 @@ def _pick(path: Path, fields: Iterable[str], given: str | None, defaults: tuple[
             return c
     if not required:
         return None
-    tried = given if given is not None else ", ".join(defaults)
+    tried = ", ".join(repr(c) for c in candidates)
     if is_csv:
         raise DataError(f"{path}: CSV has no {what} column (looked for: {tried}); header found: {fields}")
     raise DataError(f"{path}: {where}: missing {what} field (looked for: {tried}); "
@@ -271,7 +269,7 @@ def read_records(path, *, input_field=None, target_field=None, id_field=None, re
     if not items:
         raise DataError(f"{path}: no records in the file ({fmt})")
 
-    first_key, first, first_where = items[0]
+    _, first, first_where = items[0]
     if not isinstance(first, dict):
         raise DataError(f"{path}: {first_where}: expected an object with input/target fields, "
                         f"got {_type_name(first)}")
@@ -609,6 +607,7 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
         "split_off": split_info,
         "counts": counts,
         "splits": {split: reports[split].to_dict() for split in reports},
+        "files": [str(out_dir / name) for name in texts] + [str(out_dir / "prepare_report.json")],
         "outputs": {name: {"path": str(out_dir / name),
                            "sha256": hashlib.sha256(t.encode("utf-8")).hexdigest()}
                     for name, t in texts.items()},
