@@ -11,25 +11,22 @@ q() { echo "+ python -m qrewrite $*"; python -m qrewrite "$@"; }
 logged() { local log=$1; shift; mkdir -p "$(dirname "$log")"; { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)"; "$@"; } 2>&1 | tee "$log"; }
 
 logged outputs/logs/prepare.log q prepare --source "$RAW" --out dataset
-for split in valid valid_typo; do
-  label="disfl-qa dev"; [ $split = valid_typo ] && label="disfl-qa dev (typo)"
-  logged outputs/copy-baseline/$split.log q evaluate --model copy --data dataset/$split.json \
-    --out outputs/copy-baseline/$split --name copy-baseline --data-label "$label"
-done
+# evaluate NAME MODEL [extra args]: clean dev -> outputs/NAME/, typo'd dev -> outputs/NAME/typo/
+evaluate() {
+  local name=$1 model=$2; shift 2
+  logged outputs/$name/evaluate.log q evaluate --model "$model" --data dataset/valid.json --out outputs/$name \
+    --name $name --data-label "disfl-qa dev" "$@"
+  logged outputs/$name/typo/evaluate.log q evaluate --model "$model" --data dataset/valid_typo.json \
+    --out outputs/$name/typo --name $name --data-label "disfl-qa dev (typo)"
+}
+
+evaluate copy-baseline copy
 for run in smollm2-full smollm2-lora; do
   method=${run#smollm2-}
   [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
     logged outputs/$run/train.log q train --config configs/smollm2-cpu-$method.yaml \
       $([ -d weights/$run ] && echo --resume)
-  for split in valid valid_typo; do
-    label="disfl-qa dev"; [ $split = valid_typo ] && label="disfl-qa dev (typo)"
-    logged outputs/$run/$split.log q evaluate --model weights/$run --data dataset/$split.json \
-      --out outputs/$run/$split --name $run --data-label "$label" --train-data dataset/train.json
-  done
+  evaluate $run weights/$run --train-data dataset/train.json
 done
-for split in valid valid_typo; do
-  label="disfl-qa dev"; [ $split = valid_typo ] && label="disfl-qa dev (typo)"
-  logged outputs/smollm2-zero-shot/$split.log q evaluate --model smollm2 --data dataset/$split.json \
-    --out outputs/smollm2-zero-shot/$split --name smollm2-zero-shot --data-label "$label"
-done
+evaluate smollm2-zero-shot smollm2
 q results --outputs outputs
