@@ -1,0 +1,210 @@
+"""Small display helpers for the notebooks in ``notebooks/``: tables of records, reports and scores.
+
+The notebooks call the package's own functions (``prepare_data``, ``load_config``, ``train``,
+``evaluate_model``, ...) in the same order as the command line; what lives here only turns their results into
+``pandas.DataFrame`` tables, plus two "do not redo finished work" checks (:func:`completed_run`,
+:func:`evaluate_or_reuse`) so re-executing a notebook on a finished run shows it instead of recomputing it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from .analysis import KINDS, breakdown_by_kind, classify_input
+from .files import file_fingerprint, read_json, read_jsonl
+
+__all__ = [
+    "records_frame", "report_frame", "word_count_frame", "kind_counts", "kind_frame", "kind_examples",
+    "supervised_parts", "completed_run", "loss_history", "reusable_evaluation", "evaluate_or_reuse",
+    "metrics_frame", "breakdown_frame",
+]
+
+
+def _pd():
+    import pandas as pd
+    return pd
+
+
+# ---- data ---------------------------------------------------------------------------------------------------
+
+def records_frame(records: list[dict], n: int | None = None, columns=("id", "input", "target")):
+    """The first ``n`` records (all when ``n`` is None) as a table with the given columns."""
+    rows = records if n is None else records[:n]
+    return _pd().DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=list(columns))
+
+
+def report_frame(report: dict):
+    """One row per split of a ``prepare_data`` report: read, kept, and counts per skip / clean / flag reason."""
+    rows = []
+    for split, rep in report.get("splits", {}).items():
+        row = {"split": split, "read": rep.get("n_read"), "kept": rep.get("n_kept")}
+        for kind in ("skipped", "cleaned", "flagged"):
+            for reason, ids in sorted((rep.get(kind) or {}).items()):
+                row[f"{kind}: {reason}"] = len(ids)
+        rows.append(row)
+    return _pd().DataFrame(rows).set_index("split").fillna(0).convert_dtypes()
+
+
+def word_count_frame(splits: dict[str, list[dict]]):
+    """Words per input and per target of each split (count, mean, quartiles, max)."""
+    pd = _pd()
+    cols = {}
+    for name, records in splits.items():
+        for field in ("input", "target"):
+            cols[f"{name} {field}"] = pd.Series([len(r[field].split()) for r in records], dtype="int64")
+    return pd.DataFrame(cols).describe().T[["count", "mean", "min", "25%", "50%", "75%", "max"]].round(1)
+
+
+def kind_counts(records: list[dict]) -> dict[str, int]:
+    """How many records fall in each :data:`qrewrite.analysis.KINDS` (input vs target), in that order."""
+    counts = Counter(classify_input(r["input"], r["target"]) for r in records)
+    return {k: counts.get(k, 0) for k in KINDS}
+
+
+def kind_frame(splits: dict[str, list[dict]]):
+    """Kinds of disfluency per split: counts and shares."""
+    pd = _pd()
+    counts = pd.DataFrame({name: kind_counts(recs) for name, recs in splits.items()})
+    shares = (counts / counts.sum()).round(3).add_suffix(" share")
+    return pd.concat([counts, shares], axis=1)
+
+
+def kind_examples(records: list[dict]):
+    """The first record of each kind, as a table (kind, input, target)."""
+    seen: dict[str, dict] = {}
+    for r in records:
+        kind = classify_input(r["input"], r["target"])
+        if kind not in seen:
+            seen[kind] = {"kind": kind, "input": r["input"], "target": r["target"]}
+        if len(seen) == len(KINDS):
+            break
+    return _pd().DataFrame([seen[k] for k in KINDS if k in seen], columns=["kind", "input", "target"])
+
+
+# ---- training -----------------------------------------------------------------------------------------------
+
+def supervised_parts(tokenizer, example: dict) -> dict:
+    """Split an :func:`qrewrite.prompt.encode_example` result into what the loss ignores and what it trains on.
+
+    Returns ``{"n_tokens", "n_masked", "n_supervised", "masked_text", "supervised_text"}``, decoded with the
+    special tokens kept so the end-of-turn token is visible."""
+    from .prompt import IGNORE_INDEX
+
+    ids, labels = example["input_ids"], example["labels"]
+    masked = [i for i, lab in zip(ids, labels) if lab == IGNORE_INDEX]
+    supervised = [lab for lab in labels if lab != IGNORE_INDEX]
+    return {"n_tokens": len(ids), "n_masked": len(masked), "n_supervised": len(supervised),
+            "masked_text": tokenizer.decode(masked, skip_special_tokens=False),
+            "supervised_text": tokenizer.decode(supervised, skip_special_tokens=False)}
+
+
+def completed_run(cfg) -> Path | None:
+    """The run directory of ``cfg`` when it already holds a complete run trained with exactly this config."""
+    from .config import load_config
+    from .train import run_dir_for
+
+    run_dir = run_dir_for(cfg)
+    try:
+        info = read_json(run_dir / "run.json")
+        saved = load_config(run_dir / "config.yaml").to_dict()
+    except (OSError, ValueError):
+        return None
+    if info.get("status") != "complete" or saved != cfg.to_dict():
+        return None
+    return run_dir
+
+
+def loss_history(run_dir):
+    """``trainer_log.json`` of a run as a table indexed by step: loss, eval_loss, eval_rougeL_sample, ..."""
+    pd = _pd()
+    log = read_json(Path(run_dir) / "trainer_log.json")
+    keep = ("loss", "eval_loss", "eval_rougeL_sample", "learning_rate", "grad_norm")
+    rows = [{"step": e["step"], **{k: e[k] for k in keep if k in e}} for e in log if "step" in e]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.groupby("step").first().reindex(columns=[k for k in keep if k in frame.columns])
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------------
+
+def _training_run(model_arg: str) -> dict | None:
+    path = Path(model_arg)
+    for d in (path, path.parent):
+        if (d / "run.json").is_file():
+            return read_json(d / "run.json")
+    return None
+
+
+def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0, max_new_tokens: int | None = None) -> str | None:
+    """``None`` when ``out_dir`` already holds a finished evaluation of ``model_arg`` on the same data (same
+    bytes: the data fingerprint), of the same size, with the same training run and generation budget; else the
+    reason it cannot be reused."""
+    from .data import load_split
+
+    out_dir = Path(out_dir)
+    if not (out_dir / "metrics.json").is_file() or not (out_dir / "predictions.jsonl").is_file():
+        return f"no finished evaluation in {out_dir}"
+    try:
+        old = read_json(out_dir / "metrics.json")
+        run = old["run"]
+        n_rows = len(read_jsonl(out_dir / "predictions.jsonl"))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"{out_dir}: unreadable evaluation ({e})"
+    if run.get("data_fingerprint") != file_fingerprint(data):
+        return f"{data} changed since {out_dir} was evaluated (data fingerprint differs)"
+    if str(run.get("model_path")) != str(model_arg):
+        return f"{out_dir} was evaluated for model {run.get('model_path')!r}, not {str(model_arg)!r}"
+    n = len(load_split(data))
+    n = min(n, limit) if limit else n
+    if run.get("n_examples") != n or n_rows != n:
+        return f"{out_dir} holds {n_rows} predictions, {n} wanted"
+    if max_new_tokens is not None and old.get("eval", {}).get("max_new_tokens") != max_new_tokens:
+        return f"{out_dir} was generated with max_new_tokens={old.get('eval', {}).get('max_new_tokens')}"
+    training = _training_run(str(model_arg))
+    if training is not None and (run.get("steps"), run.get("training_git_commit"),
+                                 run.get("training_data_fingerprint")) != (
+            training.get("steps"), training.get("git_commit"), training.get("data_fingerprint")):
+        return f"the training run {model_arg} changed since {out_dir} was evaluated"
+    return None
+
+
+def evaluate_or_reuse(model_arg: str, data, out_dir, *, reuse: bool = True, limit: int = 0,
+                      max_new_tokens: int = 64, **kwargs) -> tuple[dict, list[dict], bool]:
+    """:func:`qrewrite.evaluation.evaluate_model`, unless ``reuse`` and :func:`reusable_evaluation` says the
+    evaluation in ``out_dir`` is already this one. Returns ``(metrics.json dict, predictions.jsonl rows,
+    reused)`` and prints which it did and why."""
+    from .evaluation import evaluate_model
+
+    reason = reusable_evaluation(model_arg, data, out_dir, limit=limit, max_new_tokens=max_new_tokens) \
+        if reuse else "REUSE is off"
+    if reason is None:
+        result = read_json(Path(out_dir) / "metrics.json")
+        print(f"reusing {out_dir}: {result['run']['n_examples']} predictions of {model_arg} on {data} "
+              f"(data fingerprint {result['run']['data_fingerprint']})")
+    else:
+        print(f"evaluating {model_arg} on {data} -> {out_dir} ({reason})")
+        result = evaluate_model(model_arg, data, out_dir, limit=limit, max_new_tokens=max_new_tokens, **kwargs)
+    return result, read_jsonl(Path(out_dir) / "predictions.jsonl"), reason is None
+
+
+def metrics_frame(results: dict[str, dict]):
+    """One row per evaluation (label -> ``metrics.json`` dict): ROUGE, BLEU, exact match, changed share."""
+    rows = []
+    for label, res in results.items():
+        m, run = res["metrics"], res["run"]
+        rows.append({"system": label, "data": run.get("data"), "method": run.get("method"), "n": m.get("n"),
+                     "ROUGE-1": m.get("rouge1"), "ROUGE-2": m.get("rouge2"), "ROUGE-L": m.get("rougeL"),
+                     "BLEU": m.get("bleu"), "EM": m.get("exact_match"), "changed": m.get("changed_input")})
+    return _pd().DataFrame(rows).set_index("system").round(4)
+
+
+def breakdown_frame(rows_by_system: dict[str, list[dict]]):
+    """:func:`qrewrite.analysis.breakdown_by_kind` of several systems side by side (n, ROUGE-L, EM per kind)."""
+    pd = _pd()
+    parts = {}
+    for label, rows in rows_by_system.items():
+        parts[label] = pd.DataFrame(breakdown_by_kind(rows)).T.reindex(columns=["n", "rougeL", "exact_match"])
+    frame = pd.concat(parts, axis=1)
+    return frame.reindex([k for k in KINDS if k in frame.index]).round(4)
