@@ -7,14 +7,14 @@ Thin: each command parses its options and calls one function of the package. Err
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 
-from .config import ConfigError, add_config_arguments, config_from_args, load_config
+from .config import ConfigError, ModelLoadError, add_config_arguments, config_from_args, load_config
 from .data import DataError
-from .files import PROJECT_ROOT, safe_join
-from .models import ModelLoadError
+from .files import PROJECT_ROOT, check_writable, safe_join
 
 DISFL_QA = PROJECT_ROOT.parent / "shared" / "data" / "disfl-qa"
 USER_ERRORS = (DataError, ConfigError, ModelLoadError, FileNotFoundError, PermissionError)
@@ -79,8 +79,8 @@ def add_train(sub):
 
 
 def cmd_train(args) -> int:
+    cfg = config_from_args(args)  # config errors fail fast, before the slow import of transformers
     from .train import train
-    cfg = config_from_args(args)
     try:
         run_dir = train(cfg, resume=args.resume)
     except KeyboardInterrupt as e:
@@ -151,9 +151,6 @@ def add_rewrite(sub):
 
 
 def cmd_rewrite(args) -> int:
-    from .generate import rewrite_batch, rewrite_file
-    from .models import load_for_inference
-
     if bool(args.input) != bool(args.output):
         raise ConfigError("--input and --output go together")
     if not (args.questions or args.input or args.interactive):
@@ -165,7 +162,10 @@ def cmd_rewrite(args) -> int:
                                        strict=args.strict)
         if any(report.skipped.values()):
             print(report.summary(), file=sys.stderr)
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        check_writable(Path(args.output).parent)
+    from .generate import rewrite_batch, rewrite_file  # torch: only once the input is known to be usable
+    from .models import load_for_inference
+
     model, tokenizer, _ = load_for_inference(args.model, precision=args.precision,
                                              trust_remote_code=args.trust_remote_code)
     gen = dict(max_new_tokens=args.max_new_tokens)
@@ -213,6 +213,8 @@ def add_quickstart(sub):
                    help="prepare Disfl-QA from --source and train with configs/smollm2-cpu-full.yaml")
     p.add_argument("--source", default=str(DISFL_QA), help=f"raw Disfl-QA directory for --full (default: {DISFL_QA})")
     p.add_argument("--config", help="override the training config file")
+    p.add_argument("--model", help="override the config's model (e.g. a local checkpoint directory)")
+    p.add_argument("--outputs", default="outputs", help="where evaluations and results.md go (default: outputs)")
     p.set_defaults(func=cmd_quickstart)
 
 
@@ -230,20 +232,28 @@ def cmd_quickstart(args) -> int:
         config = args.config or "configs/smollm2-quickstart.yaml"
     print(f"[1/4] prepare: {source} -> {data_dir}")
     print(format_prepare_report(prepare_data(source, data_dir)))
-    cfg = load_config(config, {"train_file": f"{data_dir}/train.json", "valid_file": f"{data_dir}/valid.json"})
+    overrides = {"train_file": f"{data_dir}/train.json", "valid_file": f"{data_dir}/valid.json"}
+    if args.model:
+        overrides["model"] = args.model
+    cfg = load_config(config, overrides)
     run_dir = run_dir_for(cfg)
+    status = json.loads((run_dir / "run.json").read_text()).get("status") if (run_dir / "run.json").exists() else None
     if not args.full and run_dir.exists():
         shutil.rmtree(run_dir)  # the quickstart's own run directory: start fresh each time
-    print(f"[2/4] train: {config} -> {run_dir}")
-    train(cfg)
-    out = safe_join("outputs", cfg.resolved_run_name())
-    print(f"[3/4] evaluate: {run_dir} and the copy baseline on {data_dir}/valid.json -> outputs/")
+        status = None
+    if status == "complete":
+        print(f"[2/4] train: {run_dir} is already complete; reusing it")
+    else:
+        print(f"[2/4] train: {config} -> {run_dir}" + (" (resuming)" if status else ""))
+        train(cfg, resume=status is not None)
+    out = safe_join(args.outputs, cfg.resolved_run_name())
+    print(f"[3/4] evaluate: {run_dir} and the copy baseline on {data_dir}/valid.json -> {args.outputs}/")
     for model, out_dir, name in ((str(run_dir), out, cfg.resolved_run_name()),
                                  ("copy", Path(f"{out}-copy-baseline"), f"{cfg.resolved_run_name()}-copy")):
         r = evaluate_model(model, f"{data_dir}/valid.json", out_dir, name=name, data_label=label,
                            train_data=f"{data_dir}/train.json", max_new_tokens=cfg.max_new_tokens)
         print(f"  {name}: ROUGE-L {r['metrics']['rougeL']:.3f}  EM {r['metrics']['exact_match']:.1%}")
-    print(f"[4/4] results: {write_results('outputs')}")
+    print(f"[4/4] results: {write_results(args.outputs)}")
     return 0
 
 

@@ -26,6 +26,10 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message says which key and why."""
 
 
+class ModelLoadError(RuntimeError):
+    """A model source that cannot be used; the message says what to do instead (re-exported by .models)."""
+
+
 def _f(default, help: str, **kw):
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help, **kw})
@@ -96,6 +100,12 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         errors = []
+        if self.run_name:
+            from .files import safe_join
+            try:
+                safe_join(self.output_root, self.run_name)
+            except ValueError as e:
+                errors.append(f"run_name: {e}")
         if self.method not in METHODS:
             errors.append(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
         if not self.learning_rate > 0:
@@ -212,6 +222,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` plus one ``--<field>`` option per config field (help text from the field)."""
+    parser.allow_abbrev = False  # else a typo such as --lr 1e-4 silently sets --lr-scheduler
     parser.add_argument("--config", help="YAML config file (see configs/); options below override it")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint in the run directory")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
-from .files import atomic_write_bytes, atomic_write_text, file_fingerprint
+from .files import atomic_write_bytes, atomic_write_text, check_writable, file_fingerprint
 from .noise import typo_variant
 
 __all__ = [
@@ -358,7 +358,8 @@ def read_records(path, *, input_field=None, target_field=None, id_field=None, re
 
     report.n_kept = len(records)
     if not records:
-        reasons = ", ".join(f"{r}: {len(ids)}" for r, ids in report.skipped.items())
+        reasons = ", ".join(f"{r}: {len(ids)} ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"
+                            for r, ids in report.skipped.items())
         raise DataError(f"{path}: no usable records left after cleaning (read {report.n_read}; "
                         f"skipped {reasons})")
     return records, report
@@ -615,6 +616,7 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
     }
 
     # Everything is known to be good: write.
+    check_writable(out_dir)
     for name, t in texts.items():
         atomic_write_text(out_dir / name, t)
     for name in _OUTPUT_NAMES:

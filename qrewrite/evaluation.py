@@ -21,9 +21,9 @@ from pathlib import Path
 from .data import load_split, read_records
 from .files import atomic_write_json, atomic_write_jsonl, check_writable, command_line, file_fingerprint, git_commit, \
     read_json
-from .generate import rewrite
 from .metrics import compute_metrics, per_example
-from .models import COPY_BASELINE, load_for_inference
+
+COPY_BASELINE = "copy"  # same as qrewrite.models.COPY_BASELINE; torch is imported only when a model is loaded
 
 
 def _run_of(model_arg: str) -> tuple[dict | None, Path | None]:
@@ -37,6 +37,7 @@ def _run_of(model_arg: str) -> tuple[dict | None, Path | None]:
 
 def predict(model, tokenizer, questions: list[str], *, batch_size: int = 32, max_new_tokens: int = 64,
             system_prompt: str | None = None, progress=None) -> list[str]:
+    from .generate import rewrite
     out = [""] * len(questions)
     for i, text in rewrite(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens,
                            system_prompt=system_prompt, progress=progress):
@@ -73,6 +74,7 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *, bat
         def infer(questions):
             return list(questions)
     else:
+        from .models import load_for_inference
         model, tokenizer, source = load_for_inference(model_arg, precision=precision,
                                                       trust_remote_code=trust_remote_code)
         method = run["method"] if run else "zero-shot"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from .data import DataError
 from .models import end_of_turn_ids
 from .prompt import build_prompt
 
@@ -100,8 +101,8 @@ def _finished_lines(partial: Path, records: list[dict]) -> list[str]:
         except json.JSONDecodeError:
             break
         if n >= len(records) or row.get("id") != records[n]["id"]:
-            raise ValueError(f"{partial} line {n + 1} (id {row.get('id')!r}) does not match input record {n + 1} "
-                             f"(id {records[n]['id'] if n < len(records) else None!r}); it was written for "
-                             "another input file: delete it to start over")
+            raise DataError(f"{partial} line {n + 1} (id {row.get('id')!r}) does not match input record {n + 1} "
+                            f"(id {records[n]['id'] if n < len(records) else None!r}); it was written for "
+                            "another input file: delete it to start over")
         done.append(line)
     return done

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError
+from .config import ConfigError, ModelLoadError  # noqa: F401 - ModelLoadError is defined there, torch-free
 from .files import PROJECT_ROOT, atomic_write_json, file_fingerprint
 
 OFFLINE_ALIAS = "smollm2"
@@ -32,10 +32,6 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
     "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-
-class ModelLoadError(RuntimeError):
-    """A model source that cannot be used; the message says what to do instead."""
 
 
 # ---- sources ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from .files import file_fingerprint, read_json, read_jsonl
 
 __all__ = [
     "records_frame", "report_frame", "word_count_frame", "kind_counts", "kind_frame", "kind_examples",
-    "supervised_parts", "completed_run", "loss_history", "reusable_evaluation", "evaluate_or_reuse",
+    "finetune_command", "supervised_parts", "completed_run", "loss_history", "reusable_evaluation", "evaluate_or_reuse",
     "metrics_frame", "breakdown_frame",
 ]
 
@@ -83,6 +83,23 @@ def kind_examples(records: list[dict]):
 
 
 # ---- training -----------------------------------------------------------------------------------------------
+
+def finetune_command(config, overrides: dict | None = None, resume: bool = False) -> str:
+    """The ``python finetune.py ...`` command line that trains with the same arguments as
+    ``qrewrite.train.train(load_config(config, overrides), resume=resume)``."""
+    import shlex
+
+    args = ["python", "finetune.py"] + (["--config", str(config)] if config else [])
+    for key, value in (overrides or {}).items():
+        args.append("--" + key.replace("_", "-"))
+        if isinstance(value, (list, tuple)):
+            args += [str(v) for v in value]
+        else:
+            args.append(str(value).lower() if isinstance(value, bool) else str(value))
+    if resume:
+        args.append("--resume")
+    return shlex.join(args)
+
 
 def supervised_parts(tokenizer, example: dict) -> dict:
     """Split an :func:`qrewrite.prompt.encode_example` result into what the loss ignores and what it trains on.

@@ -172,7 +172,8 @@ def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> tuple[Path, str | None]:
         raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose "
                           "another --run-name")
     # Each checkpoint of a 0.5B model in fp32 with Adam state is ~6 GB; ask for the model size x 4 at least.
-    check_writable(run_dir)
+    # A new run's directory is created only when training starts (config.yaml), not by a run that fails first.
+    check_writable(run_dir if run_dir.exists() else run_dir.parent)
     return run_dir, last
 
 

@@ -1,0 +1,295 @@
+"""Rewriting throughput: one question at a time (baseline) vs the project's batched greedy path.
+
+  baseline  for each question: the same chat prompt, model.generate on that one sequence (no padding, KV cache,
+            greedy, stop at end-of-turn), decode; the usual notebook loop
+  project   qrewrite.generate.rewrite: questions sorted by length within windows of 8 batches, left-padded
+            batches of --batch-size, KV cache, greedy, a row stops at end-of-turn
+
+Both sides use the same loaded model, prompts, stop tokens and --max-new-tokens. The project rewrites --n
+validation questions; the baseline, being slow, rewrites the first --baseline-n of them (a prefix subset).
+Work is split into chunks that are interleaved baseline, project, baseline, project, ... (project chunks are
+whole windows of qrewrite.generate.rewrite, so its batches are exactly those of one call over all --n), so a
+slow spell of a shared machine hits both sides; questions/s is reported per chunk (median) and overall.
+For the questions both sides rewrote, the predictions are compared (greedy: they should agree, up to the odd
+numerical difference that left padding causes; reported, not asserted).
+
+    python benchmarks/bench_generate.py                           # offline SmolLM2-135M, CPU
+    python benchmarks/bench_generate.py --model weights/smollm2-full
+    python benchmarks/bench_generate.py --smoke --out /tmp/b      # tiny Qwen2: plumbing only
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import common  # noqa: E402
+from benchmarks.common import ROOT, fmt_ratio, markdown_table, median, ratio  # noqa: E402
+
+import torch  # noqa: E402
+
+CPU_TARGET = 5.0  # project questions/s >= 5 x baseline on CPU
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--model", help="model, checkpoint or run directory (e.g. weights/smollm2-full); "
+                                   "default smollm2 (in --smoke a tiny random Qwen2)")
+    p.add_argument("--data", help="validation split (default dataset/valid.json; --smoke: dataset/sample)")
+    p.add_argument("--n", type=int, default=1000, help="questions the project side rewrites")
+    p.add_argument("--baseline-n", type=int, default=200,
+                   help="questions the baseline rewrites: the first N of the project's (a prefix subset)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--chunks", type=int, default=0,
+                   help="interleaved chunks per side (default: one per rewrite window of 8 batches)")
+    p.add_argument("--max-minutes", type=float, default=0,
+                   help="stop starting new chunk pairs after this long (0 = no limit); results then cover "
+                        "the chunks done, and say so")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    p.add_argument("--smoke", action="store_true", help="tiny model, sample data, a few questions; "
+                                                        "checks the plumbing, makes no timing claim")
+    p.add_argument("--out", help="results directory (default benchmarks/results; --smoke: a temp dir)")
+    p.add_argument("--name", help="results file stem (default generate_<device>[_smoke])")
+    p.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.n, args.baseline_n, args.batch_size, args.max_new_tokens = 40, 8, 4, 8
+    for name in ("n", "baseline_n", "batch_size", "max_new_tokens"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.chunks < 0:
+        p.error("--chunks must be >= 0")
+    return args
+
+
+def default_data(args) -> Path:
+    if args.data:
+        return Path(args.data)
+    if args.smoke:
+        return ROOT / "dataset" / "sample" / "valid.json"
+    path = ROOT / "dataset" / "valid.json"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: prepare the data (python -m qrewrite prepare ...) or pass "
+                         "--data dataset/sample/valid.json")
+    return path
+
+
+@torch.inference_mode()
+def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int) -> list[str]:
+    """The baseline: a plain loop, one unpadded prompt per generate call."""
+    from qrewrite.models import end_of_turn_ids
+    from qrewrite.prompt import build_prompt
+
+    model.eval()
+    eos = end_of_turn_ids(tokenizer)
+    out = []
+    for q in questions:
+        enc = tokenizer(build_prompt(tokenizer, q), return_tensors="pt", add_special_tokens=False)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                             eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
+        out.append(tokenizer.decode(gen[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    return out
+
+
+def batched(model, tokenizer, questions: list[str], batch_size: int, max_new_tokens: int) -> list[str]:
+    """The project: qrewrite.generate.rewrite, results put back in input order."""
+    from qrewrite.generate import rewrite
+
+    out = [""] * len(questions)
+    for i, text in rewrite(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens):
+        out[i] = text
+    return out
+
+
+def chunk_bounds(args, n: int, baseline_n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    window = args.batch_size * 8  # qrewrite.generate.rewrite sorts by length within this many questions
+    windows = math.ceil(n / window)
+    k = min(args.chunks or windows, windows)
+    per = math.ceil(windows / k) * window
+    project = [(s, min(s + per, n)) for s in range(0, n, per)]
+    k = len(project)
+    base = [(baseline_n * i // k, baseline_n * (i + 1) // k) for i in range(k)]
+    return project, [b for b in base if b[1] > b[0]] or [(0, baseline_n)]
+
+
+def render_markdown(result: dict) -> str:
+    s, r, setup = result["summary"], result["summary"]["ratios"], result["setup"]
+    b, p = s["baseline"], s["project"]
+    mem = "peak GPU memory allocated (MB)" if setup["device"] == "cuda" else "peak RSS (MB)"
+    rows = [
+        [f"questions rewritten", f"{b['questions']} (first {b['questions']} of the project's)",
+         str(p["questions"]), ""],
+        [f"questions/s (median over chunks: {b['chunks']} / {p['chunks']})", b["questions_per_s_median"],
+         p["questions_per_s_median"], fmt_ratio(r["questions_per_s"])],
+        ["questions/s overall (questions / total time)", b["questions_per_s_overall"],
+         p["questions_per_s_overall"], fmt_ratio(r["questions_per_s_overall"])],
+        ["seconds per question (overall)", b["seconds_per_question"], p["seconds_per_question"], ""],
+        [mem, b["peak_memory_mb"], p["peak_memory_mb"], fmt_ratio(r["peak_memory"])],
+        ["mean prediction length (tokens, re-tokenised)", b["mean_prediction_tokens"],
+         p["mean_prediction_tokens"], ""],
+    ]
+    table = markdown_table(["metric", "baseline (one at a time)", "project (batched)", "project / baseline"],
+                           rows)
+    a = result["agreement"]
+    if setup["smoke"]:
+        verdict = "smoke run: plumbing check only, no timing claim"
+    elif setup["device"] == "cpu":
+        met = r["questions_per_s"] is not None and r["questions_per_s"] >= CPU_TARGET
+        verdict = (f"target: project >= {CPU_TARGET:g}x the baseline's questions/s on CPU -> "
+                   f"{'met' if met else 'NOT met'} ({fmt_ratio(r['questions_per_s'])} on chunk medians; "
+                   f"{fmt_ratio(r['questions_per_s_overall'])} overall; paired-chunk median "
+                   f"{fmt_ratio(r['questions_per_s_paired_median'])})")
+    else:
+        verdict = f"CPU target ({CPU_TARGET:g}x) does not apply on GPU; measured {fmt_ratio(r['questions_per_s'])}"
+    stopped = (f"\n- stopped early by --max-minutes {setup['max_minutes']:g}: {p['questions']} of "
+               f"{setup['n_requested']} (project) and {b['questions']} of {setup['baseline_n_requested']} (baseline) "
+               "questions done" if setup.get("stopped_early") else "")
+    return f"""# Rewriting: batched greedy (project) vs one question at a time ({setup['model']}, {setup['device']})
+
+{table}
+
+**{verdict}.**
+
+Same predictions on the {a['compared']} questions both sides rewrote: {a['same']} ({a['rate']:.1%}) \
+identical (greedy decoding, same prompts; left padding can change a few through numerics).
+
+- data: `{setup['data']}`; the project rewrote the first {p['questions']} questions, the baseline the first \
+{b['questions']} (a prefix subset, to keep the run short); both at most {setup['max_new_tokens']} new tokens, \
+stop at end-of-turn, KV cache, {setup['dtype']}
+- project: `qrewrite.generate.rewrite`, batch {setup['batch_size']}, left padding, length-sorted windows of \
+{setup['batch_size'] * 8}
+- baseline: a loop of `model.generate` on one unpadded prompt at a time
+- order: {setup['order']}; warm-up calls of both sides excluded{stopped}
+- memory: {result['memory_method']} while that side's chunks ran
+
+## Machine
+{common.machine_markdown(result)}
+
+## Provenance
+{common.provenance_markdown(result)}
+"""
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from qrewrite.data import load_split
+    from qrewrite.models import load_for_inference
+
+    out = common.out_dir(args.out, args.smoke)
+    tmp = Path(tempfile.mkdtemp(prefix="qrewrite-bench-generate-"))
+    load_start = common.load_average()
+    try:
+        if args.model is None and args.smoke:
+            from qrewrite.models import build_tiny_qwen2
+            model_arg, label = str(build_tiny_qwen2(tmp / "tiny-qwen2")), "tiny Qwen2 (random)"
+        else:
+            model_arg = label = args.model or "smollm2"
+        records = load_split(default_data(args))
+        n = min(args.n, len(records))
+        baseline_n = min(args.baseline_n, n)
+        records = records[:n]
+        questions = [r["input"] for r in records]
+        model, tokenizer, source = load_for_inference(model_arg, precision=args.precision)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the model is in memory now
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    project_chunks, baseline_chunks = chunk_bounds(args, n, baseline_n)
+
+    # warm-up (untimed): first calls pay one-off costs (allocations, kernel selection)
+    one_at_a_time(model, tokenizer, questions[:1], 4)
+    batched(model, tokenizer, questions[:args.batch_size], args.batch_size, 4)
+
+    preds = {"baseline": [""] * baseline_n, "project": [""] * n}
+    chunks = {"baseline": [], "project": []}
+    peak = {"baseline": 0.0, "project": 0.0}
+    memory_method = None
+    start, stopped_early = common.now(), False
+    for c in range(max(len(project_chunks), len(baseline_chunks))):
+        if args.max_minutes and c > 0 and common.now() - start > args.max_minutes * 60:
+            stopped_early = True
+            print(f"[bench_generate] --max-minutes {args.max_minutes:g} reached after {c} chunk pair(s)")
+            break
+        for side, bounds in (("baseline", baseline_chunks), ("project", project_chunks)):
+            if c >= len(bounds):
+                continue
+            lo, hi = bounds[c]
+            memory_method = common.reset_peak_memory()
+            t0 = common.now()
+            if side == "baseline":
+                got = one_at_a_time(model, tokenizer, questions[lo:hi], args.max_new_tokens)
+            else:
+                got = batched(model, tokenizer, questions[lo:hi], args.batch_size, args.max_new_tokens)
+            dt = common.now() - t0
+            preds[side][lo:hi] = got
+            peak[side] = max(peak[side], common.peak_memory_mb())
+            chunks[side].append({"questions": [lo, hi], "seconds": dt, "questions_per_s": (hi - lo) / dt})
+            print(f"[bench_generate] chunk {c + 1}: {side} questions {lo}-{hi}: {dt:.1f} s, "
+                  f"{(hi - lo) / dt:.2f} q/s", flush=True)
+
+    # what was actually done (everything, unless --max-minutes stopped it early): a prefix on each side
+    n_req, baseline_req = n, baseline_n
+    n = chunks["project"][-1]["questions"][1]
+    baseline_n = chunks["baseline"][-1]["questions"][1]
+    preds = {"baseline": preds["baseline"][:baseline_n], "project": preds["project"][:n]}
+    overlap = min(n, baseline_n)
+    summary = {}
+    for side in ("baseline", "project"):
+        total = sum(ch["seconds"] for ch in chunks[side])
+        count = len(preds[side])
+        lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in preds[side]]
+        summary[side] = {"questions": count, "chunks": len(chunks[side]), "seconds_total": total,
+                         "questions_per_s_median": median([ch["questions_per_s"] for ch in chunks[side]]),
+                         "questions_per_s_overall": count / total, "seconds_per_question": total / count,
+                         "peak_memory_mb": round(peak[side], 1),
+                         "mean_prediction_tokens": sum(lengths) / max(len(lengths), 1),
+                         "chunk_times": chunks[side]}
+    b, p = summary["baseline"], summary["project"]
+    summary["ratios"] = {
+        "questions_per_s": ratio(p["questions_per_s_median"], b["questions_per_s_median"]),
+        "questions_per_s_overall": ratio(p["questions_per_s_overall"], b["questions_per_s_overall"]),
+        "questions_per_s_paired_median": median([ratio(x["questions_per_s"], y["questions_per_s"])
+                                                 for x, y in zip(p["chunk_times"], b["chunk_times"])]),
+        "peak_memory": ratio(p["peak_memory_mb"], b["peak_memory_mb"]),
+    }
+    same = [i for i in range(overlap) if preds["baseline"][i] == preds["project"][i]]
+    differ = [{"id": records[i]["id"], "input": questions[i], "baseline": preds["baseline"][i],
+               "project": preds["project"][i]} for i in range(overlap) if preds["baseline"][i] != preds["project"][i]]
+    result = {
+        "benchmark": "generate",
+        "setup": {"model": label, "model_source": source, "data": str(default_data(args)), "n": n,
+                  "baseline_n": baseline_n, "n_requested": n_req, "baseline_n_requested": baseline_req,
+                  "max_minutes": args.max_minutes or None, "stopped_early": stopped_early, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+                  "precision": args.precision, "dtype": dtype, "device": common.device_tag(), "smoke": args.smoke,
+                  "order": f"interleaved chunks (baseline, project) x {len(project_chunks)}, one process",
+                  "target": f"CPU: project questions/s >= {CPU_TARGET:g}x baseline"},
+        "ids": {"baseline": [r["id"] for r in records[:baseline_n]], "project": [r["id"] for r in records[:n]]},
+        "agreement": {"compared": overlap, "same": len(same), "rate": len(same) / max(overlap, 1),
+                      "differences": differ[:10]},
+        "summary": summary,
+        "memory_method": memory_method,
+        "machine": common.machine_info(),
+        "load_average_start": load_start, "load_average_end": common.load_average(),
+        "note": args.note,
+        "provenance": common.provenance(),
+    }
+    name = args.name or f"generate_{common.device_tag()}" + ("_smoke" if args.smoke else "")
+    j, m = common.write_results(out, name, result, render_markdown(result))
+    r = summary["ratios"]
+    print(f"[bench_generate] questions/s project/baseline = {fmt_ratio(r['questions_per_s'])} (chunk medians), "
+          f"{fmt_ratio(r['questions_per_s_overall'])} overall; same predictions {len(same)}/{baseline_n}")
+    print(f"[bench_generate] wrote {j} and {m}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The benchmark scripts run end to end (--smoke, tiny model) and compare like with like. Never timings."""
+
+import json
+
+from conftest import ROOT, run_cli
+
+BENCH = ROOT / "benchmarks"
+
+
+def test_bench_train_smoke(tiny_model, tmp_path):
+    r = run_cli(BENCH / "bench_train.py", "--smoke", "--model", tiny_model, "--batch-size", "4",
+                "--out", tmp_path, "--name", "train_smoke", timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    result = json.loads((tmp_path / "train_smoke.json").read_text())
+    md = (tmp_path / "train_smoke.md").read_text()
+    assert "| examples/s" in md and "smoke run" in md
+    assert result["same_examples"] is True
+    base, proj = result["runs"]["baseline"], result["runs"]["project"]
+    assert len(base) == len(proj) == result["setup"]["repeats"] == 1
+    b, p = base[0], proj[0]
+    # the same timed examples and the same supervised target tokens on both sides
+    assert b["timed_example_ids"] == p["timed_example_ids"]
+    assert len(b["timed_example_ids"]) == 2 * 4 == b["examples"] == p["examples"]
+    assert b["supervised_tokens"] == p["supervised_tokens"] > 0
+    # the sides differ as described: fixed padding + eager + fp32 vs dynamic padding + sdpa
+    assert all(shape == [4, result["setup"]["max_length"]] for shape in b["batch_shapes"])
+    assert all(shape[1] <= result["setup"]["max_length"] for shape in p["batch_shapes"])
+    assert b["tokens_processed"] > p["tokens_processed"] >= p["real_tokens"] == b["real_tokens"]
+    assert b["attn_implementation"] == "eager" and p["attn_implementation"] == "sdpa"
+    assert len(b["step_times_s"]) == len(p["step_times_s"]) == 2
+    assert all(x == x for x in b["losses"] + p["losses"])  # finite, not NaN
+    assert result["summary"]["ratios"]["examples_per_s"] is not None
+    assert result["provenance"]["command"] and result["machine"]["device"] in ("cpu", "cuda")
+
+
+def test_bench_generate_smoke(tiny_model, tmp_path):
+    r = run_cli(BENCH / "bench_generate.py", "--smoke", "--model", tiny_model, "--out", tmp_path,
+                "--name", "generate_smoke", timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    result = json.loads((tmp_path / "generate_smoke.json").read_text())
+    md = (tmp_path / "generate_smoke.md").read_text()
+    assert "questions/s" in md and "smoke run" in md
+    setup, ids, s = result["setup"], result["ids"], result["summary"]
+    # the baseline rewrote a prefix of exactly the project's questions
+    assert len(ids["project"]) == setup["n"] == s["project"]["questions"] == 40
+    assert len(ids["baseline"]) == setup["baseline_n"] == s["baseline"]["questions"] == 8
+    assert ids["project"][:8] == ids["baseline"]
+    assert result["agreement"]["compared"] == 8 and 0 <= result["agreement"]["rate"] <= 1
+    # interleaved chunks on both sides, covering every question once
+    for side, count in (("baseline", 8), ("project", 40)):
+        spans = [c["questions"] for c in s[side]["chunk_times"]]
+        assert len(spans) >= 2 and spans[0][0] == 0 and spans[-1][1] == count
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))

@@ -1,0 +1,20 @@
+"""The README's main job, end to end on the tiny model in a scratch directory."""
+
+import json
+
+from conftest import run_cli
+
+
+def test_quickstart_prepares_trains_evaluates_and_writes_results(tiny_model, tmp_path):
+    done = run_cli("quickstart", "--config", "configs/smoke.yaml", "--model", tiny_model, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for step in ("[1/4] prepare", "[2/4] train", "[3/4] evaluate", "[4/4] results"):
+        assert step in done.stdout
+    assert (tmp_path / "dataset" / "quickstart" / "train.json").exists()
+    assert json.loads((tmp_path / "weights" / "smoke" / "run.json").read_text())["status"] == "complete"
+    metrics = json.loads((tmp_path / "outputs" / "smoke" / "metrics.json").read_text())
+    assert metrics["run"]["method"] == "full" and metrics["metrics"]["n"] == 80
+    copy = json.loads((tmp_path / "outputs" / "smoke-copy-baseline" / "metrics.json").read_text())
+    assert copy["run"]["method"] == "copy" and copy["metrics"]["changed_input"] == 0
+    results = (tmp_path / "outputs" / "results.md").read_text()
+    assert "smoke" in results and "copy" in results
