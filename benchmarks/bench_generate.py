@@ -263,14 +263,16 @@ def main(argv=None) -> int:
     }
     same = [i for i in range(overlap) if preds["baseline"][i] == preds["project"][i]]
     differ = [{"id": records[i]["id"], "input": questions[i], "baseline": preds["baseline"][i],
-               "project": preds["project"][i]} for i in range(overlap) if preds["baseline"][i] != preds["project"][i]]
+               "project": preds["project"][i]}
+              for i in range(overlap) if preds["baseline"][i] != preds["project"][i]]
     result = {
         "benchmark": "generate",
         "setup": {"model": label, "model_source": source, "data": str(default_data(args)), "n": n,
                   "baseline_n": baseline_n, "n_requested": n_req, "baseline_n_requested": baseline_req,
-                  "max_minutes": args.max_minutes or None, "stopped_early": stopped_early, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+                  "max_minutes": args.max_minutes or None, "stopped_early": stopped_early,
+                  "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
                   "precision": args.precision, "dtype": dtype, "device": common.device_tag(), "smoke": args.smoke,
-                  "order": f"interleaved chunks (baseline, project) x {len(project_chunks)}, one process",
+                  "order": f"interleaved chunks (baseline, project) x {len(chunks['project'])}, one process",
                   "target": f"CPU: project questions/s >= {CPU_TARGET:g}x baseline"},
         "ids": {"baseline": [r["id"] for r in records[:baseline_n]], "project": [r["id"] for r in records[:n]]},
         "agreement": {"compared": overlap, "same": len(same), "rate": len(same) / max(overlap, 1),
@@ -286,7 +288,7 @@ def main(argv=None) -> int:
     j, m = common.write_results(out, name, result, render_markdown(result))
     r = summary["ratios"]
     print(f"[bench_generate] questions/s project/baseline = {fmt_ratio(r['questions_per_s'])} (chunk medians), "
-          f"{fmt_ratio(r['questions_per_s_overall'])} overall; same predictions {len(same)}/{baseline_n}")
+          f"{fmt_ratio(r['questions_per_s_overall'])} overall; same predictions {len(same)}/{overlap}")
     print(f"[bench_generate] wrote {j} and {m}")
     return 0
 

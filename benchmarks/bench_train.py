@@ -378,17 +378,29 @@ and padding), `{pb['attn_implementation']}` attention, {pb['dtype']}, random bat
 """
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker is killed when its orchestrator dies (even by SIGKILL, e.g. a test timeout)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the orchestrator was already gone before prctl
+        raise SystemExit(1)
+
+
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `kill` runs the cleanup below (worker, temp dir)
     if args._worker:
+        _die_with_parent()
         result = worker(args)
         Path(args._result).write_text(json.dumps(result))
         return 0
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `kill` runs the cleanup below (worker, temp dir)
 
     cuda = torch.cuda.is_available()
     out = common.out_dir(args.out, args.smoke)
@@ -416,7 +428,11 @@ def main(argv=None) -> int:
                 finally:
                     if proc.poll() is None:  # we were interrupted: do not leave the worker running
                         proc.terminate()
-                        proc.wait()
+                        try:
+                            proc.wait(timeout=15)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+                            proc.wait()
                 if proc.returncode != 0:
                     print(f"[bench_train] the {side} worker failed (exit {proc.returncode})", file=sys.stderr)
                     return proc.returncode or 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -87,7 +88,13 @@ def git_commit(root: str | os.PathLike = PROJECT_ROOT) -> str:
 
 
 def command_line() -> str:
-    return " ".join([Path(sys.executable).name, *sys.argv])
+    """The command as the user typed it (``python -m qrewrite ...`` rather than the path of __main__.py)."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(os.path.join("qrewrite", "__main__.py")):
+        argv[0:1] = ["-m", "qrewrite"]
+    elif argv and Path(argv[0]).is_absolute() and Path(argv[0]).is_relative_to(PROJECT_ROOT):
+        argv[0] = str(Path(argv[0]).relative_to(PROJECT_ROOT))
+    return " ".join(["python", *(shlex.quote(a) for a in argv)])
 
 
 def safe_join(base: str | os.PathLike, name: str, what: str = "run name") -> Path:

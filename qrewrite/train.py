@@ -171,10 +171,16 @@ def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> tuple[Path, str | None]:
     elif last is not None or (run_dir / "model").exists():
         raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose "
                           "another --run-name")
-    # Each checkpoint of a 0.5B model in fp32 with Adam state is ~6 GB; ask for the model size x 4 at least.
     # A new run's directory is created only when training starts (config.yaml), not by a run that fails first.
     check_writable(run_dir if run_dir.exists() else run_dir.parent)
     return run_dir, last
+
+
+def checkpoint_bytes(source: str, method: str) -> int:
+    """Rough size of one checkpoint, from the weights on disk: a full fine-tune saves the weights and two AdamW
+    moments (x3); LoRA saves a small adapter. 0 when unknown (a hub id not yet downloaded)."""
+    weights = sum(f.stat().st_size for f in Path(source).glob("*.safetensors")) if Path(source).is_dir() else 0
+    return weights * 3 if method == "full" else weights // 10
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str | None = None) -> Path:
@@ -185,6 +191,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
     set_seed(cfg.seed)
 
     source = resolve_model_source(cfg.model)
+    check_writable(run_dir, need_bytes=checkpoint_bytes(source, cfg.method))  # before minutes of loading
     dtype = pick_dtype(cfg.precision)
     tokenizer = load_tokenizer(source, cfg.trust_remote_code)
     model = load_model(source, dtype=dtype, quantize_4bit=cfg.method == "qlora",
