@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.common import ROOT, fmt_ratio, markdown_table, median, ratio  # noqa: E402
+from benchmarks.common import ROOT, default_data, fmt_ratio, markdown_table, median, ratio  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -69,18 +69,6 @@ def parse_args(argv=None):
     if args.chunks < 0:
         p.error("--chunks must be >= 0")
     return args
-
-
-def default_data(args) -> Path:
-    if args.data:
-        return Path(args.data)
-    if args.smoke:
-        return ROOT / "dataset" / "sample" / "valid.json"
-    path = ROOT / "dataset" / "valid.json"
-    if not path.exists():
-        raise SystemExit(f"{path} not found: prepare the data (python -m qrewrite prepare ...) or pass "
-                         "--data dataset/sample/valid.json")
-    return path
 
 
 @torch.inference_mode()
@@ -194,7 +182,7 @@ def main(argv=None) -> int:
             model_arg, label = str(build_tiny_qwen2(tmp / "tiny-qwen2")), "tiny Qwen2 (random)"
         else:
             model_arg = label = args.model or "smollm2"
-        records = load_split(default_data(args))
+        records = load_split(default_data(args, "valid"))
         n = min(args.n, len(records))
         baseline_n = min(args.baseline_n, n)
         records = records[:n]
@@ -267,7 +255,7 @@ def main(argv=None) -> int:
               for i in range(overlap) if preds["baseline"][i] != preds["project"][i]]
     result = {
         "benchmark": "generate",
-        "setup": {"model": label, "model_source": source, "data": str(default_data(args)), "n": n,
+        "setup": {"model": label, "model_source": source, "data": str(default_data(args, "valid")), "n": n,
                   "baseline_n": baseline_n, "n_requested": n_req, "baseline_n_requested": baseline_req,
                   "max_minutes": args.max_minutes or None, "stopped_early": stopped_early,
                   "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,

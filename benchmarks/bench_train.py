@@ -43,7 +43,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.common import ROOT, fmt_ratio, markdown_table, median, ratio  # noqa: E402
+from benchmarks.common import ROOT, default_data, fmt_ratio, markdown_table, median, ratio  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -106,18 +106,6 @@ def parse_args(argv=None):
 
 # ---- data plan (identical in every process) ----------------------------------------------------------------
 
-def default_data(args) -> Path:
-    if args.data:
-        return Path(args.data)
-    if args.smoke:
-        return ROOT / "dataset" / "sample" / "train.json"
-    path = ROOT / "dataset" / "train.json"
-    if not path.exists():
-        raise SystemExit(f"{path} not found: prepare the data (python -m qrewrite prepare ...) or pass "
-                         "--data dataset/sample/train.json")
-    return path
-
-
 def plan_batches(tokenizer, args):
     """Encoded pool + the project's and the baseline's batches (lists of pool indices), warm-up then timed."""
     from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -125,11 +113,11 @@ def plan_batches(tokenizer, args):
     from qrewrite.data import load_split
     from qrewrite.prompt import encode_records
 
-    records = load_split(default_data(args))
+    records = load_split(default_data(args, "train"))
     bs, need = args.batch_size, args.warmup + args.steps
     pool_size = max(args.pool or 50 * bs, need * bs)
     if len(records) < need * bs:
-        raise SystemExit(f"{default_data(args)} has {len(records)} examples; {need} steps of batch {bs} need "
+        raise SystemExit(f"{default_data(args, 'train')} has {len(records)} examples; {need} steps of batch {bs} need "
                          f"{need * bs}. Use fewer --steps / --warmup or a smaller --batch-size.")
     pool = random.Random(args.seed).sample(records, min(pool_size, len(records)))
     dataset, n_truncated = encode_records(tokenizer, pool, args.max_length)
@@ -272,7 +260,7 @@ def build_arch(args, tmp: Path) -> Path:
 def worker_argv(args, side: str, repeat: int, result: Path) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--model", args.model, "--method", args.method,
             "--batch-size", args.batch_size, "--steps", args.steps, "--warmup", args.warmup,
-            "--data", str(default_data(args)), "--max-length", args.max_length, "--pool", args.pool,
+            "--data", str(default_data(args, "train")), "--max-length", args.max_length, "--pool", args.pool,
             "--lr", args.lr, "--seed", args.seed, "--_worker", side, "--_repeat", repeat, "--_result", result]
     if args.gradient_checkpointing:
         argv.append("--gradient-checkpointing")
@@ -455,7 +443,7 @@ def main(argv=None) -> int:
         "setup": {"model": args.model if not (args.arch or args.smoke) else model_label,
                   "model_label": model_label, "arch": args.arch, "method": args.method,
                   "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
-                  "repeats": args.repeats, "max_length": args.max_length, "data": str(default_data(args)),
+                  "repeats": args.repeats, "max_length": args.max_length, "data": str(default_data(args, "train")),
                   "seed": args.seed, "lr": args.lr, "gradient_checkpointing": args.gradient_checkpointing,
                   "peak_tflops": args.peak_tflops or None, "device": "cuda" if cuda else "cpu",
                   "smoke": args.smoke, "order": "interleaved: baseline, project per repeat, fresh process each",

@@ -215,3 +215,16 @@ def write_results(directory: str | Path, name: str, result: dict, markdown: str)
     j = atomic_write_json(directory / f"{name}.json", result)
     m = atomic_write_text(directory / f"{name}.md", markdown.rstrip() + "\n")
     return j, m
+
+
+def default_data(args, split: str) -> Path:
+    """--data, else the sample split in --smoke mode, else the prepared Disfl-QA split (``train`` / ``valid``)."""
+    if args.data:
+        return Path(args.data)
+    if args.smoke:
+        return ROOT / "dataset" / "sample" / f"{split}.json"
+    path = ROOT / "dataset" / f"{split}.json"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: prepare the data (python -m qrewrite prepare ...) or pass "
+                         f"--data dataset/sample/{split}.json")
+    return path

@@ -331,7 +331,12 @@ def load_for_inference(model_arg: str, *, precision: str = "auto", trust_remote_
         path = path / "model" if (path / "model").is_dir() else path / "adapter"
         model_arg = str(path)
     source = resolve_model_source(model_arg)
-    tokenizer = load_tokenizer(source, trust_remote_code)
+    tok_source = source
+    if is_adapter_dir(source) and not (Path(source) / "tokenizer_config.json").exists():
+        # an adapter saved by peft alone carries no tokenizer: use its base model's
+        base = json.loads((Path(source) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        tok_source = resolve_model_source(base)
+    tokenizer = load_tokenizer(tok_source, trust_remote_code)
     model = load_model(source, dtype=pick_dtype(precision), trust_remote_code=trust_remote_code,
                        tokenizer=tokenizer)
     if torch.cuda.is_available():

@@ -25,7 +25,7 @@ QUESTIONS = [
     "Where is the \"old\" bridge?",
 ]
 GEN = ["--max-new-tokens", "8"]
-BIG_GEN = ["--batch-size", "8", "--max-new-tokens", "16"]
+BIG_GEN = ["--batch-size", "8", "--max-new-tokens", "8"]
 
 
 def write(path: Path, text: str) -> Path:
@@ -82,9 +82,9 @@ def runs(tiny_run, lora_run, tmp_path_factory):
     other_partial = tmp / "other.jsonl.partial"
     write(other_partial, json.dumps({"id": "not-q0", "input": "x", "prediction": "y"}) + "\n")
     calls = {
-        "args": (["rewrite", "--model", tiny_run, *QUESTIONS[:3], *GEN], {}, None),
-        "interactive": (["rewrite", "--model", tiny_run, "--interactive", *GEN],
-                        {"input": f"{QUESTIONS[0]}\n\n   \n  {QUESTIONS[1]}  \n{QUESTIONS[2]}"}, None),
+        # questions as arguments are answered first, then --interactive reads stdin (one process for both)
+        "args+interactive": (["rewrite", "--model", tiny_run, *QUESTIONS[:3], "--interactive", *GEN],
+                             {"input": f"{QUESTIONS[3]}\n\n   \n  {QUESTIONS[4]}  \n{QUESTIONS[0]}"}, None),
         "lora": (["rewrite", "--model", lora_run / "adapter", QUESTIONS[0], *GEN], {}, None),
         "big": (["rewrite", "--model", tiny_run, "--input", big, "--output", tmp / "big-out.jsonl", *BIG_GEN], {},
                 tmp / "big-out.jsonl"),
@@ -107,21 +107,27 @@ def ok(result):
     return r, out
 
 
-def test_questions_as_arguments(runs, tiny_run):
-    r, _ = ok(runs["args"])
-    lines = out_lines(r.stdout)
-    assert len(lines) == 3, r.stdout
-    # the same as rewriting the batch in-process
+@pytest.fixture(scope="module")
+def in_process(tiny_run):
     from qrewrite.generate import rewrite_batch
     from qrewrite.models import load_for_inference
     model, tok, _ = load_for_inference(str(tiny_run))
-    assert lines == rewrite_batch(model, tok, QUESTIONS[:3], max_new_tokens=8)
+    return lambda questions: rewrite_batch(model, tok, questions, max_new_tokens=8)
 
 
-def test_interactive_one_line_per_question_until_eof(runs):
-    r, _ = ok(runs["interactive"])
+def test_questions_as_arguments(runs, in_process):
+    r, _ = ok(runs["args+interactive"])
     lines = out_lines(r.stdout)
-    assert len(lines) == 3, r.stdout  # blank input lines are skipped; the last line needs no newline
+    assert len(lines) == 3 + 3, r.stdout
+    assert lines[:3] == in_process(QUESTIONS[:3])  # one line each: the batch, rewritten as in-process
+
+
+def test_interactive_one_line_per_question_until_eof(runs, in_process):
+    r, _ = ok(runs["args+interactive"])
+    lines = out_lines(r.stdout)[3:]
+    # blank input lines are skipped, surrounding spaces stripped; the last line needs no newline
+    assert lines == [in_process([q])[0] for q in (QUESTIONS[3], QUESTIONS[4], QUESTIONS[0])]
+    assert "Type a question" not in r.stderr  # the prompt is only for a terminal
 
 
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "disfl-qa"])
@@ -179,37 +185,47 @@ def test_resume_after_torn_partial(big, tiny_run, tmp_path):
     assert not partial.exists()
 
 
+def _start_and_kill(cmd, out: Path, partial: Path) -> None:
+    """Start ``cmd``; SIGKILL it as soon as ``partial`` holds a complete line. Retries (a fresh start) when the
+    process finished before it could be killed."""
+    for attempt in range(3):
+        out.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
+        with open(out.with_name("stderr.txt"), "wb") as err:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                while proc.poll() is None:
+                    try:
+                        if partial.stat().st_size and b"\n" in partial.read_bytes():
+                            proc.send_signal(signal.SIGKILL)
+                            break
+                    except FileNotFoundError:
+                        pass
+                    time.sleep(0.002)
+                proc.wait(timeout=600)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        if proc.returncode == -signal.SIGKILL:
+            return
+        assert proc.returncode == 0, out.with_name("stderr.txt").read_text()
+    pytest.fail("the rewrite finished three times before the test could kill it")
+
+
 def test_resume_after_sigkill(big, tiny_run, tmp_path):
     src, expected = big
     out = tmp_path / "killed.jsonl"
     partial = tmp_path / "killed.jsonl.partial"
     cmd = [sys.executable, "-m", "qrewrite", "rewrite", "--model", str(tiny_run), "--input", str(src),
            "--output", str(out), *BIG_GEN]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    n_lines = 0
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if partial.exists():
-                n_lines = partial.read_bytes().count(b"\n")
-                if n_lines:
-                    break
-            time.sleep(0.005)
-        assert proc.poll() is None, f"finished before it could be killed:\n{proc.stderr.read().decode()}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    _start_and_kill(cmd, out, partial)
     assert not out.exists()  # nothing that looks complete
     done = partial.read_bytes()
     assert 0 < done.count(b"\n") < 400
     assert expected.startswith(done[:done.rfind(b"\n") + 1])  # what was written so far is right
-    r = run_cli("rewrite", "--model", tiny_run, "--input", src, "--output", out, *BIG_GEN)
+    r = run_cli(*cmd[3:])
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == expected
     assert not partial.exists()
