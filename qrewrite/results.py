@@ -245,23 +245,25 @@ def _read_trainer_log(path: Path) -> list[dict] | None:
 
 
 def plot_loss_curves(runs, outputs_dir, path) -> Path:
-    """Train loss (solid) and eval loss (dashed, dots) against step, one colour per run that has a
-    ``trainer_log.json`` in its directory; runs without one are skipped."""
+    """Train loss (solid) and eval loss (dashed, dots) against step, one colour per training run that has a
+    ``trainer_log.json`` in an evaluation directory; runs without one are skipped, and a run evaluated on
+    several data sets (each directory holds a copy of its log) is drawn once."""
     root = Path(outputs_dir)
     curves = []
     seen = set()
     for run in runs:
         log_path = (root / run["path"]).parent / "trainer_log.json"
-        if log_path in seen or not log_path.is_file():
+        key = (run["run"]["name"], run["run"].get("model"), run["run"].get("steps"))
+        if key in seen or not log_path.is_file():
             continue
-        seen.add(log_path)
+        seen.add(key)
         log = _read_trainer_log(log_path)
         if not log:
             continue
         train = [(e["step"], e["loss"]) for e in log if _is_number(e.get("loss"))]
         evals = [(e["step"], e["eval_loss"]) for e in log if _is_number(e.get("eval_loss"))]
         if train or evals:
-            curves.append((_run_label(run), sorted(train), sorted(evals)))
+            curves.append((run["run"]["name"], sorted(train), sorted(evals)))
     fig = _new_figure(7, 4)
     if not curves:
         _placeholder(fig, "no training logs yet")
