@@ -191,7 +191,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
     set_seed(cfg.seed)
 
     source = resolve_model_source(cfg.model)
-    check_writable(run_dir, need_bytes=checkpoint_bytes(source, cfg.method))  # before minutes of loading
+    check_writable(run_dir if run_dir.exists() else run_dir.parent,  # a failed start leaves no run dir
+                   need_bytes=checkpoint_bytes(source, cfg.method))  # before minutes of loading
     dtype = pick_dtype(cfg.precision)
     tokenizer = load_tokenizer(source, cfg.trust_remote_code)
     model = load_model(source, dtype=dtype, quantize_4bit=cfg.method == "qlora",

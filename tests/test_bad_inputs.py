@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SAMPLE, run_cli, smoke_config  # noqa: F401
+from conftest import ROOT, SAMPLE, run_cli
 
 BOM = "\ufeff"
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -296,7 +296,6 @@ def test_config_errors(tmp_path, case, entry, tiny_model):
         patterns = [*patterns, re.escape(cfg.name)]
     assert_error(r, *patterns)
     assert _no_run_dir(root)
-    assert not (tmp_path / "weights" / "smoke").exists()
 
 
 # ================================================================== safety, paths, output dirs, resume
@@ -382,25 +381,33 @@ def test_missing_model_path(tmp_path):
 @pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"},
                                  {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}],
                          ids=["HF_HUB_OFFLINE", "closed-endpoint"])
-def test_hub_id_offline_fails_fast(tmp_path, env):
-    t0 = time.monotonic()
+def test_hub_id_offline_fails_with_alternatives(tmp_path, env):
+    # (how fast is checked in-process below: a subprocess's wall time mostly measures imports and CPU load)
     r = run_cli("rewrite", "--model", "qrewrite-tests/no-such-model", "Um who?",
                 env={**env, "HF_HOME": str(tmp_path / "hf")})
-    elapsed = time.monotonic() - t0
     assert_error(r, r"cannot reach the Hugging Face hub", r"'qrewrite-tests/no-such-model'", r"--model smollm2",
                  r"local checkpoint directory")
-    assert elapsed < 30, f"took {elapsed:.1f}s"
+    assert "Retrying" not in r.stderr
 
 
-def test_hub_reachable_false_fast(monkeypatch):
-    from qrewrite.models import hub_reachable
+def test_hub_id_offline_fails_fast(monkeypatch):
+    import huggingface_hub  # noqa: F401 - imported up front: the timing is about the network, not imports
+
+    from qrewrite.models import ModelLoadError, hub_reachable, resolve_model_source
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.monotonic()
     assert hub_reachable() is False
+    with pytest.raises(ModelLoadError, match=r"cannot reach the Hugging Face hub.*--model smollm2"):
+        resolve_model_source("qrewrite-tests/no-such-model")
+    assert time.monotonic() - t0 < 10
+    # hub_reachable itself: one TCP connect to a closed local port, no retries
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     t0 = time.monotonic()
     assert hub_reachable(timeout=3.0) is False
-    assert time.monotonic() - t0 < 3.5
+    with pytest.raises(ModelLoadError, match=r"cannot reach the Hugging Face hub.*local checkpoint directory"):
+        resolve_model_source("qrewrite-tests/no-such-model")
+    assert time.monotonic() - t0 < 10
 
 
 def test_unwritable_output_dirs(tmp_path, tiny_model, restore_modes):

