@@ -214,7 +214,9 @@ def add_quickstart(sub):
     p.add_argument("--source", default=str(DISFL_QA), help=f"raw Disfl-QA directory for --full (default: {DISFL_QA})")
     p.add_argument("--config", help="override the training config file")
     p.add_argument("--model", help="override the config's model (e.g. a local checkpoint directory)")
-    p.add_argument("--outputs", default="outputs", help="where evaluations and results.md go (default: outputs)")
+    p.add_argument("--outputs", default="outputs/quickstart",
+                   help="where its evaluations and results.md go (default: outputs/quickstart, git-ignored, so the "
+                        "committed results in outputs/ stay as they are)")
     p.set_defaults(func=cmd_quickstart)
 
 

@@ -12,9 +12,9 @@ def test_quickstart_prepares_trains_evaluates_and_writes_results(tiny_model, tmp
         assert step in done.stdout
     assert (tmp_path / "dataset" / "quickstart" / "train.json").exists()
     assert json.loads((tmp_path / "weights" / "smoke" / "run.json").read_text())["status"] == "complete"
-    metrics = json.loads((tmp_path / "outputs" / "smoke" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "outputs" / "quickstart" / "smoke" / "metrics.json").read_text())
     assert metrics["run"]["method"] == "full" and metrics["metrics"]["n"] == 80
-    copy = json.loads((tmp_path / "outputs" / "smoke-copy-baseline" / "metrics.json").read_text())
+    copy = json.loads((tmp_path / "outputs" / "quickstart" / "smoke-copy-baseline" / "metrics.json").read_text())
     assert copy["run"]["method"] == "copy" and copy["metrics"]["changed_input"] == 0
-    results = (tmp_path / "outputs" / "results.md").read_text()
+    results = (tmp_path / "outputs" / "quickstart" / "results.md").read_text()
     assert "smoke" in results and "copy" in results
