@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.common import ROOT, default_data, fmt_ratio, markdown_table, median, ratio  # noqa: E402
+from benchmarks.common import default_data, fmt_ratio, markdown_table, median, ratio  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -115,7 +115,7 @@ def render_markdown(result: dict) -> str:
     b, p = s["baseline"], s["project"]
     mem = "peak GPU memory allocated (MB)" if setup["device"] == "cuda" else "peak RSS (MB)"
     rows = [
-        [f"questions rewritten", f"{b['questions']} (first {b['questions']} of the project's)",
+        ["questions rewritten", f"{b['questions']} (first {b['questions']} of the project's)",
          str(p["questions"]), ""],
         [f"questions/s (median over chunks: {b['chunks']} / {p['chunks']})", b["questions_per_s_median"],
          p["questions_per_s_median"], fmt_ratio(r["questions_per_s"])],

@@ -261,7 +261,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
 
 
 def _save_final(trainer, tokenizer, cfg: TrainConfig, run_dir: Path, main: bool) -> None:
-    model = trainer.model
     if cfg.method == "full":
         trainer.save_model(str(run_dir / "model"))
         return

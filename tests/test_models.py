@@ -2,7 +2,6 @@
 while offline, LoRA adapter dirs, 4-bit loading on CPU."""
 
 import json
-import time
 
 import pytest
 import torch
@@ -44,10 +43,8 @@ def test_offline_model_converted(offline):
 def test_offline_model_cached(offline):
     base, d = offline
     before = {p.name: p.stat().st_mtime_ns for p in d.iterdir()}
-    t0 = time.monotonic()
     assert ensure_offline_model(base) == d
     assert resolve_model_source("smollm2", base_dir=base) == str(d)
-    assert time.monotonic() - t0 < 10
     assert {p.name: p.stat().st_mtime_ns for p in d.iterdir()} == before
 
 
@@ -81,18 +78,6 @@ def test_bad_paths(tmp_path):
         resolve_model_source(str(f))
     with pytest.raises(ModelLoadError, match=r"holds no config\.json .* or adapter_config\.json"):
         resolve_model_source(str(tmp_path))
-
-
-def test_hub_id_offline_fails_fast(monkeypatch):
-    import huggingface_hub  # noqa: F401 - imported up front: the timing is about the network, not imports
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.monotonic()
-    with pytest.raises(ModelLoadError) as ei:
-        resolve_model_source("qrewrite-tests/no-such-model")
-    assert time.monotonic() - t0 < 10
-    msg = str(ei.value)
-    assert "cannot reach the Hugging Face hub" in msg and "'qrewrite-tests/no-such-model'" in msg
-    assert "--model smollm2" in msg and "local checkpoint directory" in msg
 
 
 @pytest.fixture(scope="module")
