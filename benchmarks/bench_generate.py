@@ -2,16 +2,19 @@
 
   baseline  for each question: the same chat prompt, model.generate on that one sequence (no padding, KV cache,
             greedy, stop at end-of-turn), decode; the usual notebook loop
-  project   qrewrite.generate.rewrite: questions sorted by length within windows of 8 batches, left-padded
-            batches of --batch-size, KV cache, greedy, a row stops at end-of-turn
+  project   qrewrite.generate.rewrite: questions sorted by length within windows of 8 batches, batches of
+            --batch-size, the prompt's question-independent start (system turn) run once and its KV cache
+            shared by every batch, KV cache, greedy, a row stops at end-of-turn
+  ablation  the same batches on whole prompts (share_prefix=False: plain left-padded batched generation), to
+            show what batching and the shared prefix each contribute (--no-ablation skips it)
 
 Both sides use the same loaded model, prompts, stop tokens and --max-new-tokens. The project rewrites --n
 validation questions; the baseline, being slow, rewrites the first --baseline-n of them (a prefix subset).
-Work is split into chunks that are interleaved baseline, project, baseline, project, ... (project chunks are
+Work is split into chunks that are interleaved baseline, project, ablation, baseline, ... (project chunks are
 whole windows of qrewrite.generate.rewrite, so its batches are exactly those of one call over all --n), so a
-slow spell of a shared machine hits both sides; questions/s is reported per chunk (median) and overall.
+slow spell of a shared machine hits every side; questions/s is reported per chunk (median) and overall.
 For the questions both sides rewrote, the predictions are compared (greedy: they should agree, up to the odd
-numerical difference that left padding causes; reported, not asserted).
+numerical difference that padding causes; reported, not asserted).
 
     python benchmarks/bench_generate.py                           # offline SmolLM2-135M, CPU
     python benchmarks/bench_generate.py --model weights/smollm2-full
@@ -32,6 +35,7 @@ if __package__ in (None, ""):
 
 from benchmarks import common  # noqa: E402
 from benchmarks.common import default_data, fmt_ratio, markdown_table, median, ratio  # noqa: E402
+from qrewrite.config import GENERATION_BATCH_SIZE  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -47,7 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--n", type=int, default=1000, help="questions the project side rewrites")
     p.add_argument("--baseline-n", type=int, default=200,
                    help="questions the baseline rewrites: the first N of the project's (a prefix subset)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=GENERATION_BATCH_SIZE)
+    p.add_argument("--no-ablation", action="store_true", help="skip the batched-whole-prompts side")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--chunks", type=int, default=0,
                    help="interleaved chunks per side (default: one per rewrite window of 8 batches)")
@@ -89,12 +94,14 @@ def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int) -
     return out
 
 
-def batched(model, tokenizer, questions: list[str], batch_size: int, max_new_tokens: int) -> list[str]:
+def batched(model, tokenizer, questions: list[str], batch_size: int, max_new_tokens: int,
+            share_prefix: bool = True) -> list[str]:
     """The project: qrewrite.generate.rewrite, results put back in input order."""
     from qrewrite.generate import rewrite
 
     out = [""] * len(questions)
-    for i, text in rewrite(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens):
+    for i, text in rewrite(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                           share_prefix=share_prefix):
         out[i] = text
     return out
 
@@ -112,23 +119,29 @@ def chunk_bounds(args, n: int, baseline_n: int) -> tuple[list[tuple[int, int]], 
 
 def render_markdown(result: dict) -> str:
     s, r, setup = result["summary"], result["summary"]["ratios"], result["setup"]
-    b, p = s["baseline"], s["project"]
+    b, p, a = s["baseline"], s["project"], s.get("ablation")
     mem = "peak GPU memory allocated (MB)" if setup["device"] == "cuda" else "peak RSS (MB)"
+
+    def row(label, key, ratio_key=None):
+        cells = [label, b[key], p[key]] + ([a[key]] if a else [])
+        return cells + [fmt_ratio(r[ratio_key]) if ratio_key else ""] + (
+            [fmt_ratio(r["ablation_" + ratio_key]) if ratio_key else ""] if a else [])
+
     rows = [
-        ["questions rewritten", f"{b['questions']} (first {b['questions']} of the project's)",
-         str(p["questions"]), ""],
-        [f"questions/s (median over chunks: {b['chunks']} / {p['chunks']})", b["questions_per_s_median"],
-         p["questions_per_s_median"], fmt_ratio(r["questions_per_s"])],
-        ["questions/s overall (questions / total time)", b["questions_per_s_overall"],
-         p["questions_per_s_overall"], fmt_ratio(r["questions_per_s_overall"])],
-        ["seconds per question (overall)", b["seconds_per_question"], p["seconds_per_question"], ""],
-        [mem, b["peak_memory_mb"], p["peak_memory_mb"], fmt_ratio(r["peak_memory"])],
-        ["mean prediction length (tokens, re-tokenised)", b["mean_prediction_tokens"],
-         p["mean_prediction_tokens"], ""],
+        ["questions rewritten", f"{b['questions']} (first {b['questions']} of the project's)", str(p["questions"])]
+        + ([str(a["questions"])] if a else []) + [""] + ([""] if a else []),
+        row(f"questions/s (median over chunks: {b['chunks']} / {p['chunks']})", "questions_per_s_median",
+            "questions_per_s"),
+        row("questions/s overall (questions / total time)", "questions_per_s_overall", "questions_per_s_overall"),
+        row("seconds per question (overall)", "seconds_per_question"),
+        row(mem, "peak_memory_mb", "peak_memory"),
+        row("mean prediction length (tokens, re-tokenised)", "mean_prediction_tokens"),
     ]
-    table = markdown_table(["metric", "baseline (one at a time)", "project (batched)", "project / baseline"],
-                           rows)
-    a = result["agreement"]
+    header = ["metric", "baseline (one at a time)", "project (batched, shared prefix)"]
+    header += ["ablation (batched, whole prompts)"] if a else []
+    header += ["project / baseline"] + (["ablation / baseline"] if a else [])
+    table = markdown_table(header, rows)
+    ag = result["agreement"]
     if setup["smoke"]:
         verdict = "smoke run: plumbing check only, no timing claim"
     elif setup["device"] == "cpu":
@@ -142,22 +155,28 @@ def render_markdown(result: dict) -> str:
     stopped = (f"\n- stopped early by --max-minutes {setup['max_minutes']:g}: {p['questions']} of "
                f"{setup['n_requested']} (project) and {b['questions']} of {setup['baseline_n_requested']} (baseline) "
                "questions done" if setup.get("stopped_early") else "")
+    agree = "\n".join(f"- {side}: {x['same']} of {x['compared']} ({x['rate']:.1%}) identical to the baseline's"
+                       for side, x in ag.items())
+    ablation = ("\n- ablation: the project's batches on whole prompts (`share_prefix=False`, plain left-padded "
+                "batched generation): what batching alone gives" if a else "")
     return f"""# Rewriting: batched greedy (project) vs one question at a time ({setup['model']}, {setup['device']})
 
 {table}
 
 **{verdict}.**
 
-Same predictions on the {a['compared']} questions both sides rewrote: {a['same']} ({a['rate']:.1%}) \
-identical (greedy decoding, same prompts; left padding can change a few through numerics).
+Same predictions on the questions the baseline also rewrote (greedy decoding, same prompts; padding changes the
+shapes of the matrix products, which can flip a near-tie):
+{agree}
 
 - data: `{setup['data']}`; the project rewrote the first {p['questions']} questions, the baseline the first \
-{b['questions']} (a prefix subset, to keep the run short); both at most {setup['max_new_tokens']} new tokens, \
+{b['questions']} (a prefix subset, to keep the run short); all at most {setup['max_new_tokens']} new tokens, \
 stop at end-of-turn, KV cache, {setup['dtype']}
-- project: `qrewrite.generate.rewrite`, batch {setup['batch_size']}, left padding, length-sorted windows of \
-{setup['batch_size'] * 8}
+- project: `qrewrite.generate.rewrite`, batch {setup['batch_size']}, length-sorted windows of \
+{setup['batch_size'] * 8}; the prompt's first {setup.get('shared_prefix_tokens')} tokens (system turn up to the \
+question) run once, their KV cache copied into every batch; rows laid out prefix | padding | question{ablation}
 - baseline: a loop of `model.generate` on one unpadded prompt at a time
-- order: {setup['order']}; warm-up calls of both sides excluded{stopped}
+- order: {setup['order']}; warm-up calls of every side excluded{stopped}
 - memory: {result['memory_method']} while that side's chunks ran
 
 ## Machine
@@ -193,21 +212,26 @@ def main(argv=None) -> int:
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     project_chunks, baseline_chunks = chunk_bounds(args, n, baseline_n)
 
+    sides = ["baseline", "project"] + ([] if args.no_ablation else ["ablation"])
+    from qrewrite.generate import shared_prefix
+    prefix = shared_prefix(model, tokenizer)
+
     # warm-up (untimed): first calls pay one-off costs (allocations, kernel selection)
     one_at_a_time(model, tokenizer, questions[:1], 4)
     batched(model, tokenizer, questions[:args.batch_size], args.batch_size, 4)
 
-    preds = {"baseline": [""] * baseline_n, "project": [""] * n}
-    chunks = {"baseline": [], "project": []}
-    peak = {"baseline": 0.0, "project": 0.0}
+    preds = {side: [""] * (baseline_n if side == "baseline" else n) for side in sides}
+    chunks = {side: [] for side in sides}
+    peak = {side: 0.0 for side in sides}
     memory_method = None
     start, stopped_early = common.now(), False
     for c in range(max(len(project_chunks), len(baseline_chunks))):
         if args.max_minutes and c > 0 and common.now() - start > args.max_minutes * 60:
             stopped_early = True
-            print(f"[bench_generate] --max-minutes {args.max_minutes:g} reached after {c} chunk pair(s)")
+            print(f"[bench_generate] --max-minutes {args.max_minutes:g} reached after {c} chunk round(s)")
             break
-        for side, bounds in (("baseline", baseline_chunks), ("project", project_chunks)):
+        for side in sides:
+            bounds = baseline_chunks if side == "baseline" else project_chunks
             if c >= len(bounds):
                 continue
             lo, hi = bounds[c]
@@ -216,7 +240,8 @@ def main(argv=None) -> int:
             if side == "baseline":
                 got = one_at_a_time(model, tokenizer, questions[lo:hi], args.max_new_tokens)
             else:
-                got = batched(model, tokenizer, questions[lo:hi], args.batch_size, args.max_new_tokens)
+                got = batched(model, tokenizer, questions[lo:hi], args.batch_size, args.max_new_tokens,
+                              share_prefix=side == "project")
             dt = common.now() - t0
             preds[side][lo:hi] = got
             peak[side] = max(peak[side], common.peak_memory_mb())
@@ -228,10 +253,10 @@ def main(argv=None) -> int:
     n_req, baseline_req = n, baseline_n
     n = chunks["project"][-1]["questions"][1]
     baseline_n = chunks["baseline"][-1]["questions"][1]
-    preds = {"baseline": preds["baseline"][:baseline_n], "project": preds["project"][:n]}
+    preds = {side: got[:baseline_n if side == "baseline" else n] for side, got in preds.items()}
     overlap = min(n, baseline_n)
     summary = {}
-    for side in ("baseline", "project"):
+    for side in sides:
         total = sum(ch["seconds"] for ch in chunks[side])
         count = len(preds[side])
         lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in preds[side]]
@@ -241,18 +266,24 @@ def main(argv=None) -> int:
                          "peak_memory_mb": round(peak[side], 1),
                          "mean_prediction_tokens": sum(lengths) / max(len(lengths), 1),
                          "chunk_times": chunks[side]}
-    b, p = summary["baseline"], summary["project"]
-    summary["ratios"] = {
-        "questions_per_s": ratio(p["questions_per_s_median"], b["questions_per_s_median"]),
-        "questions_per_s_overall": ratio(p["questions_per_s_overall"], b["questions_per_s_overall"]),
-        "questions_per_s_paired_median": median([ratio(x["questions_per_s"], y["questions_per_s"])
-                                                 for x, y in zip(p["chunk_times"], b["chunk_times"])]),
-        "peak_memory": ratio(p["peak_memory_mb"], b["peak_memory_mb"]),
-    }
-    same = [i for i in range(overlap) if preds["baseline"][i] == preds["project"][i]]
-    differ = [{"id": records[i]["id"], "input": questions[i], "baseline": preds["baseline"][i],
-               "project": preds["project"][i]}
-              for i in range(overlap) if preds["baseline"][i] != preds["project"][i]]
+    summary["ratios"] = {}
+    for side, key in (("project", ""), ("ablation", "ablation_")):
+        if side not in summary:
+            continue
+        x, b = summary[side], summary["baseline"]
+        summary["ratios"].update({
+            key + "questions_per_s": ratio(x["questions_per_s_median"], b["questions_per_s_median"]),
+            key + "questions_per_s_overall": ratio(x["questions_per_s_overall"], b["questions_per_s_overall"]),
+            key + "questions_per_s_paired_median": median([ratio(u["questions_per_s"], v["questions_per_s"])
+                                                           for u, v in zip(x["chunk_times"], b["chunk_times"])]),
+            key + "peak_memory": ratio(x["peak_memory_mb"], b["peak_memory_mb"]),
+        })
+    agreement = {}
+    for side in sides[1:]:
+        differ = [{"id": records[i]["id"], "input": questions[i], "baseline": preds["baseline"][i],
+                   side: preds[side][i]} for i in range(overlap) if preds["baseline"][i] != preds[side][i]]
+        agreement[side] = {"compared": overlap, "same": overlap - len(differ),
+                           "rate": (overlap - len(differ)) / max(overlap, 1), "differences": differ[:10]}
     result = {
         "benchmark": "generate",
         "setup": {"model": label, "model_source": source, "data": str(default_data(args, "valid")), "n": n,
@@ -260,11 +291,11 @@ def main(argv=None) -> int:
                   "max_minutes": args.max_minutes or None, "stopped_early": stopped_early,
                   "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
                   "precision": args.precision, "dtype": dtype, "device": common.device_tag(), "smoke": args.smoke,
-                  "order": f"interleaved chunks (baseline, project) x {len(chunks['project'])}, one process",
+                  "shared_prefix_tokens": len(prefix.ids) if prefix else 0, "sides": sides,
+                  "order": f"interleaved chunks ({', '.join(sides)}) x {len(chunks['project'])}, one process",
                   "target": f"CPU: project questions/s >= {CPU_TARGET:g}x baseline"},
         "ids": {"baseline": [r["id"] for r in records[:baseline_n]], "project": [r["id"] for r in records[:n]]},
-        "agreement": {"compared": overlap, "same": len(same), "rate": len(same) / max(overlap, 1),
-                      "differences": differ[:10]},
+        "agreement": agreement,
         "summary": summary,
         "memory_method": memory_method,
         "machine": common.machine_info(),
@@ -276,7 +307,8 @@ def main(argv=None) -> int:
     j, m = common.write_results(out, name, result, render_markdown(result))
     r = summary["ratios"]
     print(f"[bench_generate] questions/s project/baseline = {fmt_ratio(r['questions_per_s'])} (chunk medians), "
-          f"{fmt_ratio(r['questions_per_s_overall'])} overall; same predictions {len(same)}/{overlap}")
+          f"{fmt_ratio(r['questions_per_s_overall'])} overall; same predictions "
+          f"{agreement['project']['same']}/{overlap}")
     print(f"[bench_generate] wrote {j} and {m}")
     return 0
 

@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .config import ConfigError, ModelLoadError, add_config_arguments, config_from_args, load_config
+from .config import GENERATION_BATCH_SIZE, ConfigError, ModelLoadError, add_config_arguments, config_from_args, load_config
 from .data import DataError
 from .files import PROJECT_ROOT, check_writable, safe_join
 
@@ -111,7 +111,8 @@ def add_evaluate(sub):
 
 
 def add_generation_options(p):
-    p.add_argument("--batch-size", type=int, default=32, help="questions per generation batch (default: 32)")
+    p.add_argument("--batch-size", type=int, default=GENERATION_BATCH_SIZE,
+                   help=f"questions per generation batch (default: {GENERATION_BATCH_SIZE})")
     p.add_argument("--max-new-tokens", type=int, default=64, help="generation budget (default: 64)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
                    help="inference dtype (default: auto = bf16 on capable GPUs, else fp32)")
@@ -163,15 +164,14 @@ def cmd_rewrite(args) -> int:
         if any(report.skipped.values()):
             print(report.summary(), file=sys.stderr)
         check_writable(Path(args.output).parent)
-    from .generate import rewrite_batch, rewrite_file  # torch: only once the input is known to be usable
+    from .generate import rewrite, rewrite_batch, rewrite_file, shared_prefix  # torch: once the input is usable
     from .models import load_for_inference
 
     model, tokenizer, _ = load_for_inference(args.model, precision=args.precision,
                                              trust_remote_code=args.trust_remote_code)
     gen = dict(max_new_tokens=args.max_new_tokens)
-    for i in range(0, len(args.questions), args.batch_size):
-        for text in rewrite_batch(model, tokenizer, args.questions[i:i + args.batch_size], **gen):
-            print(text)
+    for _, text in rewrite(model, tokenizer, args.questions, batch_size=args.batch_size, **gen):
+        print(text)
     if records is not None:
         from tqdm.auto import tqdm
         with tqdm(total=len(records), desc="rewriting", unit="q") as bar:
@@ -181,9 +181,10 @@ def cmd_rewrite(args) -> int:
     if args.interactive:
         if sys.stdin.isatty():
             print("Type a question and press Enter (Ctrl-D to quit).", file=sys.stderr)
+        prefix = shared_prefix(model, tokenizer)
         for line in sys.stdin:
             if line.strip():
-                print(rewrite_batch(model, tokenizer, [line.strip()], **gen)[0], flush=True)
+                print(rewrite_batch(model, tokenizer, [line.strip()], prefix=prefix, **gen)[0], flush=True)
     return 0
 
 

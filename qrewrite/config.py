@@ -20,6 +20,8 @@ from .files import PROJECT_ROOT
 
 QWEN2_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 METHODS = ("full", "lora", "qlora")
+# questions per rewriting batch: the CPU sweet spot for a 135M model (benchmarks/results/generate_cpu.md)
+GENERATION_BATCH_SIZE = 64
 
 
 class ConfigError(ValueError):

@@ -18,6 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
+from .config import GENERATION_BATCH_SIZE
 from .data import load_split, read_records
 from .files import atomic_write_json, atomic_write_jsonl, check_writable, command_line, file_fingerprint, git_commit, \
     read_json
@@ -35,7 +36,7 @@ def _run_of(model_arg: str) -> tuple[dict | None, Path | None]:
     return None, None
 
 
-def predict(model, tokenizer, questions: list[str], *, batch_size: int = 32, max_new_tokens: int = 64,
+def predict(model, tokenizer, questions: list[str], *, batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int = 64,
             system_prompt: str | None = None, progress=None) -> list[str]:
     from .generate import rewrite
     out = [""] * len(questions)
@@ -45,7 +46,7 @@ def predict(model, tokenizer, questions: list[str], *, batch_size: int = 32, max
     return out
 
 
-def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *, batch_size: int = 32,
+def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *, batch_size: int = GENERATION_BATCH_SIZE,
                    max_new_tokens: int = 64, limit: int = 0, train_data: str | Path | None = None,
                    train_sample: int = 100, name: str | None = None, data_label: str | None = None,
                    precision: str = "auto", trust_remote_code: bool = False, system_prompt: str | None = None,

@@ -1,49 +1,111 @@
-"""Batched greedy rewriting: left padding, the KV cache, stop at the end-of-turn token."""
+"""Batched greedy rewriting: a shared prompt prefix computed once, left-padded batches, stop at end-of-turn.
+
+Every prompt starts with the same tokens (the chat template's system turn up to where the user's text begins).
+Their keys and values are computed once per call and copied into each batch's cache, so a batch only runs the
+model over the part of each prompt that differs. Rows are laid out ``prefix | padding | question``; the
+attention mask hides the padding and generate() derives positions from it, so every row sees the same
+positions it would see unpadded.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .config import GENERATION_BATCH_SIZE
 from .data import DataError
 from .models import end_of_turn_ids
 from .prompt import build_prompt
 
+@dataclass
+class SharedPrefix:
+    """Token ids that every prompt begins with, and the model's KV cache for them (batch of one)."""
+    ids: list[int]
+    cache: object
+
+
+def prompt_ids(tokenizer, questions: list[str], system_prompt: str | None = None) -> list[list[int]]:
+    return [tokenizer(build_prompt(tokenizer, q, system_prompt), add_special_tokens=False)["input_ids"]
+            for q in questions]
+
 
 @torch.inference_mode()
+def shared_prefix(model, tokenizer, system_prompt: str | None = None) -> SharedPrefix | None:
+    """The prompt tokens that do not depend on the question, run through the model once.
+
+    Found as the common start of two prompts whose questions share no character; None when there is none or
+    the model cannot take a cache (then batches run on whole prompts)."""
+    a, b = prompt_ids(tokenizer, ["A", "1"], system_prompt)
+    n = 0
+    while n < min(len(a), len(b)) - 1 and a[n] == b[n]:
+        n += 1
+    if n == 0:
+        return None
+    with _eval_mode(model):
+        out = model(input_ids=torch.tensor([a[:n]], device=model.device), use_cache=True)
+    cache = getattr(out, "past_key_values", None)
+    if cache is None or not hasattr(cache, "batch_repeat_interleave"):
+        return None
+    return SharedPrefix(a[:n], cache)
+
+
+@torch.inference_mode()
+def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int = 64,
+                 prefix: SharedPrefix | None = None, eos_token_id=None) -> torch.Tensor:
+    """Greedy continuation of tokenised prompts, one row each: the new tokens, padded with pad_token_id.
+
+    ``prefix`` is used when every row starts with its ids; ``eos_token_id`` defaults to end-of-turn."""
+    p = len(prefix.ids) if prefix is not None and all(r[:len(prefix.ids)] == prefix.ids and len(r) > len(
+        prefix.ids) for r in rows) else 0
+    width = max(len(r) - p for r in rows)
+    input_ids = torch.full((len(rows), p + width), tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for i, r in enumerate(rows):
+        input_ids[i, :p] = torch.tensor(r[:p])
+        input_ids[i, p + width - (len(r) - p):] = torch.tensor(r[p:])
+        attention[i, :p] = 1
+        attention[i, p + width - (len(r) - p):] = 1
+    kwargs = {}
+    if p:
+        cache = copy.deepcopy(prefix.cache)
+        cache.batch_repeat_interleave(len(rows))
+        kwargs["past_key_values"] = cache
+    with _eval_mode(model):
+        out = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                             eos_token_id=end_of_turn_ids(tokenizer) if eos_token_id is None else eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id, use_cache=True, **kwargs)
+    return out[:, p + width:]
+
+
 def rewrite_batch(model, tokenizer, questions: list[str], *, max_new_tokens: int = 64,
-                  system_prompt: str | None = None) -> list[str]:
-    """Rewrite one batch with greedy decoding. Prompts are left-padded so every row generates from its end."""
+                  system_prompt: str | None = None, prefix: SharedPrefix | None = None,
+                  share_prefix: bool = True) -> list[str]:
+    """Rewrite one batch with greedy decoding. ``prefix``: from shared_prefix, computed here when not given and
+    ``share_prefix`` (False: every row runs its whole prompt, as plain left-padded generation does)."""
     if not questions:
         return []
-    was_training = model.training
-    model.eval()
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        prompts = [build_prompt(tokenizer, q, system_prompt) for q in questions]
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                             eos_token_id=end_of_turn_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                             use_cache=True)
-    finally:
-        tokenizer.padding_side = side
-        if was_training:
-            model.train()
-    new_tokens = out[:, batch["input_ids"].shape[1]:]
+    if prefix is None and share_prefix:
+        prefix = shared_prefix(model, tokenizer, system_prompt)
+    new_tokens = generate_ids(model, tokenizer, prompt_ids(tokenizer, questions, system_prompt),
+                              max_new_tokens=max_new_tokens, prefix=prefix)
     return [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
-def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = 32, max_new_tokens: int = 64,
-            system_prompt: str | None = None, progress=None):
+def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERATION_BATCH_SIZE,
+            max_new_tokens: int = 64, system_prompt: str | None = None, progress=None, share_prefix: bool = True):
     """Yield ``(index, rewrite)`` in input order, batching questions of similar length together.
 
     Sorting by length inside a window keeps padding low while results still stream out in order; ``progress``
-    is an optional callable receiving the number of questions just finished."""
+    is an optional callable receiving the number of questions just finished. The shared prompt prefix is
+    computed once for all batches (``share_prefix=False`` turns that off, for comparison)."""
+    prefix = shared_prefix(model, tokenizer, system_prompt) if questions and share_prefix else None
     window = batch_size * 8
     for start in range(0, len(questions), window):
         chunk = list(range(start, min(start + window, len(questions))))
@@ -51,8 +113,9 @@ def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = 32, max
         done: dict[int, str] = {}
         for b in range(0, len(chunk_sorted), batch_size):
             idx = chunk_sorted[b:b + batch_size]
-            for i, text in zip(idx, rewrite_batch(model, tokenizer, [questions[i] for i in idx],
-                                                  max_new_tokens=max_new_tokens, system_prompt=system_prompt)):
+            for i, text in zip(idx, rewrite_batch(model, tokenizer, [questions[i] for i in idx], prefix=prefix,
+                                                  share_prefix=share_prefix, max_new_tokens=max_new_tokens,
+                                                  system_prompt=system_prompt)):
                 done[i] = text
             if progress:
                 progress(len(idx))
@@ -60,7 +123,20 @@ def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = 32, max
             yield i, done[i]
 
 
-def rewrite_file(model, tokenizer, records: list[dict], output: str | Path, *, batch_size: int = 32,
+@contextmanager
+def _eval_mode(model):
+    """model.eval() inside the block, the previous mode after it (rewriting is also called mid-training)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def rewrite_file(model, tokenizer, records: list[dict], output: str | Path, *,
+                 batch_size: int = GENERATION_BATCH_SIZE,
                  max_new_tokens: int = 64, system_prompt: str | None = None, progress=None) -> Path:
     """Write ``{"id", "input", "prediction"}`` JSONL for ``records``, in input order, resumably.
 

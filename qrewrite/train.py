@@ -28,7 +28,7 @@ from .config import ConfigError, TrainConfig, save_config
 from .data import load_split
 from .files import (atomic_write_json, check_writable, command_line, file_fingerprint, git_commit, read_json,
                     safe_join)
-from .generate import rewrite_batch
+from .generate import rewrite
 from .metrics import rouge_scores
 from .models import apply_lora, load_model, load_tokenizer, pick_dtype, resolve_model_source
 from .noise import typo_variant
@@ -75,11 +75,9 @@ class SampleRouge(TrainerCallback):
         sample = self.valid[:cfg.eval_sample]
         if not sample or model is None:
             return
-        preds = []
-        for i in range(0, len(sample), 16):
-            preds += rewrite_batch(model, self.tokenizer, [r["input"] for r in sample[i:i + 16]],
-                                   max_new_tokens=cfg.max_new_tokens,
-                                   system_prompt=cfg.system_prompt or None)
+        preds = [text for _, text in rewrite(model, self.tokenizer, [r["input"] for r in sample], batch_size=16,
+                                             max_new_tokens=cfg.max_new_tokens,
+                                             system_prompt=cfg.system_prompt or None)]
         score = rouge_scores(preds, [r["target"] for r in sample])["rougeL"]
         if metrics is not None:
             metrics["eval_rougeL_sample"] = score

@@ -45,8 +45,12 @@ def test_bench_generate_smoke(tiny_model, tmp_path):
     assert len(ids["project"]) == setup["n"] == s["project"]["questions"] == 40
     assert len(ids["baseline"]) == setup["baseline_n"] == s["baseline"]["questions"] == 8
     assert ids["project"][:8] == ids["baseline"]
-    assert result["agreement"]["compared"] == 8 and 0 <= result["agreement"]["rate"] <= 1
-    # interleaved chunks on both sides, covering every question once
+    assert set(result["agreement"]) == {"project", "ablation"}
+    assert all(a["compared"] == 8 and 0 <= a["rate"] <= 1 for a in result["agreement"].values())
+    assert setup["shared_prefix_tokens"] > 0
+    # interleaved chunks on every side, covering every question once; the ablation does the project's questions
+    assert [c["questions"] for c in s["ablation"]["chunk_times"]] == [c["questions"] for c in
+                                                                       s["project"]["chunk_times"]]
     for side, count in (("baseline", 8), ("project", 40)):
         spans = [c["questions"] for c in s[side]["chunk_times"]]
         assert len(spans) >= 2 and spans[0][0] == 0 and spans[-1][1] == count

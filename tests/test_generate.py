@@ -1,0 +1,75 @@
+"""Batched generation with a shared prompt prefix gives what one-question-at-a-time generation gives."""
+
+import pytest
+import torch
+
+QUESTIONS = ["What year no sorry which city hosted the 2004 games?", "Who", "how many legs does a a spider hav",
+             "When did um when was the treaty signed", "Which river, no, which lake is the largest by volume?"]
+
+
+@pytest.fixture(scope="module")
+def lively(tiny_model):
+    """The tiny Qwen2 with large random weights, in float64. Its greedy output depends on every input token and
+    position (the stock init always emits the same token), so a layout that shifted a position or let padding
+    leak into attention would change what it generates."""
+    from qrewrite.models import load_for_inference
+    model, tokenizer, _ = load_for_inference(str(tiny_model))
+    model = model.to(torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.3)
+    return model, tokenizer
+
+
+def test_prefix_is_the_prompt_before_the_question(lively):
+    from qrewrite.generate import prompt_ids, shared_prefix
+    model, tok = lively
+    prefix = shared_prefix(model, tok)
+    assert prefix is not None and tok.decode(prefix.ids).endswith("<|im_start|>user\n")
+    for q, ids in zip(QUESTIONS, prompt_ids(tok, QUESTIONS)):
+        assert ids[:len(prefix.ids)] == prefix.ids
+        assert tok.decode(ids[len(prefix.ids):]).startswith(q)
+    assert prefix.cache.get_seq_length() == len(prefix.ids)
+
+
+def test_batched_with_prefix_matches_one_at_a_time(lively):
+    from qrewrite.generate import generate_ids, prompt_ids, shared_prefix
+    model, tok = lively
+    rows = prompt_ids(tok, QUESTIONS)
+    assert len({len(r) for r in rows}) == len(rows)  # every row padded differently
+    prefix = shared_prefix(model, tok)
+    alone = [generate_ids(model, tok, [r], max_new_tokens=8)[0].tolist() for r in rows]
+    with_prefix = generate_ids(model, tok, rows, max_new_tokens=8, prefix=prefix).tolist()
+    left_padded = generate_ids(model, tok, rows, max_new_tokens=8).tolist()
+    assert len({tuple(a) for a in alone}) == len(rows)  # the outputs depend on the question
+    assert with_prefix == alone
+    assert left_padded == alone
+    # the shared cache is copied per batch, never extended
+    assert prefix.cache.get_seq_length() == len(prefix.ids)
+    assert generate_ids(model, tok, rows[:2], max_new_tokens=8, prefix=prefix).tolist() == alone[:2]
+
+
+def test_prefix_skipped_for_rows_that_do_not_start_with_it(lively):
+    from qrewrite.generate import generate_ids, prompt_ids, shared_prefix
+    model, tok = lively
+    rows = prompt_ids(tok, QUESTIONS[:3], system_prompt="Fix the question.")
+    other = shared_prefix(model, tok)  # the default system prompt's prefix
+    assert rows[0][:len(other.ids)] != other.ids
+    assert (generate_ids(model, tok, rows, max_new_tokens=6, prefix=other).tolist()
+            == generate_ids(model, tok, rows, max_new_tokens=6).tolist())
+
+
+def test_rewrite_in_input_order_and_training_mode_restored(lively):
+    from qrewrite.generate import rewrite, rewrite_batch
+    model, tok = lively
+    one_by_one = [rewrite_batch(model, tok, [q], max_new_tokens=6)[0] for q in QUESTIONS]
+    model.train()
+    try:
+        got = list(rewrite(model, tok, QUESTIONS, batch_size=2, max_new_tokens=6))
+        assert model.training
+    finally:
+        model.eval()
+    assert [i for i, _ in got] == list(range(len(QUESTIONS)))
+    assert [t for _, t in got] == one_by_one
