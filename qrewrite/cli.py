@@ -12,7 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .config import GENERATION_BATCH_SIZE, ConfigError, ModelLoadError, add_config_arguments, config_from_args, load_config
+from .config import (GENERATION_BATCH_SIZE, ConfigError, ModelLoadError, add_config_arguments, config_from_args,
+                     load_config)
 from .data import DataError
 from .files import PROJECT_ROOT, check_writable, safe_join
 
@@ -169,7 +170,8 @@ def cmd_rewrite(args) -> int:
 
     model, tokenizer, _ = load_for_inference(args.model, precision=args.precision,
                                              trust_remote_code=args.trust_remote_code)
-    gen = dict(max_new_tokens=args.max_new_tokens)
+    from .evaluation import run_system_prompt
+    gen = dict(max_new_tokens=args.max_new_tokens, system_prompt=run_system_prompt(args.model))
     for _, text in rewrite(model, tokenizer, args.questions, batch_size=args.batch_size, **gen):
         print(text)
     if records is not None:
@@ -181,7 +183,7 @@ def cmd_rewrite(args) -> int:
     if args.interactive:
         if sys.stdin.isatty():
             print("Type a question and press Enter (Ctrl-D to quit).", file=sys.stderr)
-        prefix = shared_prefix(model, tokenizer)
+        prefix = shared_prefix(model, tokenizer, gen["system_prompt"])
         for line in sys.stdin:
             if line.strip():
                 print(rewrite_batch(model, tokenizer, [line.strip()], prefix=prefix, **gen)[0], flush=True)

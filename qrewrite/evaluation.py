@@ -36,8 +36,18 @@ def _run_of(model_arg: str) -> tuple[dict | None, Path | None]:
     return None, None
 
 
-def predict(model, tokenizer, questions: list[str], *, batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int = 64,
-            system_prompt: str | None = None, progress=None) -> list[str]:
+def run_system_prompt(model_arg: str) -> str | None:
+    """The system prompt a qrewrite run was trained with, so rewriting prompts as training did (None: not a
+    run, or the default prompt)."""
+    _, run_dir = _run_of(model_arg)
+    if run_dir is None or not (run_dir / "config.yaml").exists():
+        return None
+    from .config import load_config
+    return load_config(run_dir / "config.yaml").system_prompt or None
+
+
+def predict(model, tokenizer, questions: list[str], *, batch_size: int = GENERATION_BATCH_SIZE,
+            max_new_tokens: int = 64, system_prompt: str | None = None, progress=None) -> list[str]:
     from .generate import rewrite
     out = [""] * len(questions)
     for i, text in rewrite(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens,
@@ -46,9 +56,10 @@ def predict(model, tokenizer, questions: list[str], *, batch_size: int = GENERAT
     return out
 
 
-def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *, batch_size: int = GENERATION_BATCH_SIZE,
-                   max_new_tokens: int = 64, limit: int = 0, train_data: str | Path | None = None,
-                   train_sample: int = 100, name: str | None = None, data_label: str | None = None,
+def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
+                   batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int = 64, limit: int = 0,
+                   train_data: str | Path | None = None, train_sample: int = 100, name: str | None = None,
+                   data_label: str | None = None,
                    precision: str = "auto", trust_remote_code: bool = False, system_prompt: str | None = None,
                    show_progress: bool = True) -> dict:
     """Rewrite every question of ``data`` with ``model_arg`` (``copy`` = the copy-input baseline), score, write."""
@@ -64,9 +75,8 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *, bat
         train_records = random.Random(0).sample(train_records, min(train_sample, len(train_records)))
 
     run, run_dir = _run_of(model_arg)
-    if system_prompt is None and run_dir is not None and (run_dir / "config.yaml").exists():
-        from .config import load_config
-        system_prompt = load_config(run_dir / "config.yaml").system_prompt or None
+    if system_prompt is None:
+        system_prompt = run_system_prompt(model_arg)
 
     bar = None
     if model_arg == COPY_BASELINE:

@@ -154,7 +154,8 @@ def _training_run(model_arg: str) -> dict | None:
     return None
 
 
-def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0, max_new_tokens: int | None = None) -> str | None:
+def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
+                        max_new_tokens: int | None = None) -> str | None:
     """``None`` when ``out_dir`` already holds a finished evaluation of ``model_arg`` on the same data (same
     bytes: the data fingerprint), of the same size, with the same training run and generation budget; else the
     reason it cannot be reused."""
