@@ -23,6 +23,7 @@ from .data import DataError
 from .models import end_of_turn_ids
 from .prompt import build_prompt
 
+
 @dataclass
 class SharedPrefix:
     """Token ids that every prompt begins with, and the model's KV cache for them (batch of one)."""
@@ -61,8 +62,8 @@ def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int
     """Greedy continuation of tokenised prompts, one row each: the new tokens, padded with pad_token_id.
 
     ``prefix`` is used when every row starts with its ids; ``eos_token_id`` defaults to end-of-turn."""
-    p = len(prefix.ids) if prefix is not None and all(r[:len(prefix.ids)] == prefix.ids and len(r) > len(
-        prefix.ids) for r in rows) else 0
+    n = len(prefix.ids) if prefix is not None else 0
+    p = n if n and all(len(r) > n and r[:n] == prefix.ids for r in rows) else 0
     width = max(len(r) - p for r in rows)
     input_ids = torch.full((len(rows), p + width), tokenizer.pad_token_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the committed CPU results in outputs/: Disfl-QA prepared from the shared raw files, the copy and
-# zero-shot baselines, a full fine-tune, a LoRA run and a LoRA run with typo augmentation of the offline SmolLM2-135M-Instruct, each evaluated on
-# the full dev split (1,000 questions) and its seeded typo'd variant. ~2.5 h on 2 CPU cores.
+# zero-shot baselines, then a full fine-tune, a LoRA run, a QLoRA run and a LoRA run with typo augmentation of the
+# offline SmolLM2-135M-Instruct, each evaluated on the full dev split (1,000 questions) and its seeded typo'd
+# variant. ~3 h on 2 CPU cores.
 #   bash scripts/reproduce_cpu.sh [RAW_DISFL_QA_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ evaluate() {
 }
 
 evaluate copy-baseline copy
-for run in smollm2-full smollm2-lora smollm2-lora-typo; do
+for run in smollm2-full smollm2-lora smollm2-qlora smollm2-lora-typo; do
   recipe=${run#smollm2-}
   [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
     logged outputs/$run/train.log q train --config configs/smollm2-cpu-$recipe.yaml \

@@ -55,3 +55,14 @@ def test_bench_generate_smoke(tiny_model, tmp_path):
         spans = [c["questions"] for c in s[side]["chunk_times"]]
         assert len(spans) >= 2 and spans[0][0] == 0 and spans[-1][1] == count
         assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_readme_benchmark_figures_are_the_committed_results():
+    """The README's speed table quotes benchmarks/results/*.json; a re-run that changes them must update it."""
+    from benchmarks.common import fmt_ratio
+    readme = (ROOT / "README.md").read_text()
+    train = json.loads((ROOT / "benchmarks" / "results" / "train_cpu.json").read_text())["summary"]["ratios"]
+    gen = json.loads((ROOT / "benchmarks" / "results" / "generate_cpu.json").read_text())["summary"]["ratios"]
+    for figure in (fmt_ratio(train["examples_per_s"]), fmt_ratio(train["peak_memory"]),
+                   fmt_ratio(gen["questions_per_s"]), fmt_ratio(gen["ablation_questions_per_s"])):
+        assert figure in readme
