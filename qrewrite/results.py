@@ -87,17 +87,23 @@ def collect_runs(outputs_dir="outputs") -> list[dict]:
     Sorted by data label, then method (copy, zero-shot, full, lora, qlora, then any other), then run
     name, then path. Each dict is the file's content plus ``"path"``: the file's path relative to
     ``outputs_dir`` in posix form (``"smollm2-full/typo/metrics.json"``). A missing ``outputs_dir`` gives
-    ``[]``. A malformed file raises ``ValueError`` naming the file and the missing or bad field.
+    ``[]``. A malformed file raises ``ValueError`` naming the file and the missing or bad field. A subdirectory
+    with its own ``results.md`` is a separate results root (``outputs/quickstart`` from ``bash run.sh``) and is
+    left out.
     """
     root = Path(outputs_dir)
     if not root.is_dir():
         return []
     runs = []
     for path in sorted(root.rglob("metrics.json")):
-        if not path.is_file():
+        if not path.is_file() or _under_nested_root(path, root):
             continue
         runs.append(_load_metrics_file(path, path.relative_to(root).as_posix()))
     return sorted(runs, key=_sort_key)
+
+
+def _under_nested_root(path: Path, root: Path) -> bool:
+    return any((d / "results.md").exists() for d in path.parents if d != root and root in d.parents)
 
 
 # ----------------------------------------------------------------------------------------------- table

@@ -56,6 +56,16 @@ def test_collect_runs_method_order(tmp_path):
     assert [r["run"]["method"] for r in collect_runs(tmp_path)] == ["copy", "zero-shot", "full", "lora", "qlora"]
 
 
+def test_collect_runs_leaves_out_nested_results_roots(outputs):
+    """outputs/quickstart (bash run.sh) has its own results.md: its runs stay out of outputs/results.md."""
+    _write(outputs / "quickstart" / "quickstart" / "metrics.json",
+           {"metrics": _metrics(1, 1, 1, 1, 1, 1), "run": _run("quickstart", "full")})
+    assert "quickstart/quickstart/metrics.json" in [r["path"] for r in collect_runs(outputs)]
+    write_results(outputs / "quickstart")
+    assert [r["path"] for r in collect_runs(outputs / "quickstart")] == ["quickstart/metrics.json"]
+    assert "quickstart" not in {r["run"]["name"] for r in collect_runs(outputs)}
+
+
 def test_collect_runs_missing_dir(tmp_path):
     assert collect_runs(tmp_path / "nope") == []
 
