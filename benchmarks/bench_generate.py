@@ -128,7 +128,8 @@ def render_markdown(result: dict) -> str:
             [fmt_ratio(r["ablation_" + ratio_key]) if ratio_key else ""] if a else [])
 
     rows = [
-        ["questions rewritten", f"{b['questions']} (first {b['questions']} of the project's)", str(p["questions"])]
+        ["questions rewritten", str(b["questions"]) if b["questions"] == p["questions"] else
+         f"{b['questions']} (first {b['questions']} of the project's)", str(p["questions"])]
         + ([str(a["questions"])] if a else []) + [""] + ([""] if a else []),
         row(f"questions/s (median over chunks: {b['chunks']} / {p['chunks']})", "questions_per_s_median",
             "questions_per_s"),
@@ -157,6 +158,9 @@ def render_markdown(result: dict) -> str:
                "questions done" if setup.get("stopped_early") else "")
     agree = "\n".join(f"- {side}: {x['same']} of {x['compared']} ({x['rate']:.1%}) identical to the baseline's"
                        for side, x in ag.items())
+    done = (f"every side rewrote the same first {p['questions']} questions" if b["questions"] == p["questions"] else
+            f"the project rewrote the first {p['questions']} questions, the baseline the first {b['questions']} "
+            "(a prefix subset, to keep the run short)")
     ablation = ("\n- ablation: the project's batches on whole prompts (`share_prefix=False`, plain left-padded "
                 "batched generation): what batching alone gives" if a else "")
     return f"""# Rewriting: batched greedy (project) vs one question at a time ({setup['model']}, {setup['device']})
@@ -169,9 +173,8 @@ Same predictions on the questions the baseline also rewrote (greedy decoding, sa
 shapes of the matrix products, which can flip a near-tie):
 {agree}
 
-- data: `{setup['data']}`; the project rewrote the first {p['questions']} questions, the baseline the first \
-{b['questions']} (a prefix subset, to keep the run short); all at most {setup['max_new_tokens']} new tokens, \
-stop at end-of-turn, KV cache, {setup['dtype']}
+- data: `{setup['data']}`; {done}; all at most {setup['max_new_tokens']} new tokens, stop at end-of-turn, \
+KV cache, {setup['dtype']}
 - project: `qrewrite.generate.rewrite`, batch {setup['batch_size']}, length-sorted windows of \
 {setup['batch_size'] * 8}; the prompt's first {setup.get('shared_prefix_tokens')} tokens (system turn up to the \
 question) run once, their KV cache copied into every batch; rows laid out prefix | padding | question{ablation}
