@@ -86,14 +86,15 @@ def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int
 
 
 def rewrite_batch(model, tokenizer, questions: list[str], *, max_new_tokens: int = 64,
-                  system_prompt: str | None = None, prefix: SharedPrefix | None = None,
-                  share_prefix: bool = True) -> list[str]:
-    """Rewrite one batch with greedy decoding. ``prefix``: from shared_prefix, computed here when not given and
-    ``share_prefix`` (False: every row runs its whole prompt, as plain left-padded generation does)."""
+                  system_prompt: str | None = None, prefix: SharedPrefix | None = None) -> list[str]:
+    """Rewrite one batch with greedy decoding (``prefix``: from shared_prefix, computed here when not given)."""
     if not questions:
         return []
-    if prefix is None and share_prefix:
-        prefix = shared_prefix(model, tokenizer, system_prompt)
+    return _rewrite_rows(model, tokenizer, questions, prefix or shared_prefix(model, tokenizer, system_prompt),
+                         max_new_tokens, system_prompt)
+
+
+def _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, system_prompt) -> list[str]:
     new_tokens = generate_ids(model, tokenizer, prompt_ids(tokenizer, questions, system_prompt),
                               max_new_tokens=max_new_tokens, prefix=prefix)
     return [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
@@ -114,9 +115,8 @@ def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERAT
         done: dict[int, str] = {}
         for b in range(0, len(chunk_sorted), batch_size):
             idx = chunk_sorted[b:b + batch_size]
-            for i, text in zip(idx, rewrite_batch(model, tokenizer, [questions[i] for i in idx], prefix=prefix,
-                                                  share_prefix=share_prefix, max_new_tokens=max_new_tokens,
-                                                  system_prompt=system_prompt)):
+            for i, text in zip(idx, _rewrite_rows(model, tokenizer, [questions[i] for i in idx], prefix,
+                                                  max_new_tokens, system_prompt)):
                 done[i] = text
             if progress:
                 progress(len(idx))
