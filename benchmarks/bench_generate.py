@@ -77,7 +77,7 @@ def parse_args(argv=None):
 
 
 @torch.inference_mode()
-def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int) -> list[str]:
+def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int, prompt=None) -> list[str]:
     """The baseline: a plain loop, one unpadded prompt per generate call."""
     from qrewrite.models import end_of_turn_ids
     from qrewrite.prompt import build_prompt
@@ -86,7 +86,7 @@ def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int) -
     eos = end_of_turn_ids(tokenizer)
     out = []
     for q in questions:
-        enc = tokenizer(build_prompt(tokenizer, q), return_tensors="pt", add_special_tokens=False)
+        enc = tokenizer(build_prompt(tokenizer, q, prompt), return_tensors="pt", add_special_tokens=False)
         enc = {k: v.to(model.device) for k, v in enc.items()}
         gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                              eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
@@ -95,19 +95,17 @@ def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int) -
 
 
 def batched(model, tokenizer, questions: list[str], batch_size: int, max_new_tokens: int,
-            share_prefix: bool = True) -> list[str]:
-    """The project: qrewrite.generate.rewrite, results put back in input order."""
-    from qrewrite.generate import rewrite
+            share_prefix: bool = True, prompt=None) -> list[str]:
+    """The project: qrewrite.generate.rewrite_all (what `evaluate` and `rewrite` run)."""
+    from qrewrite.generate import rewrite_all
 
-    out = [""] * len(questions)
-    for i, text in rewrite(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                           share_prefix=share_prefix):
-        out[i] = text
-    return out
+    return rewrite_all(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                       share_prefix=share_prefix, prompt=prompt)
 
 
 def chunk_bounds(args, n: int, baseline_n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    window = args.batch_size * 8  # qrewrite.generate.rewrite sorts by length within this many questions
+    from qrewrite.generate import SORT_WINDOW_BATCHES
+    window = args.batch_size * SORT_WINDOW_BATCHES  # qrewrite.generate.rewrite sorts by length within these
     windows = math.ceil(n / window)
     k = min(args.chunks or windows, windows)
     per = math.ceil(windows / k) * window
@@ -194,6 +192,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from qrewrite.data import load_split
     from qrewrite.models import load_for_inference
+    from qrewrite.run import inference_settings
 
     out = common.out_dir(args.out, args.smoke)
     tmp = Path(tempfile.mkdtemp(prefix="qrewrite-bench-generate-"))
@@ -210,6 +209,7 @@ def main(argv=None) -> int:
         records = records[:n]
         questions = [r["input"] for r in records]
         model, tokenizer, source = load_for_inference(model_arg, precision=args.precision)
+        prompt = inference_settings(model_arg)["prompt"]  # the prompt the model was trained with
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the model is in memory now
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
@@ -217,11 +217,11 @@ def main(argv=None) -> int:
 
     sides = ["baseline", "project"] + ([] if args.no_ablation else ["ablation"])
     from qrewrite.generate import shared_prefix
-    prefix = shared_prefix(model, tokenizer)
+    prefix = shared_prefix(model, tokenizer, prompt)
 
     # warm-up (untimed): first calls pay one-off costs (allocations, kernel selection)
-    one_at_a_time(model, tokenizer, questions[:1], 4)
-    batched(model, tokenizer, questions[:args.batch_size], args.batch_size, 4)
+    one_at_a_time(model, tokenizer, questions[:1], 4, prompt)
+    batched(model, tokenizer, questions[:args.batch_size], args.batch_size, 4, prompt=prompt)
 
     preds = {side: [""] * (baseline_n if side == "baseline" else n) for side in sides}
     chunks = {side: [] for side in sides}
@@ -241,10 +241,10 @@ def main(argv=None) -> int:
             memory_method = common.reset_peak_memory()
             t0 = common.now()
             if side == "baseline":
-                got = one_at_a_time(model, tokenizer, questions[lo:hi], args.max_new_tokens)
+                got = one_at_a_time(model, tokenizer, questions[lo:hi], args.max_new_tokens, prompt)
             else:
                 got = batched(model, tokenizer, questions[lo:hi], args.batch_size, args.max_new_tokens,
-                              share_prefix=side == "project")
+                              share_prefix=side == "project", prompt=prompt)
             dt = common.now() - t0
             preds[side][lo:hi] = got
             peak[side] = max(peak[side], common.peak_memory_mb())

@@ -1,27 +1,27 @@
-"""Training-step throughput: the project's training path vs the common notebook recipe it replaces.
+"""Training-step throughput of the project's training path, side by side with the alternatives.
 
-Both sides run a plain loop of forward / backward / clip / AdamW step on the same model, the same machine, the
-same batch size and the same examples; they differ only in what the project changed:
+Every side trains the same model on the same examples, in the same batches and order, for the same number of
+steps, through a ``transformers.Trainer`` (sequential sampler, constant learning rate, no eval / saving):
 
-  baseline  every example right-padded to a fixed --max-length; labels = input_ids (loss on the prompt and on
-            the padding too); eager attention; fp32; batches in random order
-  project   qrewrite.prompt.encode_records (loss on the clean answer + end-of-turn only);
-            DataCollatorForSeq2Seq dynamic padding (to a multiple of 8 on CUDA, as qrewrite.train does);
-            length-grouped batches (transformers' LengthGroupedSampler over one mega-batch of 50 x batch);
-            SDPA attention; on CUDA bf16 + fused AdamW; optional gradient checkpointing
+  naive    the common notebook recipe: every example right-padded to --max-length, labels = input_ids (loss on
+           the prompt and the padding too), eager attention, chat prompt with the system instruction
+  before   the project's path before the efficiency work: chat prompt, dynamic padding, completion-only labels,
+           SDPA, logits at every position (``prompt_format: chat, supervised_logits: false``)
+  project  the project's path now: ``qrewrite.train.build_trainer`` with the minimal prompt format and logits
+           only at supervised positions (``--padding-free`` adds padding-free batches)
+  trl      TRL's ``SFTTrainer`` with its recommended completion-only settings (benchmarks/trl_side.py), on the
+           same prompts as the project
 
-Examples: a seeded sample of one mega-batch (--pool, default 50 x batch size) is encoded and grouped by length
-into batches as the Trainer would; --warmup + --steps of those batches are drawn (seeded). The project trains
-on them as grouped; the baseline trains on the same examples, reshuffled into random batches (warm-up and timed
-examples kept apart), so both sides time exactly the same examples and the same supervised tokens.
+Examples: a seeded sample of one mega-batch (--pool, default 50 x batch size) grouped by length into batches
+(transformers' LengthGroupedSampler, as the Trainer groups them); --warmup + --steps of those batches are drawn
+(seeded) and every side trains on exactly those, in that order. Every (side, repeat) runs in a fresh
+subprocess, interleaved (side 1, side 2, ..., side 1, side 2, ...), so a slow spell of a shared machine hits
+every side and peak memory is per side. Reported: medians over repeats of examples/s and supervised tokens/s,
+peak memory (qrewrite.memory: RSS high-water mark on CPU, max_memory_allocated on GPU), the mean training loss
+over the timed steps; ratios against --reference.
 
-Every (side, repeat) runs in a fresh subprocess, interleaved baseline, project, baseline, project, ..., so
-that a slow spell of a shared machine hits both sides and peak memory is per side. Reported: medians over
-repeats of examples/s and target tokens/s (the project's supervised tokens: clean answer + end-of-turn, the
-same count for both sides), peak memory (RSS on CPU, torch.cuda.max_memory_allocated on GPU), each as
-project / baseline; on GPU also model FLOPs utilisation (6 x parameters x tokens / time / --peak-tflops).
-
-    python benchmarks/bench_train.py                        # SmolLM2-135M on this machine's CPU
+    python benchmarks/bench_train.py --sides naive project --name train_cpu            # vs the notebook recipe
+    python benchmarks/bench_train.py --sides before project trl --reference trl --name train_vs_trl_cpu
     python benchmarks/bench_train.py --arch qwen2-0.5b --peak-tflops 989   # random-weight Qwen2-0.5B, GPU
     python benchmarks/bench_train.py --smoke --out /tmp/b   # tiny Qwen2, sample data, 2 steps: plumbing only
 """
@@ -47,8 +47,8 @@ from benchmarks.common import ROOT, default_data, fmt_ratio, markdown_table, med
 
 import torch  # noqa: E402
 
-SIDES = ("baseline", "project")
-CPU_TARGET = 1.5  # project examples/s >= 1.5 x baseline on CPU
+SIDES = ("naive", "before", "project", "trl")
+CPU_TARGETS = {"naive": 1.5, "before": 2.0, "trl": 1.5}  # project examples/s >= this x the side's, on CPU
 LORA = dict(r=16, alpha=32, dropout=0.05)
 
 # Qwen2-0.5B (Qwen/Qwen2-0.5B-Instruct config.json), written out because the hub is unreachable here.
@@ -67,18 +67,22 @@ def parse_args(argv=None):
                    help="instead of --model, build this architecture with random weights (for GPU runs)")
     p.add_argument("--tokenizer", help="tokenizer directory for --arch (default: the offline SmolLM2 one; "
                                        "its 49k ids are all valid for Qwen2's 152k vocabulary)")
+    p.add_argument("--sides", nargs="+", choices=SIDES, default=["naive", "project"],
+                   help="sides to run, in this order within each repeat (default: naive project)")
+    p.add_argument("--reference", choices=SIDES, help="side the ratios divide by (default: the first side)")
     p.add_argument("--method", choices=["full", "lora", "qlora"], default="full",
-                   help="full fine-tune, or LoRA r=16 / QLoRA on all projections (both sides alike)")
+                   help="full fine-tune, or LoRA r=16 / QLoRA on all projections (every side alike)")
+    p.add_argument("--padding-free", action="store_true", help="project side: padding-free batches")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=6, help="timed optimizer steps per repeat")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before the timed ones")
     p.add_argument("--repeats", type=int, default=3, help="fresh-process repeats per side, interleaved")
     p.add_argument("--data", help="training split (default dataset/train.json; --smoke: dataset/sample)")
     p.add_argument("--max-length", type=int, default=256,
-                   help="baseline: the fixed padded length; both sides: truncation limit")
+                   help="naive: the fixed padded length; every side: truncation limit")
     p.add_argument("--pool", type=int, default=0, help="examples grouped by length (default 50 x batch size, "
                                                        "one LengthGroupedSampler mega-batch)")
-    p.add_argument("--gradient-checkpointing", action="store_true", help="project side only")
+    p.add_argument("--gradient-checkpointing", action="store_true", help="every side but naive")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peak-tflops", type=float, default=0.0,
@@ -101,17 +105,22 @@ def parse_args(argv=None):
         p.error("--warmup must be >= 0")
     if args.arch and args.model:
         p.error("give --model or --arch, not both")
+    if len(set(args.sides)) != len(args.sides):
+        p.error("--sides: name each side once")
+    args.reference = args.reference or args.sides[0]
+    if args.reference not in args.sides:
+        p.error(f"--reference {args.reference} is not one of --sides")
     return args
 
 
 # ---- data plan (identical in every process) ----------------------------------------------------------------
 
-def plan_batches(tokenizer, args):
-    """Encoded pool + the project's and the baseline's batches (lists of pool indices), warm-up then timed."""
+def plan_records(tokenizer, args) -> tuple[list[dict], dict]:
+    """The records every side trains on, in batch order (warm-up batches first), and how they were chosen."""
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     from qrewrite.data import load_split
-    from qrewrite.prompt import encode_records
+    from qrewrite.prompt import PromptSpec, encode_records
 
     records = load_split(default_data(args, "train"))
     bs, need = args.batch_size, args.warmup + args.steps
@@ -120,38 +129,23 @@ def plan_batches(tokenizer, args):
         raise SystemExit(f"{default_data(args, 'train')} has {len(records)} examples; {need} steps of batch {bs} need "
                          f"{need * bs}. Use fewer --steps / --warmup or a smaller --batch-size.")
     pool = random.Random(args.seed).sample(records, min(pool_size, len(records)))
-    dataset, n_truncated = encode_records(tokenizer, pool, args.max_length)
-    rows = dataset.to_list()
-    sampler = LengthGroupedSampler(bs, lengths=[r["length"] for r in rows],
-                                   generator=torch.Generator().manual_seed(args.seed))
-    order = list(sampler)
+    lengths = encode_records(tokenizer, pool, args.max_length, PromptSpec("minimal"))[0]["length"]
+    order = list(LengthGroupedSampler(bs, lengths=lengths, generator=torch.Generator().manual_seed(args.seed)))
     grouped = [order[i:i + bs] for i in range(0, len(order) - bs + 1, bs)]
     chosen = [grouped[i] for i in random.Random(args.seed + 1).sample(range(len(grouped)), need)]
-    project = {"warmup": chosen[:args.warmup], "timed": chosen[args.warmup:]}
-    baseline = {}
-    for phase, batches in project.items():
-        ids = [i for b in batches for i in b]
-        random.Random(args.seed + 2).shuffle(ids)
-        baseline[phase] = [ids[i:i + bs] for i in range(0, len(ids), bs)]
-    # how representative the timed batches are: padded tokens per batch over every grouped batch of the pool
-    padded = [bs * max(rows[i]["length"] for i in b) for b in grouped]
-    stats = {"pool_grouped_padded_tokens_per_batch_mean": sum(padded) / len(padded),
-             "pool_mean_length": sum(r["length"] for r in rows) / len(rows)}
-    return pool, rows, n_truncated, {"project": project, "baseline": baseline, "stats": stats}
+    plan = [pool[i] for batch in chosen for i in batch]
+    return plan, {"pool_size": len(pool), "pool_mean_length_minimal": sum(lengths) / len(lengths)}
 
 
-def collate(side: str, rows: list[dict], tokenizer, max_length: int, cuda: bool) -> dict:
-    if side == "project":
-        from transformers import DataCollatorForSeq2Seq
-        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100,
-                                          pad_to_multiple_of=8 if cuda else None, return_tensors="pt")
-        return collator([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
-    # The notebook recipe: tokenizer(text, padding="max_length", truncation=True); labels = input_ids.copy().
-    pad = tokenizer.pad_token_id
-    ids = [r["input_ids"] + [pad] * (max_length - len(r["input_ids"])) for r in rows]
-    mask = [[1] * len(r["input_ids"]) + [0] * (max_length - len(r["input_ids"])) for r in rows]
-    input_ids = torch.tensor(ids)
-    return {"input_ids": input_ids, "attention_mask": torch.tensor(mask), "labels": input_ids.clone()}
+def naive_collator(tokenizer, max_length: int):
+    """The notebook recipe: tokenizer(text, padding="max_length", truncation=True); labels = input_ids.copy()."""
+    def collate(features):
+        pad = tokenizer.pad_token_id
+        ids = [f["input_ids"] + [pad] * (max_length - len(f["input_ids"])) for f in features]
+        mask = [[1] * len(f["input_ids"]) + [0] * (max_length - len(f["input_ids"])) for f in features]
+        input_ids = torch.tensor(ids)
+        return {"input_ids": input_ids, "attention_mask": torch.tensor(mask), "labels": input_ids.clone()}
+    return collate
 
 
 # ---- one side, one repeat (a subprocess) -------------------------------------------------------------------
@@ -163,75 +157,122 @@ def count_params(model) -> int:
     return n
 
 
-def worker(args) -> dict:
-    from qrewrite.models import apply_lora, load_model, load_tokenizer, pick_dtype, resolve_model_source
-    from qrewrite.config import QWEN2_TARGETS
+def side_config(side: str, args, source: str):
+    """The TrainConfig a side trains with: the project's fields, with the sides' differences."""
+    from qrewrite.config import load_config
 
-    side, project = args._worker, args._worker == "project"
-    torch.manual_seed(args.seed)
-    dev = common.device()
-    cuda = dev.type == "cuda"
-    source = resolve_model_source(args.model)
-    tokenizer = load_tokenizer(source)
-    pool, rows, n_truncated, plans = plan_batches(tokenizer, args)
-    plan = plans[side]
+    overrides = dict(model=source, method=args.method, batch_size=args.batch_size, learning_rate=args.lr,
+                     max_steps=args.warmup + args.steps, lr_scheduler="constant", warmup_ratio=0.0,
+                     max_length=args.max_length, eval_steps=0, save_steps=0, logging_steps=1, report_to="none",
+                     seed=args.seed, group_by_length=False, lora_r=LORA["r"], lora_alpha=LORA["alpha"],
+                     lora_dropout=LORA["dropout"], gradient_checkpointing=args.gradient_checkpointing)
+    if side == "naive":
+        overrides.update(prompt_format="chat", supervised_logits=False, attn_implementation="eager",
+                         precision="fp32", gradient_checkpointing=False)
+    elif side == "before":
+        overrides.update(prompt_format="chat", supervised_logits=False)
+    else:
+        overrides.update(prompt_format="minimal", supervised_logits=True,
+                         padding_free=args.padding_free and side == "project")
+    return load_config(None, overrides)
 
-    dtype = pick_dtype("auto") if project else torch.float32
-    attn = "sdpa" if project else "eager"
-    qlora = args.method == "qlora"
-    model = load_model(source, dtype=dtype, quantize_4bit=qlora, attn_implementation=attn, tokenizer=tokenizer)
-    if not qlora:
-        model.to(dev)
-    gc = project and args.gradient_checkpointing
-    if args.method in ("lora", "qlora"):
-        targets = [t for t in QWEN2_TARGETS]
-        model = apply_lora(model, r=LORA["r"], alpha=LORA["alpha"], dropout=LORA["dropout"], targets=targets,
-                           quantized=qlora, gradient_checkpointing=gc)
-    if gc:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    fused = project and cuda and all(p.is_cuda and p.is_floating_point() for p in params)
-    optimizer = torch.optim.AdamW(params, lr=args.lr, fused=True if fused else None)
-    autocast = project and cuda and dtype == torch.bfloat16 and not qlora  # as Trainer(bf16=True)
-    attn_used = getattr(getattr(model, "config", None), "_attn_implementation", attn)
 
-    memory_method = common.reset_peak_memory()
-    times, losses, shapes = {"warmup": [], "timed": []}, [], []
+class StepTimer:
+    """Trainer callback: wall time of every optimizer step (data loading included), end to end."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+        self.callback = type("Timer", (TrainerCallback,), {
+            "on_train_begin": lambda _, *a, **k: self._mark(),
+            "on_step_end": lambda _, *a, **k: self._step()})()
+        self.times: list[float] = []
+
+    def _mark(self):
+        self.last = common.now()
+
+    def _step(self):
+        now = common.now()
+        self.times.append(now - self.last)
+        self.last = now
+
+
+def build_side_trainer(side: str, args, cfg, model, tokenizer, records: list[dict], output_dir: Path):
+    from transformers import Trainer
+
+    from qrewrite.prompt import PromptSpec, encode_records
+    from qrewrite.train import build_trainer, pick_dtype, training_arguments
+
+    if side == "trl":
+        from benchmarks.trl_side import build_trl_trainer
+        return build_trl_trainer(model, tokenizer, records, batch_size=args.batch_size, max_steps=cfg.max_steps,
+                                 learning_rate=args.lr, seed=args.seed, output_dir=str(output_dir),
+                                 max_length=args.max_length)
+    dataset = encode_records(tokenizer, records, args.max_length, PromptSpec.of_config(cfg))[0]
+    if side == "naive":
+        return Trainer(model=model, args=training_arguments(cfg, output_dir, pick_dtype(cfg.precision)),
+                       train_dataset=dataset, data_collator=naive_collator(tokenizer, args.max_length))
+    return build_trainer(cfg, model, tokenizer, dataset, None, output_dir)
+
+
+def batch_counts(trainer, batch_size: int, skip_batches: int, naive: bool = False) -> dict:
+    """Tokens of the timed batches, counted by running the side's own collator over them again."""
+    rows = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
     processed = real = supervised = 0
-    for phase in ("warmup", "timed"):
-        for step, idx in enumerate(plan[phase]):
-            t0 = common.now()
-            batch = collate(side, [rows[i] for i in idx], tokenizer, args.max_length, cuda)
-            batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            dt = common.now() - t0
-            times[phase].append(dt)
-            if phase == "timed":
-                losses.append(loss.detach().item())
-                shapes.append(list(batch["input_ids"].shape))
-                processed += batch["input_ids"].numel()
-                real += int(batch["attention_mask"].sum())
-                supervised += sum(sum(1 for t in rows[i]["labels"] if t != -100) for i in idx)
-            print(f"  {side} repeat {args._repeat + 1} {phase} step {step + 1}/{len(plan[phase])}: "
-                  f"{dt:.2f} s, batch {tuple(batch['input_ids'].shape)}, loss {loss.detach().item():.3f}", flush=True)
-    timed_ids = sorted(pool[i]["id"] for b in plan["timed"] for i in b)
+    shapes = []
+    for start in range(skip_batches * batch_size, len(rows), batch_size):
+        batch = trainer.data_collator(rows[start:start + batch_size])
+        ids = batch["input_ids"]
+        processed += ids.numel()
+        real += int(batch["attention_mask"].sum()) if "attention_mask" in batch else ids.numel()
+        if naive:  # its labels are every token; count the project's definition: answer + end-of-turn
+            supervised += sum(sum(1 for t in r["labels"] if t != -100) for r in rows[start:start + batch_size])
+        else:
+            supervised += int((batch["labels"][:, 1:] != -100).sum())
+        shapes.append(list(ids.shape))
+    return {"tokens_processed": processed, "real_tokens": real, "supervised_tokens": supervised,
+            "batch_shapes": shapes}
+
+
+def worker(args) -> dict:
+    from qrewrite.memory import peak_memory_mb, reset_peak_memory
+    from qrewrite.models import load_tokenizer, resolve_model_source
+    from qrewrite.train import load_for_training
+
+    side = args._worker
+    torch.manual_seed(args.seed)
+    source = resolve_model_source(args.model)
+    cfg = side_config(side, args, source)
+    records, plan_stats = plan_records(load_tokenizer(source), args)
+    model, tokenizer = load_for_training(cfg, source)
+    tmp = Path(tempfile.mkdtemp(prefix=f"qrewrite-bench-{side}-"))
+    try:
+        trainer = build_side_trainer(side, args, cfg, model, tokenizer, records, tmp)
+        trainer.args.train_sampling_strategy = "sequential"  # every side: the planned batches, in order
+        timer = StepTimer()
+        trainer.add_callback(timer.callback)
+        memory_method = reset_peak_memory()
+        trainer.train()
+        peak = peak_memory_mb()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    n_timed = args.steps * args.batch_size
+    counts = batch_counts(trainer, args.batch_size, args.warmup, naive=side == "naive")
+    params = [p for p in model.parameters() if p.requires_grad]
     return {
-        "side": side, "repeat": args._repeat, "device": str(dev), "dtype": str(dtype).replace("torch.", ""),
-        "attn_implementation": attn_used, "autocast_bf16": autocast, "fused_adamw": fused,
-        "gradient_checkpointing": gc, "method": args.method,
+        "side": side, "repeat": args._repeat, "device": str(trainer.args.device),
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "attn_implementation": getattr(getattr(model, "config", None), "_attn_implementation", None),
+        "prompt_format": "minimal" if side == "trl" else cfg.prompt_format,
+        "supervised_logits": side == "project" or side == "trl",
+        "padding_free": bool(cfg.padding_free) if side != "trl" else getattr(trainer.args, "padding_free", None),
+        "gradient_checkpointing": cfg.gradient_checkpointing, "method": args.method,
         "parameters": count_params(model), "trainable_parameters": sum(p.numel() for p in params),
-        "step_times_s": times["timed"], "warmup_times_s": times["warmup"],
-        "examples": len(timed_ids), "timed_example_ids": timed_ids, "supervised_tokens": supervised,
-        "tokens_processed": processed, "real_tokens": real, "batch_shapes": shapes, "losses": losses,
-        "peak_memory_mb": round(common.peak_memory_mb(), 1), "memory_method": memory_method,
-        "truncated_in_pool": n_truncated, "pool_size": len(pool), **plans["stats"],
+        "step_times_s": timer.times[args.warmup:], "warmup_times_s": timer.times[:args.warmup],
+        "examples": n_timed, "timed_example_ids": sorted(r["id"] for r in records[args.warmup * args.batch_size:]),
+        "losses": losses[args.warmup:], "mean_loss": sum(losses[args.warmup:]) / max(1, len(losses[args.warmup:])),
+        **counts,
+        "peak_memory_mb": round(peak, 1), "memory_method": memory_method, **plan_stats,
     }
 
 
@@ -262,21 +303,22 @@ def worker_argv(args, side: str, repeat: int, result: Path) -> list[str]:
             "--batch-size", args.batch_size, "--steps", args.steps, "--warmup", args.warmup,
             "--data", str(default_data(args, "train")), "--max-length", args.max_length, "--pool", args.pool,
             "--lr", args.lr, "--seed", args.seed, "--_worker", side, "--_repeat", repeat, "--_result", result]
-    if args.gradient_checkpointing:
-        argv.append("--gradient-checkpointing")
+    for flag in ("gradient_checkpointing", "padding_free"):
+        if getattr(args, flag):
+            argv.append("--" + flag.replace("_", "-"))
     return [str(a) for a in argv]
 
 
 def summarise(runs: dict, args, cuda: bool) -> dict:
     summary = {}
-    for side in SIDES:
-        rs = runs[side]
+    for side, rs in runs.items():
         eps = [r["examples"] / sum(r["step_times_s"]) for r in rs]
         tps = [r["supervised_tokens"] / sum(r["step_times_s"]) for r in rs]
         s = {"examples_per_s": eps, "target_tokens_per_s": tps,
              "examples_per_s_median": median(eps), "target_tokens_per_s_median": median(tps),
              "step_time_s_median": median([t for r in rs for t in r["step_times_s"]]),
              "peak_memory_mb_median": median([r["peak_memory_mb"] for r in rs]),
+             "mean_loss": median([r["mean_loss"] for r in rs]),
              "tokens_processed_per_step": rs[0]["tokens_processed"] / args.steps,
              "padding_fraction": 1 - rs[0]["real_tokens"] / rs[0]["tokens_processed"],
              "supervised_fraction_of_processed": rs[0]["supervised_tokens"] / rs[0]["tokens_processed"]}
@@ -286,77 +328,91 @@ def summarise(runs: dict, args, cuda: bool) -> dict:
             s["mfu_median"] = median(flops) / (args.peak_tflops * 1e12)
             s["mfu_real_tokens_median"] = median(useful) / (args.peak_tflops * 1e12)
         summary[side] = s
-    b, p = summary["baseline"], summary["project"]
-    ratios = {
-        "examples_per_s": ratio(p["examples_per_s_median"], b["examples_per_s_median"]),
-        "examples_per_s_paired_median": median([ratio(x, y) for x, y in zip(p["examples_per_s"],
-                                                                              b["examples_per_s"])]),
-        "target_tokens_per_s": ratio(p["target_tokens_per_s_median"], b["target_tokens_per_s_median"]),
-        "peak_memory": ratio(p["peak_memory_mb_median"], b["peak_memory_mb_median"]),
-        "tokens_processed_per_step": ratio(p["tokens_processed_per_step"], b["tokens_processed_per_step"]),
-    }
-    if "mfu_median" in p:
-        ratios["mfu"] = ratio(p["mfu_median"], b["mfu_median"])
-    return {"sides": summary, "ratios": ratios}
+    ref = summary[args.reference]
+    ratios = {}
+    for side, s in summary.items():
+        if side == args.reference:
+            continue
+        ratios[side] = {
+            "examples_per_s": ratio(s["examples_per_s_median"], ref["examples_per_s_median"]),
+            "examples_per_s_paired_median": median([ratio(x, y) for x, y in zip(s["examples_per_s"],
+                                                                                  ref["examples_per_s"])]),
+            "target_tokens_per_s": ratio(s["target_tokens_per_s_median"], ref["target_tokens_per_s_median"]),
+            "peak_memory": ratio(s["peak_memory_mb_median"], ref["peak_memory_mb_median"]),
+            "tokens_processed_per_step": ratio(s["tokens_processed_per_step"], ref["tokens_processed_per_step"]),
+        }
+        if "mfu_median" in s:
+            ratios[side]["mfu"] = ratio(s["mfu_median"], ref["mfu_median"])
+    return {"sides": summary, "reference": args.reference, "ratios_vs_reference": ratios,
+            # the headline: project against the reference (what the README quotes)
+            "ratios": ratios.get("project", next(iter(ratios.values()), {}))}
+
+
+SIDE_TEXT = {
+    "naive": "every example right-padded to {max_length} tokens, labels = input_ids (loss on prompt and padding), "
+             "eager attention, fp32, chat prompt with the system instruction",
+    "before": "the project's path before this change: chat prompt with the system instruction, completion-only "
+              "labels, dynamic padding, SDPA, logits at every position",
+    "project": "`qrewrite.train.build_trainer`: minimal prompt (no system turn), completion-only labels, logits and "
+               "loss only at supervised positions (`logits_to_keep` mask + `shift_labels`), {padding}, SDPA",
+    "trl": "TRL `SFTTrainer` (benchmarks/trl_side.py): the same minimal prompts as prompt/completion pairs, "
+           "completion-only loss, its default settings otherwise",
+}
 
 
 def render_markdown(result: dict) -> str:
-    s, r, setup = result["summary"]["sides"], result["summary"]["ratios"], result["setup"]
-    b, p = s["baseline"], s["project"]
+    setup, summary = result["setup"], result["summary"]
+    sides, ref = summary["sides"], summary["reference"]
     mem = "peak GPU memory allocated (MB)" if setup["device"] == "cuda" else "peak RSS (MB)"
-    rows = [
-        [f"examples/s (median of {setup['repeats']})", b["examples_per_s_median"], p["examples_per_s_median"],
-         fmt_ratio(r["examples_per_s"])],
-        ["target tokens/s (clean answer + end-of-turn)", b["target_tokens_per_s_median"],
-         p["target_tokens_per_s_median"], fmt_ratio(r["target_tokens_per_s"])],
-        ["step time (s, median)", b["step_time_s_median"], p["step_time_s_median"],
-         fmt_ratio(ratio(p["step_time_s_median"], b["step_time_s_median"]))],
-        [mem, b["peak_memory_mb_median"], p["peak_memory_mb_median"], fmt_ratio(r["peak_memory"])],
-        ["tokens processed per step (incl. padding)", b["tokens_processed_per_step"],
-         p["tokens_processed_per_step"], fmt_ratio(r["tokens_processed_per_step"])],
-        ["padding share of processed tokens", f"{b['padding_fraction']:.1%}", f"{p['padding_fraction']:.1%}", ""],
-    ]
-    if "mfu_median" in p:
-        rows.append([f"MFU (6 x params x tokens incl. padding / time / {setup['peak_tflops']} TFLOP/s)",
-                     f"{b['mfu_median']:.1%}", f"{p['mfu_median']:.1%}", fmt_ratio(r["mfu"])])
-        rows.append(["MFU on non-padding tokens", f"{b['mfu_real_tokens_median']:.1%}",
-                     f"{p['mfu_real_tokens_median']:.1%}", ""])
-    table = markdown_table(["metric", "baseline", "project", "project / baseline"], rows)
+    header = ["metric"] + list(sides) + [f"{s} / {ref}" for s in sides if s != ref]
+    ratios = summary["ratios_vs_reference"]
+
+    def row(label, key, fmt=lambda v: v, ratio_key=None):
+        cells = [fmt(sides[s][key]) for s in sides]
+        return [label] + cells + [fmt_ratio(ratios[s].get(ratio_key)) if ratio_key else "" for s in ratios]
+    rows = [row(f"examples/s (median of {setup['repeats']})", "examples_per_s_median", ratio_key="examples_per_s"),
+            row("supervised tokens/s (clean answer + end-of-turn)", "target_tokens_per_s_median",
+                ratio_key="target_tokens_per_s"),
+            row("step time (s, median)", "step_time_s_median"),
+            row(mem, "peak_memory_mb_median", ratio_key="peak_memory"),
+            row("mean training loss over the timed steps", "mean_loss"),
+            row("tokens processed per step (incl. padding)", "tokens_processed_per_step",
+                ratio_key="tokens_processed_per_step"),
+            row("padding share of processed tokens", "padding_fraction", lambda v: f"{v:.1%}")]
+    if all("mfu_median" in s for s in sides.values()):
+        rows.append(row(f"MFU (6 x params x tokens / time / {setup['peak_tflops']} TFLOP/s)", "mfu_median",
+                        lambda v: f"{v:.1%}", "mfu"))
+    table = markdown_table(header, rows)
+    verdicts = []
+    for side, target in CPU_TARGETS.items():
+        if side in sides and "project" in sides and side != "project":
+            got = ratio(sides["project"]["examples_per_s_median"], sides[side]["examples_per_s_median"])
+            if setup["smoke"]:
+                continue
+            status = "met" if got is not None and got >= target else "NOT met"
+            verdicts.append(f"- project >= {target:g}x {side}'s examples/s on CPU: **{status}** ({fmt_ratio(got)})"
+                            if setup["device"] == "cpu" else f"- project / {side}: {fmt_ratio(got)} (CPU target "
+                            f"{target:g}x does not apply on GPU)")
     if setup["smoke"]:
-        verdict = "smoke run: plumbing check only, no timing claim"
-    elif setup["device"] == "cpu":
-        met = r["examples_per_s"] is not None and r["examples_per_s"] >= CPU_TARGET
-        verdict = (f"target: project >= {CPU_TARGET}x the baseline's examples/s on CPU -> "
-                   f"{'met' if met else 'NOT met'} ({fmt_ratio(r['examples_per_s'])}; per-repeat paired "
-                   f"ratios' median {fmt_ratio(r['examples_per_s_paired_median'])})")
-    else:
-        verdict = (f"CPU target ({CPU_TARGET}x) does not apply on GPU; measured "
-                   f"{fmt_ratio(r['examples_per_s'])}")
-    pb, pp = result["runs"]["baseline"][0], result["runs"]["project"][0]
-    return f"""# Training step: project vs notebook baseline ({setup['model_label']}, {setup['method']}, {setup['device']})
+        verdicts = ["- smoke run: plumbing check only, no timing claim"]
+    first = result["runs"][ref][0]
+    padding = "padding-free batches" if setup["padding_free"] else "dynamic padding of length-grouped batches"
+    described = "\n".join(f"- {s}: " + SIDE_TEXT[s].format(max_length=setup["max_length"], padding=padding)
+                          for s in sides)
+    return f"""# Training step: {', '.join(sides)} ({setup['model_label']}, {setup['method']}, {setup['device']})
 
 {table}
 
-**{verdict}.**
+{chr(10).join(verdicts)}
 
-Both sides timed the same {pb['examples']} examples ({setup['steps']} steps x batch {setup['batch_size']}, after \
-{setup['warmup']} warm-up step(s)) and the same {pb['supervised_tokens']} supervised target tokens, in \
-{setup['repeats']} fresh-process repeats each, interleaved baseline, project, baseline, project, ...; medians \
-are over repeats. Examples: a seeded sample of {pb['pool_size']} from `{setup['data']}`, \
-{pb['truncated_in_pool']} truncated at {setup['max_length']} tokens; mean length {pb['pool_mean_length']:.1f} \
-tokens; grouped into batches of the whole pool the project would process \
-{pp['pool_grouped_padded_tokens_per_batch_mean']:.0f} tokens per batch on average (timed batches: \
-{p['tokens_processed_per_step']:.0f}).
+Every side timed the same {first['examples']} examples ({setup['steps']} steps x batch {setup['batch_size']}, after \
+{setup['warmup']} warm-up step(s)) and the same {first['supervised_tokens']} supervised tokens, in the same \
+batches and order, through a `transformers.Trainer` (sequential sampler, constant learning rate {setup['lr']}, \
+AdamW, grad-norm clip 1.0), in {setup['repeats']} fresh-process repeats each, interleaved; medians are over \
+repeats. Examples: a seeded sample of {first['pool_size']} from `{setup['data']}`, grouped by length.
 
-- baseline: every example right-padded to {setup['max_length']} tokens, labels = input_ids (loss on prompt \
-and padding), `{pb['attn_implementation']}` attention, {pb['dtype']}, random batches
-- project: `encode_records` completion-only labels, `DataCollatorForSeq2Seq` dynamic padding, \
-`LengthGroupedSampler` batches, `{pp['attn_implementation']}` attention, {pp['dtype']}\
-{', bf16 autocast' if pp['autocast_bf16'] else ''}{', fused AdamW' if pp['fused_adamw'] else ''}\
-{', gradient checkpointing' if pp['gradient_checkpointing'] else ''}
-- both: same model weights, {setup['method']} ({pb['trainable_parameters']:,} trainable of \
-{pb['parameters']:,} parameters), AdamW lr {setup['lr']}, grad-norm clip 1.0, forward/backward/step in a plain loop
-- memory: {pb['memory_method']}, over warm-up + timed steps (model, gradients, optimizer state, activations)
+{described}
+- memory: {first['memory_method']}, over warm-up + timed steps (model, gradients, optimizer state, activations)
 
 ## Machine
 {common.machine_markdown(result)}
@@ -379,6 +435,41 @@ def _die_with_parent() -> None:
 
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
+
+
+def run_workers(args, tmp: Path) -> dict:
+    runs = {side: [] for side in args.sides}
+    for repeat in range(args.repeats):
+        for side in args.sides:
+            result_file = tmp / f"{side}-{repeat}.json"
+            print(f"[bench_train] repeat {repeat + 1}/{args.repeats}: {side}", flush=True)
+            proc = subprocess.Popen(worker_argv(args, side, repeat, result_file),
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
+            try:
+                proc.wait()
+            finally:
+                if proc.poll() is None:  # we were interrupted: do not leave the worker running
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+            if proc.returncode != 0:
+                raise SystemExit(f"[bench_train] the {side} worker failed (exit {proc.returncode})")
+            runs[side].append(json.loads(result_file.read_text()))
+    return runs
+
+
+def headline(result: dict) -> dict:
+    """Top-level keys of a comparison with TRL: project / TRL (medians) and both sides' mean training loss."""
+    sides = result["summary"]["sides"]
+    if not {"project", "trl"} <= set(sides):
+        return {}
+    p, t = sides["project"], sides["trl"]
+    return {"ratio_examples_per_s": ratio(p["examples_per_s_median"], t["examples_per_s_median"]),
+            "ratio_peak_memory": ratio(p["peak_memory_mb_median"], t["peak_memory_mb_median"]),
+            "loss_project": p["mean_loss"], "loss_trl": t["mean_loss"]}
 
 
 def main(argv=None) -> int:
@@ -404,50 +495,33 @@ def main(argv=None) -> int:
         else:
             args.model = args.model or "smollm2"
             model_label = args.model
-        runs = {side: [] for side in SIDES}
-        for repeat in range(args.repeats):
-            for side in SIDES:
-                result_file = tmp / f"{side}-{repeat}.json"
-                print(f"[bench_train] repeat {repeat + 1}/{args.repeats}: {side}", flush=True)
-                proc = subprocess.Popen(worker_argv(args, side, repeat, result_file),
-                                        env={**os.environ, "PYTHONPATH": str(ROOT)})
-                try:
-                    proc.wait()
-                finally:
-                    if proc.poll() is None:  # we were interrupted: do not leave the worker running
-                        proc.terminate()
-                        try:
-                            proc.wait(timeout=15)
-                        except subprocess.TimeoutExpired:
-                            proc.kill()
-                            proc.wait()
-                if proc.returncode != 0:
-                    print(f"[bench_train] the {side} worker failed (exit {proc.returncode})", file=sys.stderr)
-                    return proc.returncode or 1
-                runs[side].append(json.loads(result_file.read_text()))
+        runs = run_workers(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    b0, p0 = runs["baseline"][0], runs["project"][0]
-    same = (b0["timed_example_ids"] == p0["timed_example_ids"]
-            and b0["supervised_tokens"] == p0["supervised_tokens"])
+    first = {side: rs[0] for side, rs in runs.items()}
+    same = (len({tuple(r["timed_example_ids"]) for r in first.values()}) == 1
+            and len({r["supervised_tokens"] for r in first.values()}) == 1)
     if not same:
-        print("[bench_train] the two sides did not time the same examples: benchmark bug", file=sys.stderr)
+        print("[bench_train] the sides did not time the same examples and supervised tokens: "
+              + ", ".join(f"{s}: {r['supervised_tokens']}" for s, r in first.items()), file=sys.stderr)
         return 1
-    for side in SIDES:  # the per-side id list is the same in every repeat; keep one copy
-        for r in runs[side][1:]:
-            assert r["timed_example_ids"] == runs[side][0]["timed_example_ids"]
+    for side, rs in runs.items():  # the id list is the same in every repeat; keep one copy
+        for r in rs[1:]:
+            assert r["timed_example_ids"] == rs[0]["timed_example_ids"]
             r["timed_example_ids"] = "same as repeat 0"
     result = {
         "benchmark": "train",
         "setup": {"model": args.model if not (args.arch or args.smoke) else model_label,
-                  "model_label": model_label, "arch": args.arch, "method": args.method,
+                  "model_label": model_label, "arch": args.arch, "method": args.method, "sides": args.sides,
+                  "reference": args.reference, "padding_free": args.padding_free,
                   "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup,
-                  "repeats": args.repeats, "max_length": args.max_length, "data": str(default_data(args, "train")),
+                  "repeats": args.repeats, "max_length": args.max_length,
+                  "data": common.repo_relative(default_data(args, "train")),
                   "seed": args.seed, "lr": args.lr, "gradient_checkpointing": args.gradient_checkpointing,
                   "peak_tflops": args.peak_tflops or None, "device": "cuda" if cuda else "cpu",
-                  "smoke": args.smoke, "order": "interleaved: baseline, project per repeat, fresh process each",
-                  "target": f"CPU: project examples/s >= {CPU_TARGET}x baseline"},
+                  "smoke": args.smoke, "order": "interleaved per repeat, fresh process each",
+                  "targets": {f"project / {s}": t for s, t in CPU_TARGETS.items() if s in args.sides}},
         "same_examples": same,
         "summary": summarise(runs, args, cuda),
         "runs": runs,
@@ -456,12 +530,13 @@ def main(argv=None) -> int:
         "note": args.note,
         "provenance": common.provenance(),
     }
+    result = {**headline(result), **result}
     name = args.name or ("train_" + ("cuda" if cuda else "cpu") + ("" if args.method == "full" else f"_{args.method}")
                          + (f"_{args.arch}" if args.arch else "") + ("_smoke" if args.smoke else ""))
     j, m = common.write_results(out, name, result, render_markdown(result))
-    r = result["summary"]["ratios"]
-    print(f"[bench_train] examples/s project/baseline = {fmt_ratio(r['examples_per_s'])}, target tokens/s "
-          f"{fmt_ratio(r['target_tokens_per_s'])}, peak memory {fmt_ratio(r['peak_memory'])}")
+    for side, r in result["summary"]["ratios_vs_reference"].items():
+        print(f"[bench_train] {side} / {args.reference}: examples/s {fmt_ratio(r['examples_per_s'])}, "
+              f"peak memory {fmt_ratio(r['peak_memory'])}")
     print(f"[bench_train] wrote {j} and {m}")
     return 0
 

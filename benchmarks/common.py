@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # no weight-loading bars in the logs
 
 import torch  # noqa: E402
 
-from qrewrite.files import atomic_write_json, atomic_write_text, command_line, git_commit  # noqa: E402
+from qrewrite.files import atomic_write_json, atomic_write_text, command_line, git_commit, repo_relative  # noqa: E402,F401
+from qrewrite.memory import peak_memory_mb, reset_peak_memory  # noqa: E402,F401 - one way to measure memory
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 
@@ -64,44 +64,6 @@ def ratio(a, b) -> float | None:
     if a is None or b is None or b == 0:
         return None
     return a / b
-
-
-# ---- peak memory -----------------------------------------------------------------------------------------
-# CPU: the process's resident-set high-water mark (VmHWM). Linux lets a process reset it by writing "5" to
-# /proc/self/clear_refs, so one process can measure phases separately; where that is not possible we fall
-# back to ru_maxrss (peak since the process started) and say so in the results.
-
-def _vm_hwm_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def reset_peak_memory() -> str:
-    """Start a new peak-memory window; returns how the peak will be measured."""
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        return "torch.cuda.max_memory_allocated"
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return "peak RSS (VmHWM, reset before the measured phase)"
-    except OSError:
-        return "peak RSS since process start (ru_maxrss; VmHWM reset unavailable)"
-
-
-def peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    hwm = _vm_hwm_mb()
-    if hwm is not None:
-        return hwm
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---- machine & provenance --------------------------------------------------------------------------------

@@ -7,18 +7,43 @@ Thin: each command parses its options and calls one function of the package. Err
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
-from .config import (GENERATION_BATCH_SIZE, ConfigError, ModelLoadError, add_config_arguments, config_from_args,
-                     load_config)
-from .data import DataError
+from .config import GENERATION_BATCH_SIZE, add_config_arguments, config_from_args, load_config
+from .errors import ConfigError, QrewriteError
 from .files import PROJECT_ROOT, check_writable, safe_join
 
 DISFL_QA = PROJECT_ROOT.parent / "shared" / "data" / "disfl-qa"
-USER_ERRORS = (DataError, ConfigError, ModelLoadError, FileNotFoundError, PermissionError)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
 
 
 # ---- prepare -----------------------------------------------------------------------------------------------
@@ -31,11 +56,11 @@ def add_prepare(sub):
     p.add_argument("--out", default="dataset", help="output directory (default: dataset)")
     p.add_argument("--valid", help="validation file when --source is a single file")
     p.add_argument("--test", help="test file when --source is a single file")
-    p.add_argument("--valid-fraction", type=float, default=0.1,
+    p.add_argument("--valid-fraction", type=open_fraction, default=0.1,
                    help="share of a single source file held out for validation (default: 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed for the split and the typo noise (default: 0)")
-    p.add_argument("--typo-copies", type=int, default=0, help="typo'd copies of each training input to add")
-    p.add_argument("--typo-rate", type=float, default=0.05, help="per-character typo probability (default: 0.05)")
+    p.add_argument("--typo-copies", type=non_negative_int, default=0, help="typo'd copies of each training input to add")
+    p.add_argument("--typo-rate", type=probability, default=0.05, help="per-character typo probability (default: 0.05)")
     p.add_argument("--no-typo-eval", action="store_true", help="do not write valid_typo.json / test_typo.json")
     p.add_argument("--strict", action="store_true", help="fail on the first bad record instead of skipping it")
     p.add_argument("--input-field", help="input column/field name (generic JSON/JSONL/CSV)")
@@ -105,16 +130,17 @@ def add_evaluate(sub):
     p.add_argument("--name", help="run name shown in the results table (default: --out's name)")
     p.add_argument("--data-label", help="data name shown in the results table (default: the file's stem)")
     p.add_argument("--train-data", help="also rewrite a sample of this split into train_io.json")
-    p.add_argument("--train-sample", type=int, default=100, help="questions in train_io.json (default: 100)")
+    p.add_argument("--train-sample", type=non_negative_int, default=100, help="questions in train_io.json (default: 100)")
     add_generation_options(p)
-    p.add_argument("--limit", type=int, default=0, help="score only the first N questions (0 = all)")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="score only the first N questions (0 = all)")
     p.set_defaults(func=cmd_evaluate)
 
 
 def add_generation_options(p):
-    p.add_argument("--batch-size", type=int, default=GENERATION_BATCH_SIZE,
+    p.add_argument("--batch-size", type=positive_int, default=GENERATION_BATCH_SIZE,
                    help=f"questions per generation batch (default: {GENERATION_BATCH_SIZE})")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="generation budget (default: 64)")
+    p.add_argument("--max-new-tokens", type=positive_int,
+                   help="generation budget (default: the model's own, saved with it at training; else 64)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
                    help="inference dtype (default: auto = bf16 on capable GPUs, else fp32)")
     p.add_argument("--trust-remote-code", action="store_true",
@@ -165,28 +191,24 @@ def cmd_rewrite(args) -> int:
         if any(report.skipped.values()):
             print(report.summary(), file=sys.stderr)
         check_writable(Path(args.output).parent)
-    from .generate import rewrite, rewrite_batch, rewrite_file, shared_prefix  # torch: once the input is usable
-    from .models import load_for_inference
+    from .generate import rewrite_file  # torch: only once the input is known to be usable
+    from .rewriter import load_rewriter
 
-    model, tokenizer, _ = load_for_inference(args.model, precision=args.precision,
-                                             trust_remote_code=args.trust_remote_code)
-    from .evaluation import run_system_prompt
-    gen = dict(max_new_tokens=args.max_new_tokens, system_prompt=run_system_prompt(args.model))
-    for _, text in rewrite(model, tokenizer, args.questions, batch_size=args.batch_size, **gen):
+    rewriter = load_rewriter(args.model, precision=args.precision, trust_remote_code=args.trust_remote_code,
+                             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    for text in rewriter.rewrite(args.questions):
         print(text)
     if records is not None:
         from tqdm.auto import tqdm
         with tqdm(total=len(records), desc="rewriting", unit="q") as bar:
-            out = rewrite_file(model, tokenizer, records, args.output, batch_size=args.batch_size,
-                               progress=bar.update, **gen)
+            out = rewrite_file(rewriter, records, args.output, progress=bar.update)
         print(f"written: {out} ({len(records)} questions)", file=sys.stderr)
     if args.interactive:
         if sys.stdin.isatty():
             print("Type a question and press Enter (Ctrl-D to quit).", file=sys.stderr)
-        prefix = shared_prefix(model, tokenizer, gen["system_prompt"])
         for line in sys.stdin:
             if line.strip():
-                print(rewrite_batch(model, tokenizer, [line.strip()], prefix=prefix, **gen)[0], flush=True)
+                print(rewriter.rewrite_batch([line.strip()])[0], flush=True)
     return 0
 
 
@@ -227,7 +249,8 @@ def cmd_quickstart(args) -> int:
     from .data import prepare_data
     from .evaluation import evaluate_model
     from .results import write_results
-    from .train import run_dir_for, train
+    from .run import Run
+    from .train import train
 
     if args.full:
         source, data_dir, label = args.source, "dataset", "disfl-qa dev"
@@ -241,8 +264,8 @@ def cmd_quickstart(args) -> int:
     if args.model:
         overrides["model"] = args.model
     cfg = load_config(config, overrides)
-    run_dir = run_dir_for(cfg)
-    status = json.loads((run_dir / "run.json").read_text()).get("status") if (run_dir / "run.json").exists() else None
+    run = Run.for_config(cfg)
+    run_dir, status = run.path, run.status
     if not args.full and run_dir.exists():
         shutil.rmtree(run_dir)  # the quickstart's own run directory: start fresh each time
         status = None
@@ -276,7 +299,7 @@ def run_command(func, args) -> int:
     """Run a command; errors the user can fix become one 'error: ...' line and exit status 2."""
     try:
         return func(args)
-    except USER_ERRORS as e:
+    except QrewriteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

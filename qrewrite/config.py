@@ -16,7 +16,9 @@ from pathlib import Path
 
 import yaml
 
+from .errors import ConfigError, ModelLoadError  # noqa: F401 - re-exported: older imports use config
 from .files import PROJECT_ROOT
+from .prompt import PROMPT_FORMATS
 
 QWEN2_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 METHODS = ("full", "lora", "qlora")
@@ -24,15 +26,7 @@ METHODS = ("full", "lora", "qlora")
 GENERATION_BATCH_SIZE = 64
 
 
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message says which key and why."""
-
-
-class ModelLoadError(RuntimeError):
-    """A model source that cannot be used; the message says what to do instead (re-exported by .models)."""
-
-
-def _f(default, help: str, **kw):
+def _field(default, help: str, **kw):
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -41,54 +35,60 @@ def _f(default, help: str, **kw):
 @dataclass
 class TrainConfig:
     # what to train
-    model: str = _f("smollm2", "hub id (e.g. Qwen/Qwen2-0.5B-Instruct), local checkpoint dir, or 'smollm2' "
+    model: str = _field("smollm2", "hub id (e.g. Qwen/Qwen2-0.5B-Instruct), local checkpoint dir, or 'smollm2' "
                                "for the offline SmolLM2-135M-Instruct")
-    method: str = _f("full", "full | lora | qlora")
-    train_file: str = _f("dataset/train.json", "training split (canonical JSON from `qrewrite prepare`)")
-    valid_file: str = _f("dataset/valid.json", "validation split")
-    run_name: str = _f("", "run directory name under output_root (default: derived from model and method)")
-    output_root: str = _f("weights", "where run directories are created")
-    seed: int = _f(0, "seed for data order, init of LoRA weights and dropout")
+    method: str = _field("full", "full | lora | qlora")
+    train_file: str = _field("dataset/train.json", "training split (canonical JSON from `qrewrite prepare`)")
+    valid_file: str = _field("dataset/valid.json", "validation split")
+    run_name: str = _field("", "run directory name under output_root (default: derived from model and method)")
+    output_root: str = _field("weights", "where run directories are created")
+    seed: int = _field(0, "seed for data order, init of LoRA weights and dropout")
     # optimisation
-    max_steps: int = _f(-1, "optimizer steps; -1 = num_epochs over the training split")
-    num_epochs: float = _f(1.0, "epochs when max_steps is -1")
-    batch_size: int = _f(16, "examples per device per micro-batch")
-    grad_accum: int = _f(1, "micro-batches per optimizer step")
-    learning_rate: float = _f(5e-5, "peak learning rate")
-    lr_scheduler: str = _f("cosine", "transformers scheduler name (linear, cosine, constant_with_warmup, ...)")
-    warmup_ratio: float = _f(0.03, "share of steps used for linear warm-up")
-    weight_decay: float = _f(0.0, "AdamW weight decay")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm")
-    optim: str = _f("adamw_torch", "transformers optimizer name: adamw_torch, adamw_torch_fused, "
+    max_steps: int = _field(-1, "optimizer steps; -1 = num_epochs over the training split")
+    num_epochs: float = _field(1.0, "epochs when max_steps is -1")
+    batch_size: int = _field(16, "examples per device per micro-batch")
+    grad_accum: int = _field(1, "micro-batches per optimizer step")
+    learning_rate: float = _field(5e-5, "peak learning rate")
+    lr_scheduler: str = _field("cosine", "transformers scheduler name (linear, cosine, constant_with_warmup, ...)")
+    warmup_ratio: float = _field(0.03, "share of steps used for linear warm-up")
+    weight_decay: float = _field(0.0, "AdamW weight decay")
+    max_grad_norm: float = _field(1.0, "gradient clipping norm")
+    optim: str = _field("adamw_torch", "transformers optimizer name: adamw_torch, adamw_torch_fused, "
                                    "adamw_bnb_8bit, paged_adamw_8bit, ...")
     # memory / speed
-    precision: str = _f("auto", "auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | fp32")
-    gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory")
-    attn_implementation: str = _f("sdpa", "sdpa | eager | flash_attention_2")
-    max_length: int = _f(256, "max tokens of prompt + answer; longer examples are truncated and counted")
-    group_by_length: bool = _f(True, "batch examples of similar length together (less padding)")
-    dataloader_workers: int = _f(0, "DataLoader worker processes")
+    precision: str = _field("auto", "auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | fp32")
+    gradient_checkpointing: bool = _field(False, "recompute activations in backward to save memory")
+    attn_implementation: str = _field("sdpa", "sdpa | eager | flash_attention_2")
+    max_length: int = _field(256, "max tokens of prompt + answer; longer examples are truncated and counted")
+    group_by_length: bool = _field(True, "batch examples of similar length together (less padding)")
+    dataloader_workers: int = _field(0, "DataLoader worker processes")
+    supervised_logits: bool = _field(True, "apply the output layer only at positions whose next token carries loss "
+                                           "(same loss and gradients, far fewer vocabulary-sized products)")
+    padding_free: bool = _field(False, "concatenate each batch into one row with position_ids instead of padding")
     # data
-    typo_copies: int = _f(0, "add this many typo'd copies of each training input (seeded)")
-    typo_rate: float = _f(0.05, "per-character typo probability for typo augmentation")
-    max_train_examples: int = _f(0, "use only the first N training examples after shuffling (0 = all)")
-    system_prompt: str = _f("", "override the system instruction (empty = qrewrite.prompt.SYSTEM_PROMPT)")
+    typo_copies: int = _field(0, "add this many typo'd copies of each training input (seeded)")
+    typo_rate: float = _field(0.05, "per-character typo probability for typo augmentation")
+    max_train_examples: int = _field(0, "use only the first N training examples after shuffling (0 = all)")
+    prompt_format: str = _field("chat", "chat (system instruction + the model's chat template) | minimal (user and "
+                                        "assistant turns only: ~40 percent fewer tokens per example)")
+    system_prompt: str = _field("", "chat format: override the system instruction (empty = "
+                                    "qrewrite.prompt.SYSTEM_PROMPT)")
     # LoRA / QLoRA
-    lora_r: int = _f(16, "LoRA rank")
-    lora_alpha: int = _f(32, "LoRA alpha (scale = alpha / r)")
-    lora_dropout: float = _f(0.05, "LoRA dropout")
-    lora_targets: list = _f(QWEN2_TARGETS, "module names to adapt; each must match a module of the model")
-    merge_after: bool = _f(True, "after LoRA/QLoRA training also save a merged full checkpoint")
+    lora_r: int = _field(16, "LoRA rank")
+    lora_alpha: int = _field(32, "LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = _field(0.05, "LoRA dropout")
+    lora_targets: list = _field(QWEN2_TARGETS, "module names to adapt; each must match a module of the model")
+    merge_after: bool = _field(True, "after LoRA/QLoRA training also save a merged full checkpoint")
     # evaluation, checkpoints, logging
-    eval_steps: int = _f(50, "evaluate (loss + sampled ROUGE-L) every N steps; 0 = only at the end")
-    eval_sample: int = _f(32, "validation questions rewritten for ROUGE-L at each evaluation")
-    max_eval_examples: int = _f(0, "cap the validation split used for eval loss (0 = all)")
-    save_steps: int = _f(50, "checkpoint every N steps (a multiple of eval_steps keeps the best one)")
-    save_total_limit: int = _f(2, "checkpoints kept (the best is always kept)")
-    logging_steps: int = _f(10, "log loss every N steps")
-    max_new_tokens: int = _f(64, "generation budget when rewriting")
-    trust_remote_code: bool = _f(False, "allow the model repo's own Python code to run (off unless asked)")
-    report_to: str = _f("tensorboard", "tensorboard | none")
+    eval_steps: int = _field(50, "evaluate (loss + sampled ROUGE-L) every N steps; 0 = only at the end")
+    eval_sample: int = _field(32, "validation questions rewritten for ROUGE-L at each evaluation")
+    max_eval_examples: int = _field(0, "cap the validation split used for eval loss (0 = all)")
+    save_steps: int = _field(50, "checkpoint every N steps (a multiple of eval_steps keeps the best one)")
+    save_total_limit: int = _field(2, "checkpoints kept (the best is always kept)")
+    logging_steps: int = _field(10, "log loss every N steps")
+    max_new_tokens: int = _field(64, "generation budget when rewriting")
+    trust_remote_code: bool = _field(False, "allow the model repo's own Python code to run (off unless asked)")
+    report_to: str = _field("tensorboard", "tensorboard | none")
 
     # ---- derived helpers -------------------------------------------------------------------------------
     def resolved_run_name(self) -> str:
@@ -138,6 +138,11 @@ class TrainConfig:
                 errors.append(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             errors.append(f"precision: {self.precision!r} is not one of auto, bf16, fp16, fp32")
+        if self.prompt_format not in PROMPT_FORMATS:
+            errors.append(f"prompt_format: {self.prompt_format!r} is not one of {', '.join(PROMPT_FORMATS)}")
+        elif self.prompt_format == "minimal" and self.system_prompt:
+            errors.append("system_prompt: the minimal prompt format has no system turn; leave it empty or use "
+                          "prompt_format: chat")
         if self.report_to not in ("tensorboard", "none"):
             errors.append(f"report_to: {self.report_to!r} is not one of tensorboard, none")
         if errors:
@@ -146,6 +151,10 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# What --resume may change: how long to train and how often to evaluate, save and log. Every other field changes
+# the model, the data or the optimisation, and a resumed run must keep it (start a new --run-name instead).
+RESUMABLE_FIELDS = ("max_steps", "num_epochs", "eval_steps", "eval_sample", "max_eval_examples", "save_steps",
+                    "save_total_limit", "logging_steps", "report_to", "dataloader_workers", "max_new_tokens")
 
 
 def _field_type(f: dataclasses.Field):

@@ -19,7 +19,8 @@ from pathlib import Path
 from . import __version__
 from .files import atomic_write_bytes, atomic_write_text, check_writable
 from .noise import typo_variant
-from .records import INPUT_FIELDS, TARGET_FIELDS, DataError, DataReport, data_fingerprint, load_split, read_records
+from .errors import DataError
+from .records import INPUT_FIELDS, TARGET_FIELDS, DataReport, data_fingerprint, load_split, read_records
 
 __all__ = [
     "DataError", "DataReport", "read_records", "prepare_data", "load_split", "data_fingerprint",
@@ -34,7 +35,8 @@ _EXTS = (".json", ".jsonl", ".csv")
 _OUTPUT_NAMES = ("train.json", "valid.json", "test.json", "valid_typo.json", "test_typo.json")
 
 
-def _key(s: str) -> str:
+def _match_key(s: str) -> str:
+    """What two texts must share to count as the same question for leak checks: case and spacing ignored."""
     return " ".join(s.casefold().split())
 
 
@@ -83,7 +85,7 @@ def _split_off(records: list[dict], fraction: float, seed: int) -> tuple[list[di
         raise DataError("cannot split off a validation set from fewer than 2 records; pass a validation file")
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(records):
-        groups.setdefault(_key(r["target"]), []).append(i)
+        groups.setdefault(_match_key(r["target"]), []).append(i)
     order = list(groups)
     random.Random(seed).shuffle(order)
     n_valid = min(len(records) - 1, max(1, round(len(records) * fraction)))
@@ -116,37 +118,19 @@ def _dump(records: list[dict]) -> str:
     return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
 
 
-def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_fraction=0.1, seed=0,
-                 typo_copies=0, typo_rate=0.05, typo_eval=True, strict=False, input_field=None,
-                 target_field=None, id_field=None, download=False) -> dict:
-    """Convert raw data into canonical splits in ``out_dir`` and return the report dict.
-
-    Writes ``train.json``, ``valid.json`` (and ``test.json`` when there is a test split), each a JSON list of
-    ``{"id", "input", "target"}``; with ``typo_eval`` also ``valid_typo.json`` (and ``test_typo.json``): the same
-    records and ids with typo'd inputs; and ``prepare_report.json``. ``source`` is a directory holding
-    ``train`` and ``dev``/``valid`` (and ``test``) files (``.json``, ``.jsonl`` or ``.csv``), e.g. the raw
-    Disfl-QA directory, or a single file; ``valid``/``test`` name files explicitly. Without a validation file,
-    ``valid_fraction`` of the records (grouped by target) is split off by a seeded shuffle.
-
-    Train records whose input or target equals (ignoring case and spacing) a valid/test record's are skipped
-    as leaks ("leak_valid_in_train", "leak_test_in_train"); valid and test are never changed for leakage.
-    Exact duplicate pairs inside a split are skipped ("duplicate_pair"). ``typo_copies=k`` adds k typo'd
-    copies of each training record (ids ``<id>#typo1`` .. ``<id>#typo<k>``). Everything is read and checked
-    before anything is written; each file is written atomically, and output files from an earlier run that
-    this run does not produce (``test.json``, ``*_typo.json``) are removed. Prints nothing.
-    """
+def _check_options(valid_fraction, typo_copies, typo_rate) -> None:
     if not 0 < valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be between 0 and 1, got {valid_fraction}")
+        raise DataError(f"--valid-fraction must be between 0 and 1 (exclusive), got {valid_fraction}")
     if typo_copies < 0 or int(typo_copies) != typo_copies:
-        raise ValueError(f"typo_copies must be a whole number >= 0, got {typo_copies}")
+        raise DataError(f"--typo-copies must be a whole number >= 0, got {typo_copies}")
     if not 0 <= typo_rate <= 1:
-        raise ValueError(f"typo_rate must be between 0 and 1, got {typo_rate}")
+        raise DataError(f"--typo-rate must be between 0 and 1, got {typo_rate}")
     if typo_copies and typo_rate == 0:
-        raise ValueError("typo_copies > 0 needs typo_rate > 0 (the copies would equal the originals)")
+        raise DataError("--typo-copies > 0 needs --typo-rate > 0 (the copies would equal the originals)")
 
-    source = Path(source)
-    out_dir = Path(out_dir)
-    warnings: list[str] = []
+
+def _source_files(source: Path, out_dir: Path, valid, test, download: bool) -> dict[str, Path]:
+    """split -> raw file: train/dev(valid)/test found in a source directory, or one source file."""
     files: dict[str, Path] = {}
     if source.is_dir() or (download and not source.suffix):
         if source.exists() and out_dir.exists() and source.resolve() == out_dir.resolve():
@@ -171,67 +155,58 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
         files["valid"] = Path(valid)
     if test is not None:
         files["test"] = Path(test)
+    return files
 
-    opts = dict(input_field=input_field, target_field=target_field, id_field=id_field, strict=strict)
-    records: dict[str, list[dict]] = {}
-    reports: dict[str, DataReport] = {}
-    for split, p in files.items():
-        records[split], reports[split] = read_records(p, **opts)
 
-    split_info = None
-    if "valid" not in files:
-        read_report = reports["train"]
-        train_recs, valid_recs = _split_off(records["train"], valid_fraction, seed)
-        records["train"], records["valid"] = train_recs, valid_recs
-        read_report.n_read -= len(valid_recs)
-        reports["valid"] = DataReport(source=f"{files['train']} (split off: valid_fraction={valid_fraction}, "
-                                             f"seed={seed})", n_read=len(valid_recs), format=read_report.format,
-                                      fields=dict(read_report.fields))
-        # Cleaning / flag notes of the records that moved to valid go with them.
-        moved = {r["id"] for r in valid_recs}
-        for kind in ("cleaned", "flagged"):
-            for reason, ids in list(getattr(read_report, kind).items()):
-                stay = [i for i in ids if i not in moved]
-                go = [i for i in ids if i in moved]
-                if go:
-                    getattr(reports["valid"], kind)[reason] = go
-                if stay:
-                    getattr(read_report, kind)[reason] = stay
-                else:
-                    del getattr(read_report, kind)[reason]
-        split_info = {"from": str(files["train"]), "valid_fraction": valid_fraction, "seed": seed,
-                      "n_train": len(train_recs), "n_valid": len(valid_recs), "grouped_by": "target"}
+def _split_off_valid(records: dict, reports: dict, train_file: Path, valid_fraction: float, seed: int) -> dict:
+    """Move a seeded ``valid_fraction`` of the training records (grouped by target) to a new valid split."""
+    read_report = reports["train"]
+    train_recs, valid_recs = _split_off(records["train"], valid_fraction, seed)
+    records["train"], records["valid"] = train_recs, valid_recs
+    read_report.n_read -= len(valid_recs)
+    reports["valid"] = DataReport(source=f"{train_file} (split off: valid_fraction={valid_fraction}, "
+                                         f"seed={seed})", n_read=len(valid_recs), format=read_report.format,
+                                  fields=dict(read_report.fields))
+    # Cleaning / flag notes of the records that moved to valid go with them.
+    moved = {r["id"] for r in valid_recs}
+    for kind in ("cleaned", "flagged"):
+        for reason, ids in list(getattr(read_report, kind).items()):
+            stay = [i for i in ids if i not in moved]
+            go = [i for i in ids if i in moved]
+            if go:
+                getattr(reports["valid"], kind)[reason] = go
+            if stay:
+                getattr(read_report, kind)[reason] = stay
+            else:
+                del getattr(read_report, kind)[reason]
+    return {"from": str(train_file), "valid_fraction": valid_fraction, "seed": seed,
+            "n_train": len(train_recs), "n_valid": len(valid_recs), "grouped_by": "target"}
 
-    for split in records:
-        records[split] = _drop_duplicate_pairs(records[split], reports[split])
 
-    # Leaks: a train record sharing its input or its target with an evaluation record.
+def _drop_leaks(records: dict, reports: dict, warnings: list[str]) -> None:
+    """Skip train records sharing their input or target with an evaluation record (valid / test untouched)."""
     for split in ("valid", "test"):
         if split not in records:
             continue
-        ins = {_key(r["input"]) for r in records[split]}
-        tgs = {_key(r["target"]) for r in records[split]}
+        inputs = {_match_key(r["input"]) for r in records[split]}
+        targets = {_match_key(r["target"]) for r in records[split]}
         kept = []
         for r in records["train"]:
-            if _key(r["input"]) in ins or _key(r["target"]) in tgs:
+            if _match_key(r["input"]) in inputs or _match_key(r["target"]) in targets:
                 reports["train"]._add("skipped", f"leak_{split}_in_train", r["id"])
             else:
                 kept.append(r)
         records["train"] = kept
     if "test" in records:
-        tgs = {_key(r["target"]) for r in records["test"]}
-        overlap = [r["id"] for r in records["valid"] if _key(r["target"]) in tgs]
+        targets = {_match_key(r["target"]) for r in records["test"]}
+        overlap = [r["id"] for r in records["valid"] if _match_key(r["target"]) in targets]
         if overlap:
             warnings.append(f"{len(overlap)} valid records share their target with a test record "
                             f"(left as they are): {', '.join(overlap[:10])}")
 
-    for split in records:
-        reports[split].n_kept = len(records[split])
-        if not records[split]:
-            raise DataError(f"{files.get(split, files['train'])}: no usable {split} records left after "
-                            f"removing duplicates and leaks")
 
-    # Noise.
+def _output_texts(records: dict, seed, typo_copies, typo_rate, typo_eval, warnings) -> tuple[dict, dict]:
+    """file name -> JSON text to write, and the record counts: splits plus typo'd copies and variants."""
     train_out = list(records["train"])
     for k in range(1, int(typo_copies) + 1):
         train_out += typo_variant(records["train"], seed=seed, rate=typo_rate, id_suffix=f"#typo{k}")
@@ -248,6 +223,50 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
                 counts[f"{split}_typo"] = len(records[split])
     elif typo_eval:
         warnings.append("typo_rate=0: no valid_typo.json written")
+    return texts, counts
+
+
+def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_fraction=0.1, seed=0,
+                 typo_copies=0, typo_rate=0.05, typo_eval=True, strict=False, input_field=None,
+                 target_field=None, id_field=None, download=False) -> dict:
+    """Convert raw data into canonical splits in ``out_dir`` and return the report dict.
+
+    Writes ``train.json``, ``valid.json`` (and ``test.json`` when there is a test split), each a JSON list of
+    ``{"id", "input", "target"}``; with ``typo_eval`` also ``valid_typo.json`` (and ``test_typo.json``): the same
+    records and ids with typo'd inputs; and ``prepare_report.json``. ``source`` is a directory holding
+    ``train`` and ``dev``/``valid`` (and ``test``) files (``.json``, ``.jsonl`` or ``.csv``), e.g. the raw
+    Disfl-QA directory, or a single file; ``valid``/``test`` name files explicitly. Without a validation file,
+    ``valid_fraction`` of the records (grouped by target) is split off by a seeded shuffle.
+
+    Train records whose input or target equals (ignoring case and spacing) a valid/test record's are skipped
+    as leaks ("leak_valid_in_train", "leak_test_in_train"); valid and test are never changed for leakage.
+    Exact duplicate pairs inside a split are skipped ("duplicate_pair"). ``typo_copies=k`` adds k typo'd
+    copies of each training record (ids ``<id>#typo1`` .. ``<id>#typo<k>``). Everything is read and checked
+    before anything is written; each file is written atomically, and output files from an earlier run that
+    this run does not produce (``test.json``, ``*_typo.json``) are removed. Prints nothing.
+    """
+    _check_options(valid_fraction, typo_copies, typo_rate)
+    source, out_dir = Path(source), Path(out_dir)
+    warnings: list[str] = []
+    files = _source_files(source, out_dir, valid, test, download)
+
+    opts = dict(input_field=input_field, target_field=target_field, id_field=id_field, strict=strict)
+    records: dict[str, list[dict]] = {}
+    reports: dict[str, DataReport] = {}
+    for split, p in files.items():
+        records[split], reports[split] = read_records(p, **opts)
+    split_info = None
+    if "valid" not in files:
+        split_info = _split_off_valid(records, reports, files["train"], valid_fraction, seed)
+    for split in records:
+        records[split] = _drop_duplicate_pairs(records[split], reports[split])
+    _drop_leaks(records, reports, warnings)
+    for split in records:
+        reports[split].n_kept = len(records[split])
+        if not records[split]:
+            raise DataError(f"{files.get(split, files['train'])}: no usable {split} records left after "
+                            f"removing duplicates and leaks")
+    texts, counts = _output_texts(records, seed, typo_copies, typo_rate, typo_eval, warnings)
 
     report = {
         "qrewrite_version": __version__,

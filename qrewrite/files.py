@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from .errors import ConfigError, OutputError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -97,14 +99,24 @@ def command_line() -> str:
     return " ".join(["python", *(shlex.quote(a) for a in argv)])
 
 
+def repo_relative(path: str | os.PathLike) -> str:
+    """``path`` relative to the repository when it lies inside it (provenance that does not name the machine),
+    else as given (a hub id, or a path elsewhere)."""
+    text = str(path)
+    candidate = Path(text).expanduser()
+    if candidate.is_absolute() and candidate.resolve().is_relative_to(PROJECT_ROOT):
+        return str(candidate.resolve().relative_to(PROJECT_ROOT))
+    return text
+
+
 def safe_join(base: str | os.PathLike, name: str, what: str = "run name") -> Path:
     """``base/name``, refusing names that would escape ``base`` (``..``, absolute paths, empty)."""
     if not name or name.strip() != name or Path(name).is_absolute():
-        raise ValueError(f"invalid {what} {name!r}: use a plain relative name such as 'smollm2-full'")
+        raise ConfigError(f"invalid {what} {name!r}: use a plain relative name such as 'smollm2-full'")
     base_resolved = Path(base).resolve()
     target = (base_resolved / name).resolve()
     if target == base_resolved or base_resolved not in target.parents:
-        raise ValueError(f"invalid {what} {name!r}: it would write outside {base}")
+        raise ConfigError(f"invalid {what} {name!r}: it would write outside {base}")
     return Path(base) / name
 
 
@@ -117,9 +129,9 @@ def check_writable(directory: str | os.PathLike, need_bytes: int = 0) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
-        raise PermissionError(f"cannot write to output directory {directory}: {e.strerror or e}") from e
+        raise OutputError(f"cannot write to output directory {directory}: {e.strerror or e}") from e
     if need_bytes:
         free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
         if free < need_bytes:
-            raise OSError(f"not enough disk space in {directory}: {free / 2**30:.2f} GiB free, "
+            raise OutputError(f"not enough disk space in {directory}: {free / 2**30:.2f} GiB free, "
                           f"about {need_bytes / 2**30:.2f} GiB needed for a checkpoint")

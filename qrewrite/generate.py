@@ -19,9 +19,13 @@ from pathlib import Path
 import torch
 
 from .config import GENERATION_BATCH_SIZE
-from .data import DataError
+from .errors import RunStateError
 from .models import end_of_turn_ids
-from .prompt import build_prompt
+from .prompt import PromptSpec, build_prompt
+
+
+# Questions are sorted by length within windows of this many batches: less padding, results still stream in order.
+SORT_WINDOW_BATCHES = 8
 
 
 @dataclass
@@ -31,29 +35,29 @@ class SharedPrefix:
     cache: object
 
 
-def prompt_ids(tokenizer, questions: list[str], system_prompt: str | None = None) -> list[list[int]]:
-    return [tokenizer(build_prompt(tokenizer, q, system_prompt), add_special_tokens=False)["input_ids"]
+def prompt_ids(tokenizer, questions: list[str], prompt: PromptSpec | None = None) -> list[list[int]]:
+    return [tokenizer(build_prompt(tokenizer, q, prompt), add_special_tokens=False)["input_ids"]
             for q in questions]
 
 
 @torch.inference_mode()
-def shared_prefix(model, tokenizer, system_prompt: str | None = None) -> SharedPrefix | None:
+def shared_prefix(model, tokenizer, prompt: PromptSpec | None = None) -> SharedPrefix | None:
     """The prompt tokens that do not depend on the question, run through the model once.
 
     Found as the common start of two prompts whose questions share no character; None when there is none or
     the model cannot take a cache (then batches run on whole prompts)."""
-    a, b = prompt_ids(tokenizer, ["A", "1"], system_prompt)
-    n = 0
-    while n < min(len(a), len(b)) - 1 and a[n] == b[n]:
-        n += 1
-    if n == 0:
+    first, second = prompt_ids(tokenizer, ["A", "1"], prompt)
+    common = 0
+    while common < min(len(first), len(second)) - 1 and first[common] == second[common]:
+        common += 1
+    if common == 0:
         return None
     with _eval_mode(model):
-        out = model(input_ids=torch.tensor([a[:n]], device=model.device), use_cache=True)
+        out = model(input_ids=torch.tensor([first[:common]], device=model.device), use_cache=True)
     cache = getattr(out, "past_key_values", None)
     if cache is None or not hasattr(cache, "batch_repeat_interleave"):
         return None
-    return SharedPrefix(a[:n], cache)
+    return SharedPrefix(first[:common], cache)
 
 
 @torch.inference_mode()
@@ -62,18 +66,19 @@ def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int
     """Greedy continuation of tokenised prompts, one row each: the new tokens, padded with pad_token_id.
 
     ``prefix`` is used when every row starts with its ids; ``eos_token_id`` defaults to end-of-turn."""
-    n = len(prefix.ids) if prefix is not None else 0
-    p = n if n and all(len(r) > n and r[:n] == prefix.ids for r in rows) else 0
-    width = max(len(r) - p for r in rows)
-    input_ids = torch.full((len(rows), p + width), tokenizer.pad_token_id, dtype=torch.long)
+    n_prefix = len(prefix.ids) if prefix is not None else 0
+    shared = n_prefix if n_prefix and all(len(r) > n_prefix and r[:n_prefix] == prefix.ids for r in rows) else 0
+    width = max(len(r) - shared for r in rows)  # the longest question part; shorter ones are left-padded to it
+    input_ids = torch.full((len(rows), shared + width), tokenizer.pad_token_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
-    for i, r in enumerate(rows):
-        input_ids[i, :p] = torch.tensor(r[:p])
-        input_ids[i, p + width - (len(r) - p):] = torch.tensor(r[p:])
-        attention[i, :p] = 1
-        attention[i, p + width - (len(r) - p):] = 1
+    for i, row in enumerate(rows):
+        start = shared + width - (len(row) - shared)
+        input_ids[i, :shared] = torch.tensor(row[:shared])
+        input_ids[i, start:] = torch.tensor(row[shared:])
+        attention[i, :shared] = 1
+        attention[i, start:] = 1
     kwargs = {}
-    if p:
+    if shared:
         cache = copy.deepcopy(prefix.cache)
         cache.batch_repeat_interleave(len(rows))
         kwargs["past_key_values"] = cache
@@ -82,33 +87,33 @@ def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int
                              max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                              eos_token_id=end_of_turn_ids(tokenizer) if eos_token_id is None else eos_token_id,
                              pad_token_id=tokenizer.pad_token_id, use_cache=True, **kwargs)
-    return out[:, p + width:]
+    return out[:, shared + width:]
 
 
 def rewrite_batch(model, tokenizer, questions: list[str], *, max_new_tokens: int = 64,
-                  system_prompt: str | None = None, prefix: SharedPrefix | None = None) -> list[str]:
+                  prompt: PromptSpec | None = None, prefix: SharedPrefix | None = None) -> list[str]:
     """Rewrite one batch with greedy decoding (``prefix``: from shared_prefix, computed here when not given)."""
     if not questions:
         return []
-    return _rewrite_rows(model, tokenizer, questions, prefix or shared_prefix(model, tokenizer, system_prompt),
-                         max_new_tokens, system_prompt)
+    return _rewrite_rows(model, tokenizer, questions, prefix or shared_prefix(model, tokenizer, prompt),
+                         max_new_tokens, prompt)
 
 
-def _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, system_prompt) -> list[str]:
-    new_tokens = generate_ids(model, tokenizer, prompt_ids(tokenizer, questions, system_prompt),
+def _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt) -> list[str]:
+    new_tokens = generate_ids(model, tokenizer, prompt_ids(tokenizer, questions, prompt),
                               max_new_tokens=max_new_tokens, prefix=prefix)
     return [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
 def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERATION_BATCH_SIZE,
-            max_new_tokens: int = 64, system_prompt: str | None = None, progress=None, share_prefix: bool = True):
+            max_new_tokens: int = 64, prompt: PromptSpec | None = None, progress=None, share_prefix: bool = True):
     """Yield ``(index, rewrite)`` in input order, batching questions of similar length together.
 
     Sorting by length inside a window keeps padding low while results still stream out in order; ``progress``
     is an optional callable receiving the number of questions just finished. The shared prompt prefix is
     computed once for all batches (``share_prefix=False`` turns that off, for comparison)."""
-    prefix = shared_prefix(model, tokenizer, system_prompt) if questions and share_prefix else None
-    window = batch_size * 8
+    prefix = shared_prefix(model, tokenizer, prompt) if questions and share_prefix else None
+    window = batch_size * SORT_WINDOW_BATCHES
     for start in range(0, len(questions), window):
         chunk = list(range(start, min(start + window, len(questions))))
         chunk_sorted = sorted(chunk, key=lambda i: len(questions[i]))
@@ -116,12 +121,20 @@ def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERAT
         for b in range(0, len(chunk_sorted), batch_size):
             idx = chunk_sorted[b:b + batch_size]
             for i, text in zip(idx, _rewrite_rows(model, tokenizer, [questions[i] for i in idx], prefix,
-                                                  max_new_tokens, system_prompt)):
+                                                  max_new_tokens, prompt)):
                 done[i] = text
             if progress:
                 progress(len(idx))
         for i in chunk:
             yield i, done[i]
+
+
+def rewrite_all(model, tokenizer, questions: list[str], **kwargs) -> list[str]:
+    """:func:`rewrite` collected into a list, in input order (same keyword arguments)."""
+    out = [""] * len(questions)
+    for i, text in rewrite(model, tokenizer, questions, **kwargs):
+        out[i] = text
+    return out
 
 
 @contextmanager
@@ -136,10 +149,9 @@ def _eval_mode(model):
             model.train()
 
 
-def rewrite_file(model, tokenizer, records: list[dict], output: str | Path, *,
-                 batch_size: int = GENERATION_BATCH_SIZE,
-                 max_new_tokens: int = 64, system_prompt: str | None = None, progress=None) -> Path:
-    """Write ``{"id", "input", "prediction"}`` JSONL for ``records``, in input order, resumably.
+def rewrite_file(rewriter, records: list[dict], output: str | Path, *, progress=None) -> Path:
+    """Write ``{"id", "input", "prediction"}`` JSONL for ``records`` with a :mod:`qrewrite.rewriter`, in input
+    order, resumably.
 
     Lines stream into ``<output>.partial`` (flushed per batch window); a rerun after an interruption checks the
     finished lines against the input (same ids, same order), drops a torn last line and continues. The file is
@@ -153,11 +165,10 @@ def rewrite_file(model, tokenizer, records: list[dict], output: str | Path, *,
         if progress and done:
             progress(len(done))
         todo = records[len(done):]
-        for i, text in rewrite(model, tokenizer, [r["input"] for r in todo], batch_size=batch_size,
-                               max_new_tokens=max_new_tokens, system_prompt=system_prompt, progress=progress):
+        for i, text in rewriter.stream([r["input"] for r in todo], progress=progress):
             r = todo[i]
             f.write(json.dumps({"id": r["id"], "input": r["input"], "prediction": text}, ensure_ascii=False) + "\n")
-            if (i + 1) % batch_size == 0:
+            if (i + 1) % GENERATION_BATCH_SIZE == 0:
                 f.flush()
         f.flush()
         os.fsync(f.fileno())
@@ -178,7 +189,7 @@ def _finished_lines(partial: Path, records: list[dict]) -> list[str]:
         except json.JSONDecodeError:
             break
         if n >= len(records) or row.get("id") != records[n]["id"]:
-            raise DataError(f"{partial} line {n + 1} (id {row.get('id')!r}) does not match input record {n + 1} "
+            raise RunStateError(f"{partial} line {n + 1} (id {row.get('id')!r}) does not match input record {n + 1} "
                             f"(id {records[n]['id'] if n < len(records) else None!r}); it was written for "
                             "another input file: delete it to start over")
         done.append(line)

@@ -21,17 +21,13 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, ModelLoadError  # noqa: F401 - ModelLoadError is defined there, torch-free
+from .errors import ConfigError, ModelLoadError
 from .files import PROJECT_ROOT, atomic_write_json, file_fingerprint
+from .prompt import CHATML_TEMPLATE, END_OF_TURN
 
 OFFLINE_ALIAS = "smollm2"
 OFFLINE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BASE_DIR = PROJECT_ROOT / "weights" / "base"
-END_OF_TURN = "<|im_end|>"
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-    "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 
 # ---- sources ---------------------------------------------------------------------------------------------
@@ -147,6 +143,16 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").exists()
 
 
+def adapter_base(adapter_dir: str | Path) -> str:
+    """The base model a LoRA adapter was trained on, resolved to something loadable (peft records it)."""
+    config = Path(adapter_dir) / "adapter_config.json"
+    try:
+        base = json.loads(config.read_text())["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelLoadError(f"{config}: cannot read the adapter's base model ({e}); re-save the adapter") from None
+    return resolve_model_source(base)
+
+
 # ---- tokenizer & model -----------------------------------------------------------------------------------
 
 def load_tokenizer(source: str, trust_remote_code: bool = False):
@@ -209,8 +215,7 @@ def load_model(source: str, *, dtype: torch.dtype = torch.float32, quantize_4bit
 
     if is_adapter_dir(source):
         from peft import PeftModel
-        base = json.loads((Path(source) / "adapter_config.json").read_text())["base_model_name_or_path"]
-        model = load_model(resolve_model_source(base), dtype=dtype, attn_implementation=attn_implementation,
+        model = load_model(adapter_base(source), dtype=dtype, attn_implementation=attn_implementation,
                            trust_remote_code=trust_remote_code, tokenizer=tokenizer)
         return PeftModel.from_pretrained(model, source).merge_and_unload()
     kwargs = dict(dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code,
@@ -316,26 +321,18 @@ def build_tiny_qwen2(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
 
 # ---- inference ---------------------------------------------------------------------------------------------
 
-COPY_BASELINE = "copy"
-
-
 def load_for_inference(model_arg: str, *, precision: str = "auto", trust_remote_code: bool = False):
-    """(model, tokenizer, description) for rewriting. ``model_arg`` may also be a run directory
-    (``weights/<run>``), which stands for its final ``model/`` (or ``adapter/``)."""
-    path = Path(model_arg).expanduser()
-    if path.is_dir() and (path / "run.json").exists() and not (path / "config.json").exists():
-        status = json.loads((path / "run.json").read_text()).get("status")
-        if status != "complete":
-            raise ModelLoadError(f"run {path} is not complete (status: {status}); continue it with --resume, or "
-                                 f"point --model at one of its checkpoint-N directories")
-        path = path / "model" if (path / "model").is_dir() else path / "adapter"
-        model_arg = str(path)
+    """(model, tokenizer, source) for rewriting. ``model_arg`` may also be a run directory (``weights/<run>``),
+    which stands for its final ``model/`` (or ``adapter/``)."""
+    from .run import Run
+
+    run = Run.owning(model_arg)
+    if run is not None and Path(model_arg).expanduser() == run.path:
+        model_arg = str(run.final_model())
     source = resolve_model_source(model_arg)
     tok_source = source
     if is_adapter_dir(source) and not (Path(source) / "tokenizer_config.json").exists():
-        # an adapter saved by peft alone carries no tokenizer: use its base model's
-        base = json.loads((Path(source) / "adapter_config.json").read_text())["base_model_name_or_path"]
-        tok_source = resolve_model_source(base)
+        tok_source = adapter_base(source)  # an adapter saved by peft alone carries no tokenizer
     tokenizer = load_tokenizer(tok_source, trust_remote_code)
     model = load_model(source, dtype=pick_dtype(precision), trust_remote_code=trust_remote_code,
                        tokenizer=tokenizer)

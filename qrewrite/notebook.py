@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from .analysis import KINDS, breakdown_by_kind, classify_input
-from .files import file_fingerprint, read_json, read_jsonl
+from .files import file_fingerprint, read_json, read_jsonl, repo_relative
 
 __all__ = [
     "records_frame", "report_frame", "word_count_frame", "kind_counts", "kind_frame", "kind_examples",
@@ -21,8 +21,8 @@ __all__ = [
 ]
 
 
-def _pd():
-    import pandas as pd
+def _pandas():
+    import pandas as pd  # imported on first use: the package itself does not need pandas
     return pd
 
 
@@ -31,7 +31,7 @@ def _pd():
 def records_frame(records: list[dict], n: int | None = None, columns=("id", "input", "target")):
     """The first ``n`` records (all when ``n`` is None) as a table with the given columns."""
     rows = records if n is None else records[:n]
-    return _pd().DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=list(columns))
+    return _pandas().DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=list(columns))
 
 
 def report_frame(report: dict):
@@ -43,12 +43,12 @@ def report_frame(report: dict):
             for reason, ids in sorted((rep.get(kind) or {}).items()):
                 row[f"{kind}: {reason}"] = len(ids)
         rows.append(row)
-    return _pd().DataFrame(rows).set_index("split").fillna(0).convert_dtypes()
+    return _pandas().DataFrame(rows).set_index("split").fillna(0).convert_dtypes()
 
 
 def word_count_frame(splits: dict[str, list[dict]]):
     """Words per input and per target of each split (count, mean, quartiles, max)."""
-    pd = _pd()
+    pd = _pandas()
     cols = {}
     for name, records in splits.items():
         for field in ("input", "target"):
@@ -64,7 +64,7 @@ def kind_counts(records: list[dict]) -> dict[str, int]:
 
 def kind_frame(splits: dict[str, list[dict]]):
     """Kinds of disfluency per split: counts and shares."""
-    pd = _pd()
+    pd = _pandas()
     counts = pd.DataFrame({name: kind_counts(recs) for name, recs in splits.items()})
     shares = (counts / counts.sum()).round(3).add_suffix(" share")
     return pd.concat([counts, shares], axis=1)
@@ -79,7 +79,7 @@ def kind_examples(records: list[dict]):
             seen[kind] = {"kind": kind, "input": r["input"], "target": r["target"]}
         if len(seen) == len(KINDS):
             break
-    return _pd().DataFrame([seen[k] for k in KINDS if k in seen], columns=["kind", "input", "target"])
+    return _pandas().DataFrame([seen[k] for k in KINDS if k in seen], columns=["kind", "input", "target"])
 
 
 # ---- training -----------------------------------------------------------------------------------------------
@@ -118,24 +118,21 @@ def supervised_parts(tokenizer, example: dict) -> dict:
 
 def completed_run(cfg) -> Path | None:
     """The run directory of ``cfg`` when it already holds a complete run trained with exactly this config."""
-    from .config import load_config
-    from .train import run_dir_for
+    from .run import Run
 
-    run_dir = run_dir_for(cfg)
+    run = Run.for_config(cfg)
     try:
-        info = read_json(run_dir / "run.json")
-        saved = load_config(run_dir / "config.yaml").to_dict()
+        same = run.is_complete() and run.config().to_dict() == cfg.to_dict()
     except (OSError, ValueError):
         return None
-    if info.get("status") != "complete" or saved != cfg.to_dict():
-        return None
-    return run_dir
+    return run.path if same else None
 
 
 def loss_history(run_dir):
     """``trainer_log.json`` of a run as a table indexed by step: loss, eval_loss, eval_rougeL_sample, ..."""
-    pd = _pd()
-    log = read_json(Path(run_dir) / "trainer_log.json")
+    pd = _pandas()
+    from .run import Run
+    log = Run(run_dir).trainer_log()
     keep = ("loss", "eval_loss", "eval_rougeL_sample", "learning_rate", "grad_norm")
     rows = [{"step": e["step"], **{k: e[k] for k in keep if k in e}} for e in log if "step" in e]
     frame = pd.DataFrame(rows)
@@ -145,14 +142,6 @@ def loss_history(run_dir):
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------------
-
-def _training_run(model_arg: str) -> dict | None:
-    path = Path(model_arg)
-    for d in (path, path.parent):
-        if (d / "run.json").is_file():
-            return read_json(d / "run.json")
-    return None
-
 
 def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
                         max_new_tokens: int | None = None) -> str | None:
@@ -172,7 +161,7 @@ def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
         return f"{out_dir}: unreadable evaluation ({e})"
     if run.get("data_fingerprint") != file_fingerprint(data):
         return f"{data} changed since {out_dir} was evaluated (data fingerprint differs)"
-    if str(run.get("model_path")) != str(model_arg):
+    if run.get("model_path") not in (str(model_arg), repo_relative(model_arg)):
         return f"{out_dir} was evaluated for model {run.get('model_path')!r}, not {str(model_arg)!r}"
     n = len(load_split(data))
     n = min(n, limit) if limit else n
@@ -180,7 +169,9 @@ def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
         return f"{out_dir} holds {n_rows} predictions, {n} wanted"
     if max_new_tokens is not None and old.get("eval", {}).get("max_new_tokens") != max_new_tokens:
         return f"{out_dir} was generated with max_new_tokens={old.get('eval', {}).get('max_new_tokens')}"
-    training = _training_run(str(model_arg))
+    from .run import Run
+    owner = Run.owning(model_arg)
+    training = owner.info() if owner is not None else None
     if training is not None and (run.get("steps"), run.get("training_git_commit"),
                                  run.get("training_data_fingerprint")) != (
             training.get("steps"), training.get("git_commit"), training.get("data_fingerprint")):
@@ -215,12 +206,12 @@ def metrics_frame(results: dict[str, dict]):
         rows.append({"system": label, "data": run.get("data"), "method": run.get("method"), "n": m.get("n"),
                      "ROUGE-1": m.get("rouge1"), "ROUGE-2": m.get("rouge2"), "ROUGE-L": m.get("rougeL"),
                      "BLEU": m.get("bleu"), "EM": m.get("exact_match"), "changed": m.get("changed_input")})
-    return _pd().DataFrame(rows).set_index("system").round(4)
+    return _pandas().DataFrame(rows).set_index("system").round(4)
 
 
 def breakdown_frame(rows_by_system: dict[str, list[dict]]):
     """:func:`qrewrite.analysis.breakdown_by_kind` of several systems side by side (n, ROUGE-L, EM per kind)."""
-    pd = _pd()
+    pd = _pandas()
     parts = {}
     for label, rows in rows_by_system.items():
         parts[label] = pd.DataFrame(breakdown_by_kind(rows)).T.reindex(columns=["n", "rougeL", "exact_match"])

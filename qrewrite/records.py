@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .errors import DataError
 from .files import file_fingerprint
 
 __all__ = ["DataError", "DataReport", "read_records", "load_split", "data_fingerprint", "INPUT_FIELDS",
@@ -29,10 +30,6 @@ _BOM = "\ufeff"
 # a few dozen, e.g. "#VALUE!" and "question n/a"). They are flagged in the report, not skipped.
 _PLACEHOLDER = re.compile(
     r"""^(\#[a-z0-9/]+[!?]?|((question|answer)\s*)?n/?a\.?|no\s+question\.?|[\W_]*)$""", re.IGNORECASE)
-
-
-class DataError(ValueError):
-    """Unusable file. Message names the file, the record (index or id) and the field, and what was expected."""
 
 
 @dataclass

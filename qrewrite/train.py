@@ -1,49 +1,35 @@
 """config -> Trainer -> run directory. The one training implementation (finetune.py and the notebook call it).
 
-A run directory ``weights/<run-name>/`` holds:
-  config.yaml          the resolved config (every field, after file + command-line overrides)
-  run.json             status (running / interrupted / complete), git commit, data fingerprint, command,
-                       steps, train time, peak memory, truncated-example count
-  checkpoint-N/        Trainer checkpoints (optimizer, scheduler, RNG state) for --resume
-  model/               final weights for inference: the full model, or for LoRA/QLoRA the merged model
-  adapter/             LoRA/QLoRA only: the adapter alone (load with peft, base model from its config)
-  trainer_log.json     loss / eval history; runs/ holds the TensorBoard logs
+The run directory's layout is :mod:`qrewrite.run`'s; batches are :mod:`qrewrite.batching`'s.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import random
-import resource
-import signal
 import time
 from pathlib import Path
 
 import torch
-from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import Trainer, TrainingArguments, set_seed
 
-from .config import ConfigError, TrainConfig, save_config
+from .batching import make_collator
+from .callbacks import SampleRouge, StopOnSigint, Throughput
+from .config import RESUMABLE_FIELDS, TrainConfig
 from .data import load_split
-from .files import (atomic_write_json, check_writable, command_line, file_fingerprint, git_commit, read_json,
-                    safe_join)
-from .generate import rewrite
-from .metrics import rouge_scores
-from .models import apply_lora, load_model, load_tokenizer, pick_dtype, resolve_model_source
+from .errors import ConfigError, RunStateError
+from .files import atomic_write_json, check_writable, command_line, file_fingerprint, git_commit
+from .memory import peak_memory_mb
+from .models import apply_lora, end_of_turn_ids, load_model, load_tokenizer, pick_dtype, resolve_model_source
 from .noise import typo_variant
-from .prompt import encode_records
+from .prompt import PromptSpec, encode_records
+from .run import Run, write_inference_config
 
 
 def run_dir_for(cfg: TrainConfig) -> Path:
-    return safe_join(cfg.output_root, cfg.resolved_run_name())
-
-
-def peak_memory_mb() -> float:
-    """Peak GPU memory allocated by torch when on CUDA, else the process's peak resident set size."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return Run.for_config(cfg).path
 
 
 def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
@@ -64,67 +50,6 @@ def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
     return train, valid
 
 
-class SampleRouge(TrainerCallback):
-    """Rewrites a fixed sample of validation questions at each evaluation and logs ROUGE-L."""
-
-    def __init__(self, tokenizer, valid: list[dict], cfg: TrainConfig):
-        self.tokenizer, self.valid, self.cfg = tokenizer, valid, cfg
-
-    def on_evaluate(self, args, state, control, model=None, metrics=None, **kw):
-        cfg = self.cfg
-        sample = self.valid[:cfg.eval_sample]
-        if not sample or model is None:
-            return
-        preds = [text for _, text in rewrite(model, self.tokenizer, [r["input"] for r in sample], batch_size=16,
-                                             max_new_tokens=cfg.max_new_tokens,
-                                             system_prompt=cfg.system_prompt or None)]
-        score = rouge_scores(preds, [r["target"] for r in sample])["rougeL"]
-        if metrics is not None:
-            metrics["eval_rougeL_sample"] = score
-        state.log_history.append({"step": state.global_step, "eval_rougeL_sample": score})
-        print(f"step {state.global_step}: ROUGE-L on {len(sample)} validation questions = {score:.3f}")
-
-
-class Throughput(TrainerCallback):
-    """Adds examples/s since the first step to every loss log line (progress bar and TensorBoard)."""
-
-    def on_step_begin(self, args, state, control, **kw):
-        if not hasattr(self, "t0"):
-            self.t0, self.s0 = time.perf_counter(), state.global_step
-
-    def on_log(self, args, state, control, logs=None, **kw):
-        if logs is not None and "loss" in logs and hasattr(self, "t0"):
-            steps = state.global_step - self.s0
-            if steps > 0:
-                logs["examples_per_s"] = round(
-                    steps * args.train_batch_size * args.gradient_accumulation_steps * args.world_size
-                    / (time.perf_counter() - self.t0), 2)
-
-
-class StopOnSigint(TrainerCallback):
-    """First Ctrl-C: finish the current step, save a checkpoint, stop. A second Ctrl-C aborts."""
-
-    def __init__(self):
-        self.requested = False
-
-    def on_train_begin(self, args, state, control, **kw):
-        self.previous = signal.signal(signal.SIGINT, self._handler)
-
-    def _handler(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self.previous)
-        print("\nInterrupted: saving a checkpoint after this step (Ctrl-C again to abort)...")
-
-    def on_step_end(self, args, state, control, **kw):
-        if self.requested:
-            control.should_save = True
-            control.should_training_stop = True
-
-    def on_train_end(self, args, state, control, **kw):
-        if not self.requested:
-            signal.signal(signal.SIGINT, self.previous)
-
-
 def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
     evaluate = cfg.eval_steps > 0
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun / accelerate launch
@@ -134,6 +59,7 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
         max_steps=cfg.max_steps, num_train_epochs=cfg.num_epochs,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
+        # a float below 1 is read by transformers as a share of the total steps: warmup_ratio as a ratio
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm, optim=cfg.optim,
         bf16=dtype == torch.bfloat16 and cfg.method != "qlora", fp16=dtype == torch.float16,
@@ -144,6 +70,7 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
         save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or None,
         save_total_limit=cfg.save_total_limit or None, load_best_model_at_end=keep_best,
         metric_for_best_model="eval_loss" if keep_best else None, greater_is_better=False if keep_best else None,
+        prediction_loss_only=True,  # evaluation needs the loss only; supervised-logits batches hold no full logits
         logging_steps=cfg.logging_steps, logging_first_step=True, report_to=[] if cfg.report_to == "none" else
         [cfg.report_to], dataloader_num_workers=cfg.dataloader_workers, remove_unused_columns=False,
         ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
@@ -152,26 +79,36 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
     )
 
 
-def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> tuple[Path, str | None]:
-    run_dir = run_dir_for(cfg)
-    last = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+def resume_changes(run: Run, cfg: TrainConfig) -> dict:
+    """Fields of ``cfg`` that differ from the run's saved config: ``{field: [saved, new]}``. Only
+    :data:`~qrewrite.config.RESUMABLE_FIELDS` (how long to train, how often to evaluate / save / log) may."""
+    if not run.config_file.exists():
+        return {}
+    saved = run.config().to_dict()
+    changed = {k: [saved.get(k), v] for k, v in cfg.to_dict().items() if saved.get(k) != v}
+    refused = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
+    if refused:
+        raise ConfigError(f"--resume cannot change {', '.join(f'{k} ({a!r} -> {b!r})' for k, (a, b) in refused.items())}"
+                          f": they change the model, the data or the optimisation saved in {run.config_file}. "
+                          f"Resume may change only {', '.join(RESUMABLE_FIELDS)}; start a new --run-name otherwise")
+    return changed
+
+
+def _prepare_run(cfg: TrainConfig, resume: bool) -> tuple[Run, str | None, dict]:
+    """The run to train into, the checkpoint to resume from, and the config changes a resume brings."""
+    run = Run.for_config(cfg)
+    last = run.last_checkpoint()
+    changes = {}
     if resume:
         if last is None:
-            raise ConfigError(f"--resume: no checkpoint in {run_dir} to resume from (start without --resume)")
-        saved = run_dir / "config.yaml"
-        if saved.exists():
-            from .config import load_config
-            before = load_config(saved).to_dict()
-            changed = {k: (before[k], v) for k, v in cfg.to_dict().items() if before.get(k) != v}
-            if changed:
-                raise ConfigError(f"--resume with a config that differs from {saved}: {changed}; resume with the "
-                                  "same config, or start a new --run-name")
-    elif last is not None or (run_dir / "model").exists():
-        raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or choose "
-                          "another --run-name")
+            raise RunStateError(f"--resume: no checkpoint in {run.path} to resume from (start without --resume)")
+        changes = resume_changes(run, cfg)
+    elif run.holds_run():
+        raise RunStateError(f"run directory {run.path} already holds a run; pass --resume to continue (or extend) "
+                            "it, or choose another --run-name")
     # A new run's directory is created only when training starts (config.yaml), not by a run that fails first.
-    check_writable(run_dir if run_dir.exists() else run_dir.parent)
-    return run_dir, last
+    check_writable(run.path if run.path.exists() else run.path.parent)
+    return run, last, changes
 
 
 def checkpoint_bytes(source: str, method: str) -> int:
@@ -181,16 +118,8 @@ def checkpoint_bytes(source: str, method: str) -> int:
     return weights * 3 if method == "full" else weights // 10
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str | None = None) -> Path:
-    """Train per ``cfg``; return the run directory. Raises KeyboardInterrupt after saving on Ctrl-C."""
-    cfg.validate()
-    run_dir, last_checkpoint = _prepare_run_dir(cfg, resume)
-    train_records, valid_records = training_records(cfg)
-    set_seed(cfg.seed)
-
-    source = resolve_model_source(cfg.model)
-    check_writable(run_dir if run_dir.exists() else run_dir.parent,  # a failed start leaves no run dir
-                   need_bytes=checkpoint_bytes(source, cfg.method))  # before minutes of loading
+def load_for_training(cfg: TrainConfig, source: str):
+    """(model, tokenizer) as ``cfg`` trains them: dtype, 4-bit base for QLoRA, LoRA adapters."""
     dtype = pick_dtype(cfg.precision)
     tokenizer = load_tokenizer(source, cfg.trust_remote_code)
     model = load_model(source, dtype=dtype, quantize_4bit=cfg.method == "qlora",
@@ -200,39 +129,54 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
         model = apply_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                            targets=cfg.lora_targets, quantized=cfg.method == "qlora",
                            gradient_checkpointing=cfg.gradient_checkpointing)
-    if cfg.gradient_checkpointing:
-        model.config.use_cache = False
+    # Training never reads a KV cache; with one, transformers would also ignore padding-free position_ids
+    # (rewriting turns the cache on explicitly).
+    model.config.use_cache = False
+    return model, tokenizer
 
-    system_prompt = cfg.system_prompt or None
-    train_ds, n_trunc = encode_records(tokenizer, train_records, cfg.max_length, system_prompt)
-    valid_ds, n_trunc_valid = encode_records(tokenizer, valid_records, cfg.max_length, system_prompt)
+
+def build_trainer(cfg: TrainConfig, model, tokenizer, train_ds, valid_ds, output_dir: str | Path, *,
+                  valid_records=(), callbacks=()) -> Trainer:
+    """The Trainer ``train`` runs (also what the benchmarks time): arguments, collator and callbacks."""
+    args = training_arguments(cfg, Path(output_dir), pick_dtype(cfg.precision))
+    collator = make_collator(tokenizer, padding_free=cfg.padding_free, supervised_logits=cfg.supervised_logits,
+                             pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+    return Trainer(model=model, args=args, train_dataset=train_ds,
+                   eval_dataset=valid_ds if cfg.eval_steps else None, data_collator=collator,
+                   processing_class=tokenizer,
+                   callbacks=[SampleRouge(tokenizer, list(valid_records), cfg), Throughput(), *callbacks])
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str | None = None) -> Path:
+    """Train per ``cfg``; return the run directory. Raises KeyboardInterrupt after saving on Ctrl-C."""
+    cfg.validate()
+    run, last_checkpoint, changes = _prepare_run(cfg, resume)
+    train_records, valid_records = training_records(cfg)
+    set_seed(cfg.seed)
+
+    source = resolve_model_source(cfg.model)
+    check_writable(run.path if run.path.exists() else run.path.parent,  # a failed start leaves no run dir
+                   need_bytes=checkpoint_bytes(source, cfg.method))  # before minutes of loading
+    model, tokenizer = load_for_training(cfg, source)
+    prompt = PromptSpec.of_config(cfg)
+    train_ds, n_trunc = encode_records(tokenizer, train_records, cfg.max_length, prompt)
+    valid_ds, n_trunc_valid = encode_records(tokenizer, valid_records, cfg.max_length, prompt)
     if n_trunc or n_trunc_valid:
         print(f"truncated to max_length={cfg.max_length}: {n_trunc} training and {n_trunc_valid} validation "
               "examples (cut from the right)")
 
-    args = training_arguments(cfg, run_dir, dtype)
-    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100,
-                                      pad_to_multiple_of=8 if torch.cuda.is_available() else None)
     sigint = StopOnSigint()
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds,
-                      eval_dataset=valid_ds if cfg.eval_steps else None, data_collator=collator,
-                      processing_class=tokenizer,
-                      callbacks=[SampleRouge(tokenizer, valid_records, cfg), Throughput(), sigint, *callbacks])
-
-    main = trainer.is_world_process_zero()
-    info = {
-        "status": "running", "run_name": run_dir.name, "model": cfg.model, "model_source": source,
-        "method": cfg.method, "seed": cfg.seed, "git_commit": git_commit(), "command": command or command_line(),
-        "train_file": cfg.train_file, "valid_file": cfg.valid_file,
-        "data_fingerprint": file_fingerprint(cfg.train_file, cfg.valid_file),
-        "n_train": len(train_records), "n_valid": len(valid_records),
-        "truncated": {"train": n_trunc, "valid": n_trunc_valid},
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "world_size": args.world_size, "device": str(args.device), "dtype": str(dtype).replace("torch.", ""),
-    }
-    if main:
-        save_config(cfg, run_dir / "config.yaml")
-        atomic_write_json(run_dir / "run.json", info)
+    trainer = build_trainer(cfg, model, tokenizer, train_ds, valid_ds, run.path, valid_records=valid_records,
+                            callbacks=[sigint, *callbacks])
+    is_main_process = trainer.is_world_process_zero()
+    info = _initial_info(run, cfg, source, trainer, train_records, valid_records, (n_trunc, n_trunc_valid), command)
+    if resume and run.exists():
+        info["resumes"] = run.info().get("resumes", []) + [{
+            "from_checkpoint": Path(last_checkpoint).name, "changed": changes, "command": info["command"],
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}]
+    if is_main_process:
+        run.write_config(cfg)
+        run.write_info(info)
 
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last_checkpoint)
@@ -240,43 +184,101 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
     info.update(steps=trainer.state.global_step, train_time_s=round(train_time, 1),
                 train_loss=result.training_loss, peak_memory_mb=round(peak_memory_mb(), 1),
                 best_checkpoint=trainer.state.best_model_checkpoint)
-    if main:
-        atomic_write_json(run_dir / "trainer_log.json", trainer.state.log_history)
+    if is_main_process:
+        run.write_trainer_log(trainer.state.log_history)
     if sigint.requested:
-        if main:
+        if is_main_process:
             info["status"] = "interrupted"
-            atomic_write_json(run_dir / "run.json", info)
+            run.write_info(info)
         raise KeyboardInterrupt(f"training interrupted at step {trainer.state.global_step}; "
-                                f"checkpoint saved in {run_dir} (continue with --resume)")
+                                f"checkpoint saved in {run.path} (continue with --resume)")
 
-    _save_final(trainer, tokenizer, cfg, run_dir, main)
-    if args.world_size > 1:
-        _write_rank_digest(trainer.model, run_dir, args.process_index)
-    if main:
+    _save_final(trainer, tokenizer, cfg, run, is_main_process)
+    if trainer.args.world_size > 1:
+        _write_rank_digest(trainer.model, run.path, trainer.args.process_index)
+    if is_main_process:
         info["status"] = "complete"
-        atomic_write_json(run_dir / "run.json", info)  # written last: a complete run.json means a usable run
-    return run_dir
+        run.write_info(info)  # written last: a complete run.json means a usable run
+    return run.path
 
 
-def _save_final(trainer, tokenizer, cfg: TrainConfig, run_dir: Path, main: bool) -> None:
+def _initial_info(run: Run, cfg: TrainConfig, source: str, trainer: Trainer, train_records, valid_records,
+                  truncated: tuple[int, int], command: str | None) -> dict:
+    from .files import repo_relative
+    return {
+        "status": "running", "run_name": run.name, "model": cfg.model, "model_source": repo_relative(source),
+        "method": cfg.method, "prompt_format": cfg.prompt_format, "seed": cfg.seed, "git_commit": git_commit(),
+        "command": command or command_line(), "train_file": cfg.train_file, "valid_file": cfg.valid_file,
+        "data_fingerprint": file_fingerprint(cfg.train_file, cfg.valid_file),
+        "n_train": len(train_records), "n_valid": len(valid_records),
+        "truncated": {"train": truncated[0], "valid": truncated[1]},
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "world_size": trainer.args.world_size, "device": str(trainer.args.device),
+        "dtype": str(pick_dtype(cfg.precision)).replace("torch.", ""),
+    }
+
+
+def _save_final(trainer, tokenizer, cfg: TrainConfig, run: Run, is_main_process: bool) -> None:
+    trainer.model.config.use_cache = True  # off for training only; inference wants it
     if cfg.method == "full":
-        trainer.save_model(str(run_dir / "model"))
+        trainer.save_model(str(run.model_dir))
+        if is_main_process:
+            save_inference_files(run.model_dir, tokenizer, cfg)
         return
-    trainer.save_model(str(run_dir / "adapter"))
-    if cfg.merge_after and main:
-        _merge_adapter(run_dir, cfg, tokenizer)
+    trainer.save_model(str(run.adapter_dir))
+    if is_main_process:
+        save_inference_files(run.adapter_dir, tokenizer, cfg)
+    if cfg.merge_after and is_main_process:
+        _merge_adapter(run, cfg, tokenizer)
 
 
-def _merge_adapter(run_dir: Path, cfg: TrainConfig, tokenizer) -> Path:
+def save_inference_files(model_dir: Path, tokenizer, cfg: TrainConfig) -> None:
+    """What rewriting with ``model_dir`` needs beyond the weights: ``qrewrite.json`` (prompt format, system
+    prompt, generation budget) and a generation config that stops at the end-of-turn token."""
+    prompt = PromptSpec.of_config(cfg)
+    write_inference_config(model_dir, prompt, max_new_tokens=cfg.max_new_tokens, base_model=cfg.model)
+    if prompt.format == "minimal" and (model_dir / "tokenizer_config.json").exists():
+        _save_minimal_chat_template(model_dir, tokenizer)
+    config_file = model_dir / "generation_config.json"
+    if config_file.exists():
+        from transformers import GenerationConfig
+        generation = GenerationConfig.from_pretrained(model_dir)
+        generation.eos_token_id = end_of_turn_ids(tokenizer)
+        generation.pad_token_id = tokenizer.pad_token_id
+        generation.save_pretrained(model_dir)
+
+
+def _save_minimal_chat_template(model_dir: Path, tokenizer) -> None:
+    """Make the saved tokenizer's own chat template render the minimal prompt for a plain user message, so
+    ``apply_chat_template([{"role": "user", ...}], add_generation_prompt=True)`` in plain transformers (or a
+    server such as vLLM) prompts exactly as training did. Templates that inject a default system turn (SmolLM2,
+    Qwen2) are replaced by plain ChatML when that reproduces the prompt; otherwise the template is left alone."""
+    import copy
+
+    from .prompt import CHATML_TEMPLATE, build_prompt
+
+    probe = "Which city hosted the games?"
+    messages = [{"role": "user", "content": probe}]
+    wanted = build_prompt(tokenizer, probe, PromptSpec("minimal"))
+    if tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == wanted:
+        return
+    candidate = copy.copy(tokenizer)
+    candidate.chat_template = CHATML_TEMPLATE
+    if candidate.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == wanted:
+        candidate.save_pretrained(model_dir)
+
+
+def _merge_adapter(run: Run, cfg: TrainConfig, tokenizer) -> Path:
     """Reload the base in full precision and merge the adapter: a plain checkpoint for inference."""
     from peft import PeftModel
 
     base = load_model(resolve_model_source(cfg.model), dtype=pick_dtype(cfg.precision),
                       trust_remote_code=cfg.trust_remote_code, tokenizer=tokenizer)
-    merged = PeftModel.from_pretrained(base, str(run_dir / "adapter")).merge_and_unload()
-    merged.save_pretrained(run_dir / "model")
-    tokenizer.save_pretrained(run_dir / "model")
-    return run_dir / "model"
+    merged = PeftModel.from_pretrained(base, str(run.adapter_dir)).merge_and_unload()
+    merged.save_pretrained(run.model_dir)
+    tokenizer.save_pretrained(run.model_dir)
+    save_inference_files(run.model_dir, tokenizer, cfg)
+    return run.model_dir
 
 
 def _write_rank_digest(model, run_dir: Path, rank: int) -> None:
@@ -289,4 +291,4 @@ def _write_rank_digest(model, run_dir: Path, rank: int) -> None:
 
 
 def run_info(run_dir: str | Path) -> dict:
-    return read_json(Path(run_dir) / "run.json")
+    return Run(run_dir).info()

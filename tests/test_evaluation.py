@@ -104,10 +104,11 @@ def test_interrupted_evaluation_leaves_no_metrics(tiny_run, tmp_path, monkeypatc
         (out / "metrics.json").write_text(json.dumps({"metrics": {"rougeL": 0.9}, "run": {"name": "old"}}))
     calls = []
 
-    def boom(*args, **kwargs):
-        calls.append(len(args[2]))
+    def boom(self, questions, progress=None):
+        calls.append(len(questions))
         raise exc("interrupted mid-way")
-    monkeypatch.setattr(evaluation, "predict", boom)
+    from qrewrite.rewriter import ModelRewriter
+    monkeypatch.setattr(ModelRewriter, "rewrite", boom)
     with pytest.raises(exc):
         evaluation.evaluate_model(str(tiny_run), VALID, out, max_new_tokens=4, show_progress=False)
     assert calls == [len(load(VALID))]

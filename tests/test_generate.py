@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from qrewrite.prompt import PromptSpec
+
 QUESTIONS = ["What year no sorry which city hosted the 2004 games?", "Who", "how many legs does a a spider hav",
              "When did um when was the treaty signed", "Which river, no, which lake is the largest by volume?"]
 
@@ -34,12 +36,15 @@ def test_prefix_is_the_prompt_before_the_question(lively):
     assert prefix.cache.get_seq_length() == len(prefix.ids)
 
 
-def test_batched_with_prefix_matches_one_at_a_time(lively):
+@pytest.mark.parametrize("prompt_format", ["chat", "minimal"])
+def test_batched_with_prefix_matches_one_at_a_time(lively, prompt_format):
     from qrewrite.generate import generate_ids, prompt_ids, shared_prefix
     model, tok = lively
-    rows = prompt_ids(tok, QUESTIONS)
+    spec = PromptSpec(prompt_format)
+    rows = prompt_ids(tok, QUESTIONS, spec)
     assert len({len(r) for r in rows}) == len(rows)  # every row padded differently
-    prefix = shared_prefix(model, tok)
+    prefix = shared_prefix(model, tok, spec)
+    assert prefix is not None
     alone = [generate_ids(model, tok, [r], max_new_tokens=8)[0].tolist() for r in rows]
     with_prefix = generate_ids(model, tok, rows, max_new_tokens=8, prefix=prefix).tolist()
     left_padded = generate_ids(model, tok, rows, max_new_tokens=8).tolist()
@@ -54,7 +59,7 @@ def test_batched_with_prefix_matches_one_at_a_time(lively):
 def test_prefix_skipped_for_rows_that_do_not_start_with_it(lively):
     from qrewrite.generate import generate_ids, prompt_ids, shared_prefix
     model, tok = lively
-    rows = prompt_ids(tok, QUESTIONS[:3], system_prompt="Fix the question.")
+    rows = prompt_ids(tok, QUESTIONS[:3], PromptSpec(system_prompt="Fix the question."))
     other = shared_prefix(model, tok)  # the default system prompt's prefix
     assert rows[0][:len(other.ids)] != other.ids
     assert (generate_ids(model, tok, rows, max_new_tokens=6, prefix=other).tolist()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from qrewrite.config import ConfigError
+from qrewrite.errors import RunStateError
 from qrewrite.models import (END_OF_TURN, ModelLoadError, apply_lora, check_4bit_support, ensure_offline_model,
                              is_adapter_dir, linear_module_names, load_for_inference, load_model, load_tokenizer,
                              resolve_model_source)
@@ -63,7 +64,7 @@ def test_run_dir_stands_for_its_model(tiny_run, tmp_path):
     run = tmp_path / "unfinished"
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"status": "running"}))
-    with pytest.raises(ModelLoadError, match=r"not complete \(status: running\).*--resume"):
+    with pytest.raises(RunStateError, match=r"not complete \(status: running\).*--resume"):
         load_for_inference(str(run))
 
 

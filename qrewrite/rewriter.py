@@ -1,0 +1,89 @@
+"""What ``--model`` names, ready to rewrite: a fine-tuned run, any causal LM, or a baseline without a model.
+
+:func:`load_rewriter` is the one loader behind ``evaluate``, ``rewrite``, the notebooks and the server. Every
+rewriter has ``name``, ``method``, ``source`` and ``stream(questions)`` (yields ``(index, rewrite)`` in input
+order); :meth:`Rewriter.rewrite` collects that into a list. A model-backed rewriter prompts exactly as the
+model was trained (the prompt format and system prompt saved with it, see :mod:`qrewrite.run`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import GENERATION_BATCH_SIZE
+from .prompt import PromptSpec
+
+COPY = "copy"
+
+
+class Rewriter:
+    name = method = source = ""
+
+    def stream(self, questions: list[str], progress=None):
+        raise NotImplementedError
+
+    def rewrite(self, questions: list[str], progress=None) -> list[str]:
+        out = [""] * len(questions)
+        for i, text in self.stream(questions, progress):
+            out[i] = text
+        return out
+
+    def rewrite_batch(self, questions: list[str]) -> list[str]:
+        """One small batch, as fast as possible (a model-backed rewriter reuses its prompt-prefix cache)."""
+        return self.rewrite(questions)
+
+
+class CopyRewriter(Rewriter):
+    """The copy-the-input baseline: the floor any rewriter must clear."""
+    name = method = source = COPY
+
+    def stream(self, questions, progress=None):
+        if progress and questions:
+            progress(len(questions))
+        yield from enumerate(questions)
+
+
+class ModelRewriter(Rewriter):
+    """A causal LM with its tokenizer, its prompt and its generation settings (greedy, batched)."""
+
+    def __init__(self, model, tokenizer, *, name: str, source: str, method: str, prompt: PromptSpec,
+                 max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE):
+        self.model, self.tokenizer = model, tokenizer
+        self.name, self.source, self.method, self.prompt = name, source, method, prompt
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self._prefix = None
+
+    def stream(self, questions, progress=None):
+        from .generate import rewrite
+        return rewrite(self.model, self.tokenizer, questions, batch_size=self.batch_size,
+                       max_new_tokens=self.max_new_tokens, prompt=self.prompt, progress=progress)
+
+    def rewrite_batch(self, questions: list[str]) -> list[str]:
+        """One batch as given (no re-sorting), with the shared prompt prefix computed once per rewriter."""
+        from .generate import rewrite_batch, shared_prefix
+        if self._prefix is None:
+            self._prefix = shared_prefix(self.model, self.tokenizer, self.prompt) or False
+        return rewrite_batch(self.model, self.tokenizer, questions, max_new_tokens=self.max_new_tokens,
+                             prompt=self.prompt, prefix=self._prefix or None)
+
+
+def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code: bool = False,
+                  batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int | None = None,
+                  prompt: PromptSpec | None = None) -> Rewriter:
+    """``copy``, or a run directory / model or adapter directory / hub id / ``smollm2``, ready to rewrite.
+
+    ``max_new_tokens`` and ``prompt`` default to what the model was trained with (64 and the chat prompt for
+    an untuned model)."""
+    if model_arg == COPY:
+        return CopyRewriter()
+    from .models import load_for_inference
+    from .run import Run, inference_settings
+
+    settings = inference_settings(model_arg)
+    model, tokenizer, source = load_for_inference(model_arg, precision=precision,
+                                                  trust_remote_code=trust_remote_code)
+    run = Run.owning(model_arg)
+    return ModelRewriter(model, tokenizer, name=Path(str(model_arg).rstrip("/")).name or str(model_arg),
+                         source=str(source), method=run.info().get("method", "full") if run else "zero-shot",
+                         prompt=prompt or settings["prompt"],
+                         max_new_tokens=max_new_tokens or settings["max_new_tokens"] or 64, batch_size=batch_size)

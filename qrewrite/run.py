@@ -1,0 +1,154 @@
+"""The run directory: the one place that knows its layout.
+
+``weights/<run>/`` holds:
+  config.yaml          the resolved config (every field, after file + command-line overrides)
+  run.json             status (running / interrupted / complete), git commit, data fingerprint, command, steps,
+                       train time, peak memory, truncated-example count, and every resume that changed the config
+  checkpoint-N/        Trainer checkpoints (optimizer, scheduler, RNG state) for --resume
+  model/               final weights for inference: the full model, or for LoRA/QLoRA the merged model
+  adapter/             LoRA/QLoRA only: the adapter alone (load with peft, base model from its config)
+  trainer_log.json     loss / eval history; runs/ holds the TensorBoard logs
+
+``model/`` and ``adapter/`` also get ``qrewrite.json``: the prompt the model was trained with (format and system
+prompt) and its generation budget, so a model directory copied anywhere rewrites exactly as it did in place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import RunStateError
+from .files import atomic_write_json, read_json, safe_join
+from .prompt import PromptSpec
+
+INFERENCE_FILE = "qrewrite.json"
+STATUSES = ("running", "interrupted", "complete")
+
+
+class Run:
+    """A run directory, existing or about to be created. Reads and writes go through here."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    # ---- where things are ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def info_file(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.path / "adapter"
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / "trainer_log.json"
+
+    # ---- finding a run ---------------------------------------------------------------------------------
+    @classmethod
+    def for_config(cls, cfg) -> "Run":
+        return cls(safe_join(cfg.output_root, cfg.resolved_run_name()))
+
+    @classmethod
+    def owning(cls, model_arg: str | Path) -> "Run | None":
+        """The run that ``model_arg`` is, or whose ``model/`` / ``adapter/`` it is; None otherwise."""
+        path = Path(model_arg).expanduser()
+        for candidate in (path, path.parent):
+            if (candidate / "run.json").is_file():
+                return cls(candidate)
+        return None
+
+    # ---- state -----------------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.info_file.is_file()
+
+    def info(self) -> dict:
+        return read_json(self.info_file)
+
+    @property
+    def status(self) -> str | None:
+        """running / interrupted / complete, or None when there is no readable run.json."""
+        try:
+            return self.info().get("status")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def is_complete(self) -> bool:
+        return self.status == "complete"
+
+    def config(self):
+        from .config import load_config
+        return load_config(self.config_file)
+
+    def last_checkpoint(self) -> str | None:
+        if not self.path.is_dir():
+            return None
+        from transformers.trainer_utils import get_last_checkpoint
+        return get_last_checkpoint(str(self.path))
+
+    def holds_run(self) -> bool:
+        return self.last_checkpoint() is not None or self.model_dir.exists()
+
+    def final_model(self) -> Path:
+        """``model/`` (or ``adapter/`` when no merged model was saved) of a complete run."""
+        if not self.is_complete():
+            raise RunStateError(f"run {self.path} is not complete (status: {self.status}); continue it with "
+                                "--resume, or point --model at one of its checkpoint-N directories")
+        return self.model_dir if self.model_dir.is_dir() else self.adapter_dir
+
+    def trainer_log(self) -> list[dict]:
+        return read_json(self.log_file)
+
+    # ---- writing (training only) -----------------------------------------------------------------------
+    def write_config(self, cfg) -> Path:
+        from .config import save_config
+        return save_config(cfg, self.config_file)
+
+    def write_info(self, info: dict) -> Path:
+        return atomic_write_json(self.info_file, info)
+
+    def write_trainer_log(self, log: list[dict]) -> Path:
+        return atomic_write_json(self.log_file, log)
+
+
+# ---- what inference needs, saved beside the weights --------------------------------------------------------
+
+def write_inference_config(model_dir: str | Path, prompt: PromptSpec, *, max_new_tokens: int,
+                           base_model: str | None = None) -> Path:
+    return atomic_write_json(Path(model_dir) / INFERENCE_FILE, {
+        "prompt_format": prompt.format, "system_prompt": prompt.system_prompt,
+        "max_new_tokens": max_new_tokens, "base_model": base_model})
+
+
+def inference_settings(model_arg: str | Path) -> dict:
+    """``{"prompt": PromptSpec, "max_new_tokens": int | None}`` for rewriting with ``model_arg``.
+
+    Read from the model directory's own ``qrewrite.json`` (so a copied directory behaves as in place), else,
+    for runs saved before it existed, from the owning run's config; else the defaults (an untuned model)."""
+    path = Path(model_arg).expanduser()
+    run = Run.owning(path)
+    model_dir = run.final_model() if run is not None and path == run.path else path
+    saved = model_dir / INFERENCE_FILE
+    if saved.is_file():
+        doc = read_json(saved)
+        return {"prompt": PromptSpec(doc.get("prompt_format", "chat"), doc.get("system_prompt")),
+                "max_new_tokens": doc.get("max_new_tokens")}
+    if run is not None and run.config_file.is_file():
+        cfg = run.config()
+        return {"prompt": PromptSpec.of_config(cfg), "max_new_tokens": cfg.max_new_tokens}
+    return {"prompt": PromptSpec(), "max_new_tokens": None}
