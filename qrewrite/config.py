@@ -22,6 +22,7 @@ from .prompt import PROMPT_FORMATS
 
 QWEN2_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 METHODS = ("full", "lora", "qlora")
+ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 # questions per rewriting batch: the CPU sweet spot for a 135M model (benchmarks/results/generate_cpu.md)
 GENERATION_BATCH_SIZE = 64
 
@@ -135,6 +136,11 @@ class TrainConfig:
         for name in ("eval_steps", "save_steps", "eval_sample", "save_total_limit", "max_train_examples",
                      "max_eval_examples", "dataloader_workers"):
             if getattr(self, name) < 0:
+                errors.append(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.attn_implementation not in ATTENTION:
+            errors.append(f"attn_implementation: {self.attn_implementation!r} is not one of {', '.join(ATTENTION)}")
+        for name in ("weight_decay", "max_grad_norm"):
+            if not getattr(self, name) >= 0:
                 errors.append(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             errors.append(f"precision: {self.precision!r} is not one of auto, bf16, fp16, fp32")

@@ -79,6 +79,14 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
     )
 
 
+def check_trainer_options(cfg: TrainConfig) -> None:
+    """Fail before loading anything on values only transformers can judge (scheduler and optimizer names)."""
+    try:
+        training_arguments(cfg, Path(cfg.output_root) / ".check", pick_dtype(cfg.precision))
+    except ValueError as e:
+        raise ConfigError(f"lr_scheduler / optim: transformers refuses the config: {e}") from None
+
+
 def resume_changes(run: Run, cfg: TrainConfig) -> dict:
     """Fields of ``cfg`` that differ from the run's saved config: ``{field: [saved, new]}``. Only
     :data:`~qrewrite.config.RESUMABLE_FIELDS` (how long to train, how often to evaluate / save / log) may."""
@@ -150,6 +158,7 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, train_ds, valid_ds, output
 def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str | None = None) -> Path:
     """Train per ``cfg``; return the run directory. Raises KeyboardInterrupt after saving on Ctrl-C."""
     cfg.validate()
+    check_trainer_options(cfg)
     run, last_checkpoint, changes = _prepare_run(cfg, resume)
     train_records, valid_records = training_records(cfg)
     set_seed(cfg.seed)

@@ -9,27 +9,30 @@ BENCH = ROOT / "benchmarks"
 
 def test_bench_train_smoke(tiny_model, tmp_path):
     r = run_cli(BENCH / "bench_train.py", "--smoke", "--model", tiny_model, "--batch-size", "4",
-                "--out", tmp_path, "--name", "train_smoke", timeout=300)
+                "--sides", "naive", "before", "project", "--out", tmp_path, "--name", "train_smoke", timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     result = json.loads((tmp_path / "train_smoke.json").read_text())
     md = (tmp_path / "train_smoke.md").read_text()
     assert "| examples/s" in md and "smoke run" in md
     assert result["same_examples"] is True
-    base, proj = result["runs"]["baseline"], result["runs"]["project"]
-    assert len(base) == len(proj) == result["setup"]["repeats"] == 1
-    b, p = base[0], proj[0]
-    # the same timed examples and the same supervised target tokens on both sides
-    assert b["timed_example_ids"] == p["timed_example_ids"]
-    assert len(b["timed_example_ids"]) == 2 * 4 == b["examples"] == p["examples"]
-    assert b["supervised_tokens"] == p["supervised_tokens"] > 0
-    # the sides differ as described: fixed padding + eager + fp32 vs dynamic padding + sdpa
-    assert all(shape == [4, result["setup"]["max_length"]] for shape in b["batch_shapes"])
-    assert all(shape[1] <= result["setup"]["max_length"] for shape in p["batch_shapes"])
-    assert b["tokens_processed"] > p["tokens_processed"] >= p["real_tokens"] == b["real_tokens"]
-    assert b["attn_implementation"] == "eager" and p["attn_implementation"] == "sdpa"
-    assert len(b["step_times_s"]) == len(p["step_times_s"]) == 2
-    assert all(x == x for x in b["losses"] + p["losses"])  # finite, not NaN
-    assert result["summary"]["ratios"]["examples_per_s"] is not None
+    runs = {side: result["runs"][side] for side in ("naive", "before", "project")}
+    assert all(len(rs) == result["setup"]["repeats"] == 1 for rs in runs.values())
+    n, b, p = (runs[s][0] for s in ("naive", "before", "project"))
+    # the same timed examples and the same supervised target tokens on every side
+    assert n["timed_example_ids"] == b["timed_example_ids"] == p["timed_example_ids"]
+    assert len(n["timed_example_ids"]) == 2 * 4 == n["examples"] == p["examples"]
+    assert n["supervised_tokens"] == b["supervised_tokens"] == p["supervised_tokens"] > 0
+    # the sides differ as described: fixed padding + eager; chat prompt; minimal prompt + supervised logits
+    assert all(shape == [4, result["setup"]["max_length"]] for shape in n["batch_shapes"])
+    assert n["attn_implementation"] == "eager" and p["attn_implementation"] == "sdpa"
+    assert b["prompt_format"] == "chat" and p["prompt_format"] == "minimal" and p["supervised_logits"]
+    assert n["tokens_processed"] > b["tokens_processed"] > p["tokens_processed"]
+    assert n["real_tokens"] == b["real_tokens"] > p["real_tokens"]  # the system turn is gone
+    assert all(len(r["step_times_s"]) == 2 and len(r["losses"]) == 2 for r in (n, b, p))
+    assert all(x == x for r in (n, b, p) for x in r["losses"])  # finite, not NaN
+    ratios = result["summary"]["ratios_vs_reference"]
+    assert result["summary"]["reference"] == "naive" and set(ratios) == {"before", "project"}
+    assert result["summary"]["ratios"] == ratios["project"]
     assert result["provenance"]["command"] and result["machine"]["device"] in ("cpu", "cuda")
 
 

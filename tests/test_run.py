@@ -1,0 +1,100 @@
+"""The run directory: what it knows, that a copied model directory rewrites as in place, and resume that extends."""
+
+import json
+import shutil
+
+import pytest
+from conftest import SAMPLE, run_cli, smoke_config
+
+from qrewrite.errors import ConfigError, RunStateError
+from qrewrite.run import INFERENCE_FILE, Run, inference_settings
+
+QUESTIONS = ["What year no sorry which city hosted the games?", "Who um who wrote the book?"]
+
+
+@pytest.fixture(scope="module")
+def minimal_run(tiny_model, tmp_path_factory):
+    """A complete 4-step full fine-tune in the minimal prompt format."""
+    from qrewrite.train import train
+    cfg = smoke_config(tiny_model, tmp_path_factory.mktemp("weights"), run_name="minimal", max_steps=4,
+                       save_steps=2, eval_steps=2, prompt_format="minimal")
+    return train(cfg)
+
+
+def test_run_knows_its_layout(minimal_run):
+    run = Run(minimal_run)
+    assert run.is_complete() and run.status == "complete"
+    assert run.config().prompt_format == "minimal"
+    assert run.final_model() == minimal_run / "model"
+    assert run.last_checkpoint().endswith("checkpoint-4")
+    assert Run.owning(minimal_run / "model").path == minimal_run
+    assert Run.owning(minimal_run.parent) is None
+    assert [e for e in run.trainer_log() if "loss" in e]
+    saved = json.loads((minimal_run / "model" / INFERENCE_FILE).read_text())
+    assert saved["prompt_format"] == "minimal" and saved["max_new_tokens"] == 8
+
+
+def test_generation_config_stops_at_end_of_turn(minimal_run):
+    from qrewrite.models import end_of_turn_ids, load_tokenizer
+    generation = json.loads((minimal_run / "model" / "generation_config.json").read_text())
+    tok = load_tokenizer(str(minimal_run / "model"))
+    assert set(end_of_turn_ids(tok)) <= set(generation["eos_token_id"] if isinstance(generation["eos_token_id"], list)
+                                            else [generation["eos_token_id"]])
+
+
+def test_copied_model_directory_rewrites_as_in_place(minimal_run, tmp_path):
+    from qrewrite.rewriter import load_rewriter
+    elsewhere = tmp_path / "somewhere" / "my-model"
+    shutil.copytree(minimal_run / "model", elsewhere)
+    assert Run.owning(elsewhere) is None  # no run.json, no config.yaml beside it
+    assert inference_settings(elsewhere)["prompt"].format == "minimal"
+    in_place = load_rewriter(str(minimal_run))
+    copied = load_rewriter(str(elsewhere))
+    assert in_place.prompt == copied.prompt and in_place.max_new_tokens == copied.max_new_tokens == 8
+    assert copied.rewrite(QUESTIONS) == in_place.rewrite(QUESTIONS)
+    # without the saved settings it would prompt differently (the chat format, system turn and all)
+    (elsewhere / INFERENCE_FILE).unlink()
+    assert inference_settings(elsewhere)["prompt"].format == "chat"
+
+
+def test_plain_transformers_prompt_matches_the_minimal_format(minimal_run):
+    """The saved tokenizer's own chat template renders a bare user turn exactly as training prompted."""
+    from transformers import AutoTokenizer
+
+    from qrewrite.prompt import PromptSpec, build_prompt
+    tok = AutoTokenizer.from_pretrained(minimal_run / "model")
+    plain = tok.apply_chat_template([{"role": "user", "content": QUESTIONS[0]}], tokenize=False,
+                                    add_generation_prompt=True)
+    assert plain == build_prompt(tok, QUESTIONS[0], PromptSpec("minimal"))
+
+
+def test_resume_extends_a_finished_run(tiny_model, tmp_path):
+    from qrewrite.train import train
+    base = dict(run_name="longer", save_steps=2, eval_steps=2)
+    run_dir = train(smoke_config(tiny_model, tmp_path, max_steps=2, **base))
+    with pytest.raises(RunStateError, match="already holds a run"):
+        train(smoke_config(tiny_model, tmp_path, max_steps=4, **base))
+    train(smoke_config(tiny_model, tmp_path, max_steps=4, logging_steps=2, **base), resume=True)
+    info = Run(run_dir).info()
+    assert info["status"] == "complete" and info["steps"] == 4
+    (change,) = info["resumes"]
+    assert change["from_checkpoint"] == "checkpoint-2"
+    assert change["changed"] == {"max_steps": [2, 4], "logging_steps": [1, 2]}
+    assert Run(run_dir).config().max_steps == 4
+
+
+@pytest.mark.parametrize("field,value", [("learning_rate", 1e-2), ("prompt_format", "minimal"),
+                                         ("typo_copies", 1), ("lora_r", 8)])
+def test_resume_refuses_what_changes_the_model_or_data(tiny_model, tmp_path, field, value):
+    from qrewrite.train import train
+    base = dict(run_name="r", max_steps=2, save_steps=2, eval_steps=2)
+    train(smoke_config(tiny_model, tmp_path, **base))
+    with pytest.raises(ConfigError, match=f"cannot change {field}"):
+        train(smoke_config(tiny_model, tmp_path, **base, **{field: value}), resume=True)
+
+
+def test_resume_without_a_checkpoint_is_a_run_state_error(tiny_model, tmp_path):
+    r = run_cli("train", "--config", "configs/smoke.yaml", "--model", tiny_model, "--output-root", tmp_path,
+                "--run-name", "nothing", "--train-file", SAMPLE / "train.json", "--valid-file",
+                SAMPLE / "valid.json", "--resume")
+    assert r.returncode == 2 and "no checkpoint" in r.stderr and "Traceback" not in r.stderr
