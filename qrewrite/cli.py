@@ -124,7 +124,7 @@ def add_evaluate(sub):
                                    "--model copy scores the copy-input baseline.")
     p.add_argument("--model", required=True,
                    help="run dir (weights/<run>), checkpoint or adapter dir, hub id, 'smollm2' (zero-shot "
-                        "offline model) or 'copy' (copy-the-input baseline)")
+                        "offline model), 'copy' (copy-the-input baseline) or 'rules' (rule-based baseline)")
     p.add_argument("--data", required=True, help="canonical split to score (e.g. dataset/valid.json)")
     p.add_argument("--out", required=True, help="evaluation directory (e.g. outputs/<run>)")
     p.add_argument("--name", help="run name shown in the results table (default: --out's name)")
@@ -167,7 +167,8 @@ def add_rewrite(sub):
     p = sub.add_parser("rewrite", help="rewrite questions: arguments, a file, or interactively",
                        description="Print the clean question for each QUESTION, rewrite --input FILE into "
                                    "--output JSONL (resumable), or read questions from stdin with --interactive.")
-    p.add_argument("--model", required=True, help="run dir, checkpoint or adapter dir, hub id or 'smollm2'")
+    p.add_argument("--model", required=True,
+                   help="run dir, checkpoint or adapter dir, hub id, 'smollm2', or 'rules' / 'copy' (no model)")
     p.add_argument("questions", nargs="*", help="questions to rewrite")
     p.add_argument("--input", help="JSON / JSONL / CSV / raw Disfl-QA file of questions")
     p.add_argument("--output", help="JSONL output for --input: id, input, prediction per line, input order")

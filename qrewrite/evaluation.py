@@ -23,7 +23,7 @@ from .data import load_split
 from .files import atomic_write_json, atomic_write_jsonl, check_writable, command_line, file_fingerprint, git_commit, \
     repo_relative
 from .metrics import compute_metrics, per_example
-from .rewriter import load_rewriter
+from .rewriter import BASELINES, load_rewriter
 from .run import Run
 
 
@@ -50,7 +50,7 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
                              batch_size=batch_size, max_new_tokens=max_new_tokens)
     run = Run.owning(model_arg)
     run_info = run.info() if run else None
-    bar = _progress_bar(len(records) + len(train_records), show_progress and rewriter.method != "copy")
+    bar = _progress_bar(len(records) + len(train_records), show_progress and rewriter.method not in BASELINES)
     progress = bar.update if bar else None
     start = time.perf_counter()
     predictions = rewriter.rewrite([r["input"] for r in records], progress=progress)

@@ -1,4 +1,5 @@
-"""What ``--model`` names, ready to rewrite: a fine-tuned run, any causal LM, or a baseline without a model.
+"""What ``--model`` names, ready to rewrite: a fine-tuned run, any causal LM, or a baseline without a model
+(``copy`` the input, or the cue ``rules`` of :mod:`qrewrite.rules`).
 
 :func:`load_rewriter` is the one loader behind ``evaluate``, ``rewrite``, the notebooks and the server. Every
 rewriter has ``name``, ``method``, ``source`` and ``stream(questions)`` (yields ``(index, rewrite)`` in input
@@ -14,6 +15,8 @@ from .config import GENERATION_BATCH_SIZE
 from .prompt import PromptSpec
 
 COPY = "copy"
+RULES = "rules"
+BASELINES = (COPY, RULES)  # rewriters without a model
 
 
 class Rewriter:
@@ -70,12 +73,16 @@ class ModelRewriter(Rewriter):
 def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code: bool = False,
                   batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int | None = None,
                   prompt: PromptSpec | None = None) -> Rewriter:
-    """``copy``, or a run directory / model or adapter directory / hub id / ``smollm2``, ready to rewrite.
+    """``copy``, ``rules``, or a run directory / model or adapter directory / hub id / ``smollm2``, ready to
+    rewrite.
 
     ``max_new_tokens`` and ``prompt`` default to what the model was trained with (64 and the chat prompt for
     an untuned model)."""
     if model_arg == COPY:
         return CopyRewriter()
+    if model_arg == RULES:
+        from .rules import RulesRewriter
+        return RulesRewriter()
     from .models import load_for_inference
     from .run import Run, inference_settings
 

@@ -35,6 +35,7 @@ import re
 
 from . import analysis
 from .analysis import WH_WORDS
+from .rewriter import Rewriter
 
 # Editing terms; each starts (or continues) a cue block. Lower-case word tuples; the longest match wins.
 # analysis.CORRECTION_CUES and its hesitation fillers, plus what the Disfl-QA train split also uses.
@@ -258,10 +259,13 @@ def rewrite_questions(questions: list[str]) -> list[str]:
     return [rewrite_question(q) for q in questions]
 
 
-class RulesRewriter:
-    """The rule-based rewriter behind ``--model rules``: same ``rewrite(questions)`` shape as a model."""
+class RulesRewriter(Rewriter):
+    """The rule-based rewriter behind ``--model rules``: no model, no learning."""
 
-    name = "rules"
+    name = method = source = "rules"
 
-    def rewrite(self, questions: list[str]) -> list[str]:
-        return rewrite_questions(questions)
+    def stream(self, questions, progress=None):
+        for i, question in enumerate(questions):
+            yield i, rewrite_question(question)
+        if progress and questions:
+            progress(len(questions))

@@ -170,3 +170,10 @@ def test_deterministic_across_calls_and_processes():
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout) == first
+
+
+def test_rules_from_the_command_line():
+    from conftest import run_cli
+    r = run_cli("rewrite", "--model", "rules", "What is the capital of France no Germany?")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "What is the capital of Germany?"
