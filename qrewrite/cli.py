@@ -119,12 +119,11 @@ def cmd_train(args) -> int:
 # ---- evaluate ----------------------------------------------------------------------------------------------
 
 def add_evaluate(sub):
-    p = sub.add_parser("evaluate", help="score a model on a split; writes metrics.json and predictions",
-                       description="Rewrite every question of --data and score against the references. "
-                                   "--model copy scores the copy-input baseline.")
-    p.add_argument("--model", required=True,
-                   help="run dir (weights/<run>), checkpoint or adapter dir, hub id, 'smollm2' (zero-shot "
-                        "offline model), 'copy' (copy-the-input baseline) or 'rules' (rule-based baseline)")
+    """Rewrite every question of --data and score against the references. --model copy / rules score the
+    baselines that need no model."""
+    p = sub.add_parser("evaluate", description=add_evaluate.__doc__,
+                       help="score a model on a split; writes metrics.json and predictions")
+    add_model_option(p)
     p.add_argument("--data", required=True, help="canonical split to score (e.g. dataset/valid.json)")
     p.add_argument("--out", required=True, help="evaluation directory (e.g. outputs/<run>)")
     p.add_argument("--name", help="run name shown in the results table (default: --out's name)")
@@ -134,6 +133,12 @@ def add_evaluate(sub):
     add_generation_options(p)
     p.add_argument("--limit", type=non_negative_int, default=0, help="score only the first N questions (0 = all)")
     p.set_defaults(func=cmd_evaluate)
+
+
+def add_model_option(p):
+    p.add_argument("--model", required=True,
+                   help="run dir (weights/<run>), model or adapter dir, hub id, 'smollm2' (the untuned offline "
+                        "model), 'copy' (copy-the-input baseline) or 'rules' (rule-based baseline)")
 
 
 def add_generation_options(p):
@@ -167,8 +172,7 @@ def add_rewrite(sub):
     p = sub.add_parser("rewrite", help="rewrite questions: arguments, a file, or interactively",
                        description="Print the clean question for each QUESTION, rewrite --input FILE into "
                                    "--output JSONL (resumable), or read questions from stdin with --interactive.")
-    p.add_argument("--model", required=True,
-                   help="run dir, checkpoint or adapter dir, hub id, 'smollm2', or 'rules' / 'copy' (no model)")
+    add_model_option(p)
     p.add_argument("questions", nargs="*", help="questions to rewrite")
     p.add_argument("--input", help="JSON / JSONL / CSV / raw Disfl-QA file of questions")
     p.add_argument("--output", help="JSONL output for --input: id, input, prediction per line, input order")

@@ -35,29 +35,12 @@ class Run:
         return f"Run({str(self.path)!r})"
 
     # ---- where things are ------------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def config_file(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def info_file(self) -> Path:
-        return self.path / "run.json"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.path / "model"
-
-    @property
-    def adapter_dir(self) -> Path:
-        return self.path / "adapter"
-
-    @property
-    def log_file(self) -> Path:
-        return self.path / "trainer_log.json"
+    name = property(lambda self: self.path.name)
+    config_file = property(lambda self: self.path / "config.yaml")
+    info_file = property(lambda self: self.path / "run.json")
+    model_dir = property(lambda self: self.path / "model")
+    adapter_dir = property(lambda self: self.path / "adapter")
+    log_file = property(lambda self: self.path / "trainer_log.json")
 
     # ---- finding a run ---------------------------------------------------------------------------------
     @classmethod
