@@ -98,3 +98,22 @@ def test_resume_without_a_checkpoint_is_a_run_state_error(tiny_model, tmp_path):
                 "--run-name", "nothing", "--train-file", SAMPLE / "train.json", "--valid-file",
                 SAMPLE / "valid.json", "--resume")
     assert r.returncode == 2 and "no checkpoint" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plain_transformers_rewrites_as_qrewrite(minimal_run):
+    """model/ works without this package: its tokenizer's chat template and generation config are enough."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qrewrite.rewriter import load_rewriter
+    model_dir = minimal_run / "model"
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    plain = []
+    for question in QUESTIONS:
+        ids = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                      return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            out = model.generate(**ids, max_new_tokens=8, do_sample=False)
+        plain.append(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    assert plain == load_rewriter(str(minimal_run)).rewrite(QUESTIONS)
