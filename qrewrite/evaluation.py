@@ -98,6 +98,9 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
                  "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None},
     }
     atomic_write_json(out_dir / "metrics.json", result)
+    if run is not None and run.is_complete() and run.model_dir.is_dir() and not limit:
+        from .card import write_model_card
+        write_model_card(run.model_dir, run.config(), run_info, {result["run"]["data"]: metrics})
     return result
 
 

@@ -17,6 +17,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 
 from .batching import make_collator
 from .callbacks import SampleRouge, StopOnSigint, Throughput
+from .card import write_model_card
 from .config import RESUMABLE_FIELDS, TrainConfig
 from .data import load_split
 from .errors import ConfigError, RunStateError
@@ -206,6 +207,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
     if trainer.args.world_size > 1:
         _write_rank_digest(trainer.model, run.path, trainer.args.process_index)
     if is_main_process:
+        if run.model_dir.is_dir():
+            write_model_card(run.model_dir, cfg, info)
         info["status"] = "complete"
         run.write_info(info)  # written last: a complete run.json means a usable run
     return run.path

@@ -117,3 +117,32 @@ def test_plain_transformers_rewrites_as_qrewrite(minimal_run):
             out = model.generate(**ids, max_new_tokens=8, do_sample=False)
         plain.append(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
     assert plain == load_rewriter(str(minimal_run)).rewrite(QUESTIONS)
+
+
+def test_model_card_states_what_was_measured(minimal_run, tmp_path):
+    import yaml
+
+    from qrewrite.evaluation import evaluate_model
+    card = (minimal_run / "model" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["license"] == "apache-2.0" and front["language"] == ["en"] and front["datasets"]
+    assert front["base_model"] and front["model-index"][0]["results"] == []
+    assert "Not evaluated yet" in card and "**minimal**" in card and "apply_chat_template" in card
+    result = evaluate_model(str(minimal_run), SAMPLE / "valid.json", tmp_path / "eval", data_label="sample valid",
+                            show_progress=False)
+    card = (minimal_run / "model" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    (entry,) = front["model-index"][0]["results"]
+    assert entry["dataset"]["name"] == "sample valid"
+    rouge = next(m["value"] for m in entry["metrics"] if m["name"] == "ROUGE-L")
+    assert rouge == round(result["metrics"]["rougeL"], 4)
+    assert f"| sample valid | {result['metrics']['n']} |" in card
+
+
+def test_push_to_hub_fails_at_once_offline(minimal_run):
+    r = run_cli("push", "--model", minimal_run, "--push-to-hub", "someone/qrewrite-test",
+                env={"HF_HUB_OFFLINE": "1"}, timeout=60)
+    assert r.returncode == 2 and "cannot reach the Hugging Face hub" in r.stderr and "nothing was uploaded" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_cli("push", "--model", minimal_run.parent, "--push-to-hub", "someone/x", timeout=60)
+    assert r.returncode == 2 and "holds no model" in r.stderr

@@ -1,0 +1,106 @@
+"""A model card (``README.md`` in the Hub's format) for a run's ``model/`` directory.
+
+Written when training finishes and rewritten by ``qrewrite evaluate`` with the dev metrics it measured, so
+the card always states what was measured and on which data. YAML front matter: base model, dataset, licence,
+language, tags and a ``model-index`` with the metrics; the body: the prompt format and how to rewrite a
+question with plain transformers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .files import atomic_write_text, read_json
+from .prompt import PromptSpec
+
+CARD = "README.md"
+METRICS_FILE = "qrewrite_metrics.json"  # data label -> metrics, beside the card: what the card reports
+BASE_MODELS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+DATASET = "google-research-datasets/disfl-qa"
+
+USAGE = '''```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model_dir = "{model_dir}"
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
+model = AutoModelForCausalLM.from_pretrained(model_dir)
+messages = {messages}
+inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+output = model.generate(**inputs, max_new_tokens={max_new_tokens}, do_sample=False)  # stops at <|im_end|>
+print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+```'''
+
+
+def _front_matter(cfg, metrics: dict) -> dict:
+    results = [{"task": {"type": "text2text-generation", "name": "question rewriting"},
+                "dataset": {"type": DATASET, "name": label},
+                "metrics": [{"type": key, "name": name, "value": round(float(m[key]), 4)}
+                            for key, name in (("rougeL", "ROUGE-L"), ("exact_match", "exact match"),
+                                              ("bleu", "BLEU")) if key in m]}
+               for label, m in sorted(metrics.items())]
+    return {"base_model": BASE_MODELS.get(cfg.model, cfg.model), "datasets": [DATASET], "license": "apache-2.0",
+            "language": ["en"], "library_name": "transformers", "pipeline_tag": "text-generation",
+            "tags": ["question-rewriting", "disfluency", "qrewrite", cfg.method],
+            "model-index": [{"name": Path(cfg.resolved_run_name()).name, "results": results}]}
+
+
+def render_card(cfg, info: dict, metrics: dict, model_dir: str = "weights/RUN/model") -> str:
+    """The card's text for a run trained with ``cfg`` (``info``: its run.json; ``metrics``: label -> dict)."""
+    prompt = PromptSpec.of_config(cfg)
+    example = "What year no sorry which city hosted the 1996 games?"
+    messages = [{"role": "user", "content": example}]
+    if prompt.format == "chat":
+        from .prompt import SYSTEM_PROMPT
+        messages.insert(0, {"role": "system", "content": prompt.system_prompt or SYSTEM_PROMPT})
+    rows = "\n".join(f"| {label} | {m['n']} | {m['rougeL']:.3f} | {m['exact_match']:.1%} | {m['bleu']:.1f} |"
+                     for label, m in sorted(metrics.items()))
+    measured = ("| data | questions | ROUGE-L | exact match | BLEU |\n|---|---:|---:|---:|---:|\n" + rows
+                if rows else "Not evaluated yet: `python -m qrewrite evaluate --model <this run> ...` adds it.")
+    prompt_text = ("**minimal**: the user turn and the assistant turn only, no system turn (the chat template "
+                   "saved here renders exactly that for a bare user message)" if prompt.format == "minimal" else
+                   f"**chat**: a system turn ({(prompt.system_prompt or 'the default instruction')!r} for qrewrite's "
+                   "default), then the user turn")
+    return f"""---
+{yaml.safe_dump(_front_matter(cfg, metrics), sort_keys=False).strip()}
+---
+
+# {Path(cfg.resolved_run_name()).name}: a question rewriter
+
+Rewrites a messy question into the clean question the user meant: drops disfluencies ("What year no sorry which
+city hosted ..." -> "Which city hosted ..."), fixes typos, keeps every fact. Fine-tuned from
+`{BASE_MODELS.get(cfg.model, cfg.model)}` ({cfg.method}) with qrewrite on Disfl-QA
+(CC BY 4.0, Gupta et al., 2021){f" plus {cfg.typo_copies} seeded typo'd copies of each input" if cfg.typo_copies else ""}.
+
+## Measured (greedy decoding)
+{measured}
+
+## Prompt
+The question is the user turn; the model answers with the clean question and stops at `<|im_end|>`
+(`generation_config.json` says so). Format: {prompt_text}. `qrewrite.json` records it for qrewrite itself.
+
+## Use it with plain transformers
+{USAGE.format(model_dir=model_dir, messages=messages, max_new_tokens=cfg.max_new_tokens)}
+
+Or `python -m qrewrite rewrite --model {model_dir} "..."`, or serve it (`python -m qrewrite serve`, or vLLM's
+OpenAI-compatible server with the chat template saved here).
+
+## Training
+{info.get("steps")} steps at batch {cfg.batch_size} x {cfg.grad_accum}, learning rate {cfg.learning_rate} ({cfg.lr_scheduler}),
+max length {cfg.max_length}, seed {cfg.seed}; git commit `{info.get("git_commit")}`, data fingerprint
+`{info.get("data_fingerprint")}`. The full config is `config.yaml` of the run directory.
+"""
+
+
+def write_model_card(model_dir: str | Path, cfg, info: dict, new_metrics: dict | None = None) -> Path:
+    """Write (or refresh) ``model_dir/README.md``; ``new_metrics`` (data label -> metrics) are kept beside it."""
+    model_dir = Path(model_dir)
+    saved = model_dir / METRICS_FILE
+    metrics = read_json(saved) if saved.is_file() else {}
+    if new_metrics:
+        from .files import atomic_write_json
+        metrics.update(new_metrics)
+        atomic_write_json(saved, metrics)
+    from .files import repo_relative
+    return atomic_write_text(model_dir / CARD, render_card(cfg, info, metrics, repo_relative(model_dir)))
