@@ -8,9 +8,11 @@ steps, through a ``transformers.Trainer`` (sequential sampler, constant learning
   before   the project's path before the efficiency work: chat prompt, dynamic padding, completion-only labels,
            SDPA, logits at every position (``prompt_format: chat, supervised_logits: false``)
   project  the project's path now: ``qrewrite.train.build_trainer`` with the minimal prompt format and logits
-           only at supervised positions (``--padding-free`` adds padding-free batches)
-  trl      TRL's ``SFTTrainer`` with its recommended completion-only settings (benchmarks/trl_side.py), on the
-           same prompts as the project
+           only at supervised positions, padded batches (``--padding-free``: padding-free instead)
+  padfree  the same with padding-free batches (``padding_free: true``)
+  trl      TRL's ``SFTTrainer`` with its recommended completion-only settings (benchmarks/trl_side.py): its
+           default NLL loss (chunked), padding-free only where TRL supports it (flash attention), on the same
+           minimal prompts as the project, given as prompt/completion text
 
 Examples: a seeded sample of one mega-batch (--pool, default 50 x batch size) grouped by length into batches
 (transformers' LengthGroupedSampler, as the Trainer groups them); --warmup + --steps of those batches are drawn
@@ -47,7 +49,7 @@ from benchmarks.common import ROOT, default_data, fmt_ratio, markdown_table, med
 
 import torch  # noqa: E402
 
-SIDES = ("naive", "before", "project", "trl")
+SIDES = ("naive", "before", "project", "padfree", "trl")
 CPU_TARGETS = {"naive": 1.5, "before": 2.0, "trl": 1.5}  # project examples/s >= this x the side's, on CPU
 LORA = dict(r=16, alpha=32, dropout=0.05)
 
@@ -173,7 +175,7 @@ def side_config(side: str, args, source: str):
         overrides.update(prompt_format="chat", supervised_logits=False)
     else:
         overrides.update(prompt_format="minimal", supervised_logits=True,
-                         padding_free=args.padding_free and side == "project")
+                         padding_free=side == "padfree" or (args.padding_free and side == "project"))
     return load_config(None, overrides)
 
 
@@ -206,7 +208,8 @@ def build_side_trainer(side: str, args, cfg, model, tokenizer, records: list[dic
         from benchmarks.trl_side import build_trl_trainer
         return build_trl_trainer(model, tokenizer, records, batch_size=args.batch_size, max_steps=cfg.max_steps,
                                  learning_rate=args.lr, seed=args.seed, output_dir=str(output_dir),
-                                 max_length=args.max_length)
+                                 max_length=args.max_length, prompt=PromptSpec("minimal"),
+                                 gradient_checkpointing=args.gradient_checkpointing)
     dataset = encode_records(tokenizer, records, args.max_length, PromptSpec.of_config(cfg))[0]
     if side == "naive":
         return Trainer(model=model, args=training_arguments(cfg, output_dir, pick_dtype(cfg.precision)),
@@ -264,8 +267,9 @@ def worker(args) -> dict:
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "attn_implementation": getattr(getattr(model, "config", None), "_attn_implementation", None),
         "prompt_format": "minimal" if side == "trl" else cfg.prompt_format,
-        "supervised_logits": side == "project" or side == "trl",
-        "padding_free": bool(cfg.padding_free) if side != "trl" else getattr(trainer.args, "padding_free", None),
+        "supervised_logits": bool(cfg.supervised_logits) if side != "trl" else False,
+        "padding_free": bool(cfg.padding_free) if side != "trl" else bool(trainer.args.padding_free),
+        "trl_settings": getattr(trainer, "trl_settings", None),
         "gradient_checkpointing": cfg.gradient_checkpointing, "method": args.method,
         "parameters": count_params(model), "trainable_parameters": sum(p.numel() for p in params),
         "step_times_s": timer.times[args.warmup:], "warmup_times_s": timer.times[:args.warmup],
@@ -355,8 +359,11 @@ SIDE_TEXT = {
               "labels, dynamic padding, SDPA, logits at every position",
     "project": "`qrewrite.train.build_trainer`: minimal prompt (no system turn), completion-only labels, logits and "
                "loss only at supervised positions (`logits_to_keep` mask + `shift_labels`), {padding}, SDPA",
-    "trl": "TRL `SFTTrainer` (benchmarks/trl_side.py): the same minimal prompts as prompt/completion pairs, "
-           "completion-only loss, its default settings otherwise",
+    "padfree": "the project's path with padding-free batches (`padding_free: true`: one row per batch, "
+               "position_ids restart per example)",
+    "trl": "TRL `SFTTrainer` (benchmarks/trl_side.py): the same minimal prompts as prompt/completion text, "
+           "`completion_only_loss`, its default `nll` loss (computed in chunks, every position on CPU), padding-free "
+           "off (TRL supports it with flash attention only), otherwise the project's optimiser settings",
 }
 
 

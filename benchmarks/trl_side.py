@@ -81,19 +81,30 @@ def _disable_telemetry() -> None:
         pass
 
 
-def trl_dataset(records: list[dict], system_prompt: str | None = None):
-    """``datasets.Dataset`` in TRL's conversational prompt/completion format (plus the record ``id``).
+def trl_dataset(records: list[dict], tokenizer=None, prompt=None):
+    """``datasets.Dataset`` in one of TRL's prompt/completion formats (plus the record ``id``).
 
-    The messages are the project's own (qrewrite.prompt.build_messages): system prompt + noisy question as the
-    prompt, the clean question as the assistant's completion."""
+    chat format: conversational messages (system instruction + noisy question as the prompt, the clean question
+    as the assistant's completion) that TRL renders with the tokenizer's chat template, as a user would give them.
+    minimal format: the project's own prompt and completion text (qrewrite.prompt), given to TRL as plain
+    strings, since a conversational prompt without a system turn makes SmolLM2's and Qwen2's templates inject
+    their default one."""
     from datasets import Dataset
 
-    from qrewrite.prompt import build_messages
+    from qrewrite.prompt import SYSTEM_PROMPT, PromptSpec, build_prompt, completion_text
 
+    spec = prompt or PromptSpec()
     rows = []
     for r in records:
-        messages = build_messages(r["input"], r["target"], system_prompt)
-        rows.append({"id": str(r.get("id", len(rows))), "prompt": messages[:-1], "completion": messages[-1:]})
+        row = {"id": str(r.get("id", len(rows)))}
+        if spec.format == "chat":
+            row["prompt"] = [{"role": "system", "content": spec.system_prompt or SYSTEM_PROMPT},
+                             {"role": "user", "content": r["input"]}]
+            row["completion"] = [{"role": "assistant", "content": r["target"]}]
+        else:
+            row["prompt"] = build_prompt(tokenizer, r["input"], spec)
+            row["completion"] = completion_text(tokenizer, r["input"], r["target"], spec)
+        rows.append(row)
     return Dataset.from_list(rows)
 
 
@@ -122,11 +133,12 @@ def _uses_flash_attention(model) -> bool:
 
 
 def build_trl_trainer(model, tokenizer, records: list[dict], *, batch_size: int, max_steps: int,
-                      learning_rate: float, seed: int, output_dir: str | Path, system_prompt: str | None = None,
+                      learning_rate: float, seed: int, output_dir: str | Path, prompt=None,
                       padding_free: bool | None = None, max_length: int | None = 256,
                       gradient_checkpointing: bool = False, match_project_tokens: bool = False,
                       callbacks=(), **config_overrides):
-    """A ready ``trl.SFTTrainer`` training ``model`` on ``records`` ({"id", "input", "target"}) in their order.
+    """A ready ``trl.SFTTrainer`` training ``model`` on ``records`` ({"id", "input", "target"}) in their order,
+    prompted as ``prompt`` (a qrewrite.prompt.PromptSpec; default: the chat format).
 
     Batch k holds records[k * batch_size:(k + 1) * batch_size] (sequential sampler); after the last record it
     starts again from the first. See the module docstring for every setting and why.
@@ -137,7 +149,7 @@ def build_trl_trainer(model, tokenizer, records: list[dict], *, batch_size: int,
     import torch
     from trl import SFTConfig, SFTTrainer
 
-    from qrewrite.models import END_OF_TURN
+    from qrewrite.prompt import END_OF_TURN
 
     _disable_telemetry()
     if padding_free is None:
@@ -171,7 +183,7 @@ def build_trl_trainer(model, tokenizer, records: list[dict], *, batch_size: int,
     )
     settings.update(config_overrides)
     args = SFTConfig(**settings)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=trl_dataset(records, system_prompt),
+    trainer = SFTTrainer(model=model, args=args, train_dataset=trl_dataset(records, tokenizer, prompt),
                          processing_class=tokenizer, callbacks=list(callbacks) or None)
     dataset = trainer.train_dataset
     if padding_free and max_length is not None:

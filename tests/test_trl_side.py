@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.trl_side import (build_trl_trainer, mean_training_loss, step_losses,  # noqa: E402
                                  supervised_token_count, supervised_token_ids)
 from qrewrite.models import END_OF_TURN, load_model, load_tokenizer  # noqa: E402
-from qrewrite.prompt import SYSTEM_PROMPT, encode_records  # noqa: E402
+from qrewrite.prompt import END_OF_TURN as EOT, PromptSpec, encode_records  # noqa: E402,F401
 
 BATCH = 4
 
@@ -31,7 +31,7 @@ def make(tiny_model, records, tmp_path, **kw):
     tok = load_tokenizer(str(tiny_model))
     model = load_model(str(tiny_model), tokenizer=tok)
     trainer = build_trl_trainer(model, tok, records, batch_size=BATCH, max_steps=2, learning_rate=1e-3, seed=0,
-                                output_dir=tmp_path / "trl", system_prompt=kw.pop("system_prompt", None), **kw)
+                                output_dir=tmp_path / "trl", **kw)
     return trainer, tok
 
 
@@ -65,7 +65,7 @@ def test_stock_trl_supervises_project_tokens_plus_template_newline(tiny_model, r
     the clean question and <|im_end|> -- and one more token: the newline the ChatML template puts after
     <|im_end|>. Its sequences are the project's plus that token."""
     trainer, tok = make(tiny_model, records, tmp_path)
-    project, n_truncated = encode_records(tok, records, 256, SYSTEM_PROMPT)
+    project, n_truncated = encode_records(tok, records, 256, PromptSpec("chat"))
     assert n_truncated == 0
     newline = tok("\n", add_special_tokens=False)["input_ids"]
     assert len(newline) == 1
@@ -80,7 +80,7 @@ def test_stock_trl_supervises_project_tokens_plus_template_newline(tiny_model, r
 
 def test_matched_trl_supervises_exactly_the_project_tokens(tiny_model, records, tmp_path):
     trainer, tok = make(tiny_model, records, tmp_path, match_project_tokens=True)
-    project, _ = encode_records(tok, records, 256, SYSTEM_PROMPT)
+    project, _ = encode_records(tok, records, 256, PromptSpec("chat"))
     assert trainer.train_dataset["input_ids"] == project["input_ids"]
     assert trainer.train_dataset["labels"] == project["labels"]
     assert supervised_token_count(trainer.train_dataset) == supervised_token_count(project)
@@ -89,8 +89,8 @@ def test_matched_trl_supervises_exactly_the_project_tokens(tiny_model, records, 
 
 
 def test_custom_system_prompt_and_truncation_match_the_project(tiny_model, records, tmp_path):
-    prompt = "Fix the question."
-    trainer, tok = make(tiny_model, records, tmp_path, system_prompt=prompt, max_length=85,
+    prompt = PromptSpec("chat", "Fix the question.")
+    trainer, tok = make(tiny_model, records, tmp_path, prompt=prompt, max_length=85,
                         match_project_tokens=True)
     project, n_truncated = encode_records(tok, records, 85, prompt)
     assert n_truncated == len(records)  # every example cut inside its answer: both cut from the right alike
@@ -119,3 +119,13 @@ def test_padding_free_on_sdpa_gives_the_padded_loss(tiny_model, records, tmp_pat
     assert loss_free == pytest.approx(loss_padded, rel=1e-5)
     free.train()
     assert free.state.global_step == 2
+
+
+def test_minimal_prompt_text_supervises_exactly_the_project_tokens(tiny_model, records, tmp_path):
+    """In the minimal format TRL gets the project's prompt and completion as text: the same sequences and
+    labels with no token to drop."""
+    trainer, tok = make(tiny_model, records, tmp_path, prompt=PromptSpec("minimal"))
+    project, _ = encode_records(tok, records, 256, PromptSpec("minimal"))
+    assert trainer.train_dataset["input_ids"] == project["input_ids"]
+    assert trainer.train_dataset["labels"] == project["labels"]
+    assert "system" not in tok.decode(trainer.train_dataset[0]["input_ids"])
