@@ -216,6 +216,12 @@ def create_app(backend, settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         message = exc.detail
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's 400 for a body json.loads cannot read at all (not UTF-8, nested too deep): malformed JSON
+            reason = type(exc.__cause__).__name__
+            return JSONResponse({"message": f"the request body is not valid JSON ({reason})",
+                                 "errors": [{"field": "body", "message": str(exc.__cause__)[:200],
+                                             "type": "json_invalid"}]}, status_code=422)
         if exc.status_code == 413:
             message = f"the request body is larger than the limit of {settings.max_body_bytes} bytes"
         return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)
