@@ -143,11 +143,14 @@ def test_backend_single_path_is_prompt_lookup_and_agrees_with_batch(backend, exp
     assert backend.tokenizer.decode(ids, skip_special_tokens=True).strip() == expected[QUESTIONS[0]]
 
 
-def test_copy_backend_and_model_names(tiny_run):
+def test_copy_backend_and_model_names(tmp_path):
     from qrewrite.serving import load_backend, model_name
     copy = load_backend("copy")
     assert copy.name == "copy" and copy.rewrite(["a ", "b"]) == ["a ", "b"] and copy.rewrite_one("x?") == "x?"
-    assert model_name(str(tiny_run)) == model_name(str(tiny_run / "model")) == tiny_run.name
+    run = tmp_path / "my-run"
+    (run / "model").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    assert model_name(str(run)) == model_name(str(run / "model")) == "my-run"
     assert model_name("smollm2") == "smollm2"
 
 
