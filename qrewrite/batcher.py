@@ -1,10 +1,11 @@
 """Micro-batching for the server: questions from concurrent requests are rewritten together, off the event loop.
 
 Each request's questions join one FIFO queue, each with its own future. A single worker takes the oldest
-question, waits up to ``max_wait_ms`` for more (stopping early at ``max_batch``), and runs the batch in a
-one-thread executor: the model is used by one batch at a time, and the event loop keeps accepting requests
-meanwhile. Results go back through the futures, so a request only ever sees its own answers. A batch of one
-question takes the backend's single-question path (prompt lookup); ``max_batch=1`` turns batching off.
+question and waits for more until ``max_wait_ms`` pass without a new one (or ``max_batch`` are there, or
+``MAX_WAIT_GAPS`` x ``max_wait_ms`` have passed), then runs the batch in a one-thread executor: the model is
+used by one batch at a time, and the event loop keeps accepting requests meanwhile. Results go back through
+the futures, so a request only ever sees its own answers. A batch of one question takes the backend's
+single-question path (prompt lookup); ``max_batch=1`` turns batching off.
 
 The queue is bounded in questions (accepted and not yet answered): past ``max_queue`` a request is refused at
 once with :class:`QueueFull`, so a flood costs a 429, never unbounded memory.
@@ -18,6 +19,8 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+MAX_WAIT_GAPS = 10
 
 
 class QueueFull(Exception):
@@ -98,8 +101,10 @@ class Batcher:
             while not self._queue:
                 self._arrived.clear()
                 await self._arrived.wait()
-            deadline = loop.time() + self.max_wait
-            while len(self._queue) < self.max_batch and (left := deadline - loop.time()) > 0:
+            # Wait while questions keep arriving: clients answered together come back a few ms apart, and
+            # waiting only a fixed time after the first would split them into alternating part-batches.
+            cap = loop.time() + self.max_wait * MAX_WAIT_GAPS
+            while len(self._queue) < self.max_batch and (left := min(self.max_wait, cap - loop.time())) > 0:
                 self._arrived.clear()
                 try:
                     await asyncio.wait_for(self._arrived.wait(), left)

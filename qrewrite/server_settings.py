@@ -12,7 +12,7 @@ API_KEY_ENV = "QREWRITE_API_KEY"
 @dataclass
 class Settings:
     batch_size: int = 32            # questions rewritten together at most (1 = batching off)
-    max_wait_ms: float = 5.0        # how long a batch waits to fill up
+    max_wait_ms: float = 5.0        # a batch starts after this long without a new question (or when full)
     max_queue: int = 256            # questions accepted and not yet answered, at most (then 429)
     request_timeout_s: float = 30.0  # a request waiting longer gets 503
     max_question_chars: int = 1000
