@@ -11,10 +11,11 @@
              measured) and the levels are interleaved (batched C=1, unbatched C=1, batched C=8, ...) so a slow
              spell of a shared machine hits both. Every answer is checked against the same question rewritten
              directly on the batched path in this process.
-  single     one question at a time over HTTP: the batched server (a lone question decodes with prompt lookup:
-             --prompt-lookup-tokens drafts from the prompt, checked in one forward pass) vs a third server, the
-             same command with --prompt-lookup-tokens 0 (plain greedy); same questions, alternating which
-             goes first, and the two answers compared
+  plain      a third server: the unbatched one with --prompt-lookup-tokens 0 (one question at a time, plain
+             greedy decoding), loaded at concurrency 32 too, for the ratio to the naive server
+  single     one question at a time over HTTP: the unbatched server (prompt lookup: --prompt-lookup-tokens
+             drafts from the prompt, checked in one forward pass) vs the plain one; same questions,
+             alternating which goes first, and the two answers compared
 
     python benchmarks/bench_serve.py --model weights/serve-bench --note "shared machine"
     python benchmarks/bench_serve.py --smoke --out /tmp/b       # tiny random Qwen2: plumbing only
@@ -230,6 +231,12 @@ def render_markdown(result: dict) -> str:
     table = markdown_table(["concurrency", "batched req/s", "unbatched req/s", "batched / unbatched",
                             "batched p50 / p95 ms", "unbatched p50 / p95 ms", "mean batch", "requests (b / u)",
                             "answers = direct rewrite (b · u)"], rows)
+    p32 = load["plain"]["32"]
+    plain_line = (f"Against the naive server (`--batch-size 1 --prompt-lookup-tokens 0`: one question at a time, "
+                  f"plain greedy) at concurrency 32: {fmt(p32['throughput_rps'])} req/s, p50 / p95 "
+                  f"{fmt(p32['p50_ms'])} / {fmt(p32['p95_ms'])} ms, so batched / naive = "
+                  f"{fmt_ratio(result['throughput_ratio_c32_vs_plain'])} ({p32['requests']} requests, "
+                  f"{p32['answers_matched']}/{p32['ok']} answers = direct rewrite).")
     pg, pl = single["plain_greedy"], single["prompt_lookup"]
     single_table = markdown_table(["single question", "p50 ms", "p95 ms", "mean ms"], [
         ["plain greedy", fmt(pg["p50_ms"]), fmt(pg["p95_ms"]), fmt(pg["mean_ms"])],
@@ -251,22 +258,24 @@ def render_markdown(result: dict) -> str:
 
 {table}
 
+{plain_line}
+
 {single_table}
 
 Prompt lookup gave the same answer as plain greedy on {single['same_outputs']} of {single['questions']} \
 questions (token-for-token equality is tested in `tests/test_serve.py`).
 
 - batched server: `{' '.join(setup['servers']['batched'])}`
-- unbatched server: `{' '.join(setup['servers']['unbatched'])}` (one question at a time, by the single-question \
-path: prompt lookup)
+- unbatched server: `{' '.join(setup['servers']['unbatched'])}` (the same server with batching off: one question \
+at a time, by the single-question path, prompt lookup)
 - load: closed loop from one process on 127.0.0.1, one question per request, questions from `{setup['data']}` \
 ({setup['distinct_questions']} distinct, cycled); per level max({setup['min_requests']}, {setup['rounds']} x \
 concurrency) requests or {setup['level_seconds']:g} s; levels interleaved batched / unbatched; latency is the \
 client's (request sent to answer read); throughput = answered requests / wall time of the level
 - answers checked against the same questions rewritten directly on the batched path (`rewrite_batch`) in the \
 benchmark process
-- single question: the batched server (prompt lookup for a lone question) vs `{' '.join(setup['servers']['plain'])}` \
-(plain greedy), {single['order']}
+- single question: the unbatched server (prompt lookup) vs `{' '.join(setup['servers']['plain'])}` (plain \
+greedy), {single['order']}
 
 ## Machine
 {common.machine_markdown(result)}
@@ -295,7 +304,7 @@ def main(argv=None) -> int:
         lookup = args.prompt_lookup_tokens
         servers = {"batched": Server(model_arg, args.batch_size, args, tmp, "batched", lookup),
                    "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup),
-                   "plain": Server(model_arg, args.batch_size, args, tmp, "plain", 0)}
+                   "plain": Server(model_arg, 1, args, tmp, "plain", 0)}
         try:
             for s in servers.values():
                 s.wait_ready()
@@ -311,16 +320,18 @@ def main(argv=None) -> int:
                                             for t in off_main_thread(backend.rewrite,
                                                                      questions[i:i + args.batch_size])]))
             del backend
-            load = {"batched": {}, "unbatched": {}}
+            load = {"batched": {}, "unbatched": {}, "plain": {}}
             for c in args.concurrency:
                 n = max(args.min_requests, args.rounds * c)
                 for side in load:
+                    if side == "plain" and c != 32:
+                        continue
                     s = servers[side]
                     load[side][str(c)] = r = run_level(s, questions, c, n, args.level_seconds, expected)
                     print(f"[bench_serve] {side:9s} c={c:<3d} {r['ok']}/{r['requests']} ok  "
                           f"{fmt(r['throughput_rps'])} req/s  p50 {fmt(r['p50_ms'])} ms  p95 {fmt(r['p95_ms'])} ms"
                           f"  mean batch {fmt(r['mean_batch_size'])}", flush=True)
-            single = single_question(servers["batched"], servers["plain"], questions[:args.single_n], args)
+            single = single_question(servers["unbatched"], servers["plain"], questions[:args.single_n], args)
         finally:
             for s in servers.values():
                 s.stop()
@@ -335,7 +346,8 @@ def main(argv=None) -> int:
         "benchmark": "serve",
         "throughput_ratio_c32": ratio(b32["throughput_rps"], u32["throughput_rps"]),
         "latency_ratio_single": ratio(single["plain_greedy"]["p50_ms"], single["prompt_lookup"]["p50_ms"]),
-        "p95_ms_c32": {"batched": b32["p95_ms"], "unbatched": u32["p95_ms"]},
+        "throughput_ratio_c32_vs_plain": ratio(b32["throughput_rps"], load["plain"]["32"]["throughput_rps"]),
+        "p95_ms_c32": {"batched": b32["p95_ms"], "unbatched": u32["p95_ms"], "plain": load["plain"]["32"]["p95_ms"]},
         "targets": {**TARGETS, "p95_c32_below_unbatched": True},
         "load": load,
         "single": single,

@@ -1,11 +1,16 @@
 """Micro-batching for the server: questions from concurrent requests are rewritten together, off the event loop.
 
 Each request's questions join one FIFO queue, each with its own future. A single worker takes the oldest
-question and waits for more until ``max_wait_ms`` pass without a new one (or ``max_batch`` are there, or
-``MAX_WAIT_GAPS`` x ``max_wait_ms`` have passed), then runs the batch in a one-thread executor: the model is
+question and waits for more until a gap passes without a new one (or ``max_batch`` are there, or
+``MAX_WAIT_GAPS`` gaps have passed), then runs the batch in a one-thread executor: the model is
 used by one batch at a time, and the event loop keeps accepting requests meanwhile. Results go back through
 the futures, so a request only ever sees its own answers. A batch of one question takes the backend's
 single-question path (prompt lookup); ``max_batch=1`` turns batching off.
+
+The gap is ``max_wait_ms``, or ``GAP_FRACTION`` of a batch's recent running time when that is longer: clients
+answered together by one batch come back spread over many milliseconds on a busy machine, and waiting a
+fixed few milliseconds would split them into alternating part-batches, while a gap of 2 % of a batch's time
+costs little.
 
 The queue is bounded in questions (accepted and not yet answered): past ``max_queue`` a request is refused at
 once with :class:`QueueFull`, so a flood costs a 429, never unbounded memory.
@@ -21,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 MAX_WAIT_GAPS = 10
+GAP_FRACTION = 0.02
 
 
 class QueueFull(Exception):
@@ -48,7 +54,7 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000
         self.pending = 0  # questions accepted and not yet answered (queued or being generated)
         self.batches = self.rewritten = 0
-        self.batch_seconds = 1.0  # running estimate of one batch's time, for Retry-After
+        self.batch_seconds = 0.0  # running estimate of one batch's time: the wait for company, Retry-After
         self._queue: collections.deque[_Item] = collections.deque()
         self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
@@ -101,10 +107,9 @@ class Batcher:
             while not self._queue:
                 self._arrived.clear()
                 await self._arrived.wait()
-            # Wait while questions keep arriving: clients answered together come back a few ms apart, and
-            # waiting only a fixed time after the first would split them into alternating part-batches.
-            cap = loop.time() + self.max_wait * MAX_WAIT_GAPS
-            while len(self._queue) < self.max_batch and (left := min(self.max_wait, cap - loop.time())) > 0:
+            gap = max(self.max_wait, GAP_FRACTION * self.batch_seconds)
+            cap = loop.time() + gap * MAX_WAIT_GAPS
+            while len(self._queue) < self.max_batch and (left := min(gap, cap - loop.time())) > 0:
                 self._arrived.clear()
                 try:
                     await asyncio.wait_for(self._arrived.wait(), left)
@@ -138,6 +143,7 @@ class Batcher:
                     item.future.set_result(text)
             self.batches += 1
             self.rewritten += len(batch)
-            self.batch_seconds = 0.8 * self.batch_seconds + 0.2 * (time.perf_counter() - start)
+            took = time.perf_counter() - start
+            self.batch_seconds = took if self.batches == 1 else 0.8 * self.batch_seconds + 0.2 * took
         finally:
             self.pending -= len(batch)

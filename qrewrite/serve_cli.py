@@ -28,8 +28,8 @@ def add_serve(sub):
     add_generation_options(p)
     p.set_defaults(batch_size=d.batch_size)
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
-                   help="a batch starts once no new question has come for this long, or when full "
-                        f"(default: {d.max_wait_ms:g}; never more than 10x this after its first question)")
+                   help="a batch starts once no new question has come for this long (or for 2%% of a batch's "
+                        f"recent time, if longer), or when full (default: {d.max_wait_ms:g})")
     p.add_argument("--prompt-lookup-tokens", type=int, default=PROMPT_LOOKUP_TOKENS,
                    help=f"draft tokens per step for a lone question (default: {PROMPT_LOOKUP_TOKENS}; "
                         "0 = plain greedy)")
