@@ -59,6 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--max-wait-ms", type=float, default=5, help="the batched server's --max-wait-ms (default 5)")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--prompt-lookup-tokens", type=int, default=10)
+    p.add_argument("--threads", type=int, help="every server's --threads (default: torch's)")
     p.add_argument("--single-n", type=int, default=16, help="questions for the single-question latency")
     p.add_argument("--smoke", action="store_true", help="tiny model, few requests: plumbing only, no claim")
     p.add_argument("--out", help="results directory (default benchmarks/results; --smoke: a temp dir)")
@@ -93,6 +94,8 @@ class Server:
                         "--max-wait-ms", str(args.max_wait_ms), "--max-new-tokens", str(args.max_new_tokens),
                         "--prompt-lookup-tokens", str(lookup_tokens), "--max-queue", "1024",
                         "--request-timeout", "600", "--log-level", "warning"]
+        if args.threads:
+            self.command += ["--threads", str(args.threads)]
         self.log = open(log_dir / f"{label}.log", "w")
         self.proc = subprocess.Popen([sys.executable, *self.command[1:]], cwd=ROOT, stdout=self.log,
                                      stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -356,6 +359,7 @@ def main(argv=None) -> int:
                   "min_requests": args.min_requests, "level_seconds": args.level_seconds,
                   "batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms,
                   "max_new_tokens": args.max_new_tokens, "prompt_lookup_tokens": args.prompt_lookup_tokens,
+                  "threads": args.threads,
                   "servers": {side: s.command for side, s in servers.items()},
                   "device": common.device_tag(), "smoke": args.smoke},
         "machine": common.machine_info(),

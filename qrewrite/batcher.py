@@ -47,10 +47,11 @@ class _Item:
 
 
 class Batcher:
-    def __init__(self, backend, *, max_batch: int = 32, max_wait_ms: float = 5.0, max_queue: int = 256):
+    def __init__(self, backend, *, max_batch: int = 32, max_wait_ms: float = 5.0, max_queue: int = 256,
+                 threads: int | None = None):
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
-        self.backend, self.max_batch, self.max_queue = backend, max_batch, max_queue
+        self.backend, self.max_batch, self.max_queue, self.threads = backend, max_batch, max_queue, threads
         self.max_wait = max_wait_ms / 1000
         self.pending = 0  # questions accepted and not yet answered (queued or being generated)
         self.batches = self.rewritten = 0
@@ -62,7 +63,8 @@ class Batcher:
 
     async def start(self) -> None:
         self._arrived = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="qrewrite-generate")
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="qrewrite-generate", initializer=_set_threads,
+                                            initargs=(self.threads,))
         self._worker = asyncio.create_task(self._run(), name="qrewrite-batcher")
 
     async def close(self) -> None:
@@ -147,3 +149,10 @@ class Batcher:
             self.batch_seconds = took if self.batches == 1 else 0.8 * self.batch_seconds + 0.2 * took
         finally:
             self.pending -= len(batch)
+
+
+def _set_threads(threads: int | None) -> None:
+    """torch's intra-op threads for the generation thread (where it is set, as OpenMP keeps it per thread)."""
+    if threads:
+        import torch
+        torch.set_num_threads(threads)

@@ -33,6 +33,9 @@ def add_serve(sub):
     p.add_argument("--prompt-lookup-tokens", type=int, default=PROMPT_LOOKUP_TOKENS,
                    help=f"draft tokens per step for a lone question (default: {PROMPT_LOOKUP_TOKENS}; "
                         "0 = plain greedy)")
+    p.add_argument("--threads", type=int,
+                   help="torch threads for generation (default: torch's, one per core; on a CPU shared with other "
+                        "work, 1 can be faster)")
     p.add_argument("--max-queue", type=int, default=d.max_queue,
                    help=f"questions waiting at most; past it requests get 429 (default: {d.max_queue})")
     p.add_argument("--request-timeout", type=float, default=d.request_timeout_s,
@@ -52,7 +55,7 @@ def cmd_serve(args) -> int:
     settings = Settings(batch_size=args.batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                         request_timeout_s=args.request_timeout, max_question_chars=args.max_question_chars,
                         max_questions=args.max_questions, max_body_bytes=args.max_body_bytes,
-                        api_key=args.api_key, cors_origins=args.cors_origin)
+                        threads=args.threads, api_key=args.api_key, cors_origins=args.cors_origin)
     settings.check()  # before the slow imports and the model load
     if args.prompt_lookup_tokens < 0:
         from .config import ConfigError

@@ -151,7 +151,7 @@ def create_app(backend, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check()
     batcher = Batcher(backend, max_batch=settings.batch_size, max_wait_ms=settings.max_wait_ms,
-                      max_queue=settings.max_queue)
+                      max_queue=settings.max_queue, threads=settings.threads)
     RewriteRequest = request_model(settings)
 
     @asynccontextmanager

@@ -18,6 +18,7 @@ class Settings:
     max_question_chars: int = 1000
     max_questions: int = 64         # per request
     max_body_bytes: int = 256 * 1024  # then 413
+    threads: int | None = None      # torch intra-op threads for generation (None: torch's default)
     api_key: str | None = None
     cors_origins: list[str] = field(default_factory=list)
 
@@ -25,6 +26,8 @@ class Settings:
         for name in ("batch_size", "max_queue", "max_question_chars", "max_questions", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("--threads must be >= 1")
         if self.max_wait_ms < 0 or self.request_timeout_s <= 0:
             raise ConfigError("--max-wait-ms must be >= 0 and --request-timeout > 0")
         if self.max_questions > self.max_queue:

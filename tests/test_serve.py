@@ -335,18 +335,35 @@ def test_no_cors_by_default_and_only_the_origins_given():
     assert "access-control-allow-origin" not in other.headers
 
 
+def test_threads_setting_applies_to_the_generation_thread():
+    import torch
+
+    class ThreadCount:  # answers with torch's thread count where the batcher runs generation
+        name = "thread-count"
+
+        def rewrite_one(self, question):
+            return str(torch.get_num_threads())
+
+    with running(app_for(ThreadCount(), threads=1)) as url:
+        assert httpx.post(f"{url}/v1/rewrite", json={"question": "x?"}).json()["rewrites"] == ["1"]
+
+
 def test_bad_settings_and_model_paths_are_clear_errors():
     r = run_cli("serve", "--model", "copy", "--max-questions", "10", "--max-queue", "5", timeout=120)
     assert r.returncode == 2 and "--max-questions" in r.stderr
     r = run_cli("serve", "--model", "copy", "--api-key", " ", timeout=120)
     assert r.returncode == 2 and "API key" in r.stderr
+    r = run_cli("serve", "--model", "copy", "--threads", "0", timeout=120)
+    assert r.returncode == 2 and "--threads" in r.stderr
     r = run_cli("serve", "--model", "no/such/dir", "--port", str(free_port()), timeout=300)
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
 # ---- the command line: python -m qrewrite serve, and a clean shutdown ---------------------------------------
 
-def test_cli_serves_on_localhost_and_sigterm_finishes_requests_in_flight(lively_dir, expected, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_cli_serves_on_localhost_and_stops_cleanly_finishing_requests_in_flight(sig, lively_dir, expected,
+                                                                                 tmp_path):
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "qrewrite", "serve", "--model", str(lively_dir), "--port",
@@ -366,13 +383,13 @@ def test_cli_serves_on_localhost_and_sigterm_finishes_requests_in_flight(lively_
     try:
         wait_for(lambda: health() is not None, "the server to start", timeout=300)
         with ThreadPoolExecutor(1) as pool:
-            # the batch waits 1.5 s for company: the request is still in flight when SIGTERM arrives
+            # the batch waits 1.5 s for company: the request is still in flight when the signal arrives
             inflight = pool.submit(httpx.post, f"{url}/v1/rewrite", json={"questions": QUESTIONS[:3]}, timeout=120)
             wait_for(lambda: (health() or {}).get("pending") == 3, "the request to be accepted")
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(sig)
             r = inflight.result()
-        # uvicorn re-raises the signal once it has shut down cleanly, so the exit status says SIGTERM
-        assert proc.wait(120) in (0, -signal.SIGTERM)
+        # uvicorn re-raises the signal once it has shut down cleanly, so the exit status names it
+        assert proc.wait(120) in (0, -sig)
     finally:
         if proc.poll() is None:
             proc.kill()
