@@ -1,4 +1,4 @@
-"""``python -m qrewrite prepare | train | evaluate | rewrite | results | quickstart``.
+"""``python -m qrewrite prepare | train | evaluate | rewrite | results | quickstart | serve``.
 
 Thin: each command parses its options and calls one function of the package. Errors the user can fix
 (bad data, bad config, unusable model path) print one clear message and exit with status 2.
@@ -14,6 +14,7 @@ from pathlib import Path
 from .config import GENERATION_BATCH_SIZE, add_config_arguments, config_from_args, load_config
 from .errors import ConfigError, QrewriteError
 from .files import PROJECT_ROOT, check_writable, safe_join
+from .serve_cli import add_serve
 
 DISFL_QA = PROJECT_ROOT.parent / "shared" / "data" / "disfl-qa"
 
@@ -330,7 +331,7 @@ def cmd_quickstart(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m qrewrite", description=__doc__.split("\n\n")[0].strip("`. "))
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_prepare, add_train, add_evaluate, add_rewrite, add_push, add_results, add_quickstart):
+    for add in (add_prepare, add_train, add_evaluate, add_rewrite, add_push, add_results, add_quickstart, add_serve):
         add(sub)
     return parser
 

@@ -15,6 +15,7 @@ COMMON = {
     "prepare": ["prepare", "--source", str(SAMPLE), "--out", "{tmp}/out"],
     "evaluate": ["evaluate", "--model", "copy", "--data", DATA, "--out", "{tmp}/eval"],
     "rewrite": ["rewrite", "--model", "copy", "Who um who?"],
+    "serve": ["serve", "--model", "copy"],
     "train": ["train", "--config", "configs/smoke.yaml", "--model", "{tmp}/no-model", "--output-root", "{tmp}/w"],
 }
 # option -> impossible values, per command (train: every config field, below)
@@ -24,6 +25,10 @@ IMPOSSIBLE = {
     "evaluate": {"--batch-size": ["0", "-4"], "--max-new-tokens": ["0"], "--limit": ["-1"],
                  "--train-sample": ["-1"], "--precision": ["fp8"]},
     "rewrite": {"--batch-size": ["0"], "--max-new-tokens": ["-3"], "--precision": ["int4"]},
+    "serve": {"--port": ["70000", "0", "http"], "--batch-size": ["0"], "--max-new-tokens": ["0"],
+              "--precision": ["fp8"], "--max-wait-ms": ["-1"], "--prompt-lookup-tokens": ["-1"], "--threads": ["0"],
+              "--max-queue": ["0"], "--request-timeout": ["0"], "--max-question-chars": ["0"],
+              "--max-questions": ["0", "100000"], "--max-body-bytes": ["0"], "--log-level": ["loud"]},
 }
 TRAIN_FIELDS = {
     "method": ["dora"], "run_name": ["../escape", "/abs"], "seed": ["x"], "max_steps": ["0", "-5"],
