@@ -10,7 +10,6 @@ import torch
 
 from conftest import ROOT, SAMPLE
 
-pytest.importorskip("trl")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
