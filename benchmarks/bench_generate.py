@@ -62,9 +62,7 @@ def parse_args(argv=None):
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     p.add_argument("--smoke", action="store_true", help="tiny model, sample data, a few questions; "
                                                         "checks the plumbing, makes no timing claim")
-    p.add_argument("--out", help="results directory (default benchmarks/results; --smoke: a temp dir)")
-    p.add_argument("--name", help="results file stem (default generate_<device>[_smoke])")
-    p.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
+    common.add_output_options(p, "generate_<device>[_smoke]")
     args = p.parse_args(argv)
     if args.smoke:
         args.n, args.baseline_n, args.batch_size, args.max_new_tokens = 40, 8, 4, 8

@@ -62,9 +62,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, help="every server's --threads (default: torch's)")
     p.add_argument("--single-n", type=int, default=16, help="questions for the single-question latency")
     p.add_argument("--smoke", action="store_true", help="tiny model, few requests: plumbing only, no claim")
-    p.add_argument("--out", help="results directory (default benchmarks/results; --smoke: a temp dir)")
-    p.add_argument("--name", help="results file stem (default serve_<device>[_smoke])")
-    p.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
+    common.add_output_options(p, "serve_<device>[_smoke]")
     args = p.parse_args(argv)
     if args.smoke:
         args.rounds, args.min_requests, args.max_new_tokens, args.single_n = 1, 4, 8, 4

@@ -91,9 +91,7 @@ def parse_args(argv=None):
                    help="device peak dense TFLOP/s for MFU (e.g. 989 for H100 SXM bf16); GPU only")
     p.add_argument("--smoke", action="store_true", help="tiny model, sample data, 2 steps, 1 repeat; "
                                                         "checks the plumbing, makes no timing claim")
-    p.add_argument("--out", help="results directory (default benchmarks/results; --smoke: a temp dir)")
-    p.add_argument("--name", help="results file stem (default train_<device>[_<method>][_<arch>][_smoke])")
-    p.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
+    common.add_output_options(p, "train_<device>[_<method>][_<arch>][_smoke]")
     p.add_argument("--_worker", choices=SIDES, help=argparse.SUPPRESS)
     p.add_argument("--_repeat", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--_result", help=argparse.SUPPRESS)

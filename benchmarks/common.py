@@ -171,6 +171,13 @@ def provenance_markdown(result: dict) -> str:
                       f"- date (UTC): {p['date']}"])
 
 
+def add_output_options(p, name_help: str) -> None:
+    """--out / --name / --note, the same for every benchmark."""
+    p.add_argument("--out", help="results directory (default benchmarks/results; --smoke: a temp dir)")
+    p.add_argument("--name", help=f"results file stem (default {name_help})")
+    p.add_argument("--note", default="", help="free text stored with the results (e.g. machine shared)")
+
+
 def write_results(directory: str | Path, name: str, result: dict, markdown: str) -> tuple[Path, Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

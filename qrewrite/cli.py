@@ -19,18 +19,18 @@ from .serve_cli import add_serve
 DISFL_QA = PROJECT_ROOT.parent / "shared" / "data" / "disfl-qa"
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
-    return value
+def bounded_int(low: int, high: int | None = None):
+    """An argparse type: a whole number from ``low`` (to ``high``), with a message saying so."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}" + (f" and <= {high}" if high else "")
+                                             + f", got {text}")
+        return value
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
-    return value
+positive_int, non_negative_int = bounded_int(1), bounded_int(0)
 
 
 def probability(text: str) -> float:

@@ -7,26 +7,18 @@ import os
 PROMPT_LOOKUP_TOKENS = 10  # = qrewrite.serving.PROMPT_LOOKUP_TOKENS, repeated to keep --help free of torch
 
 
-def port_number(text: str) -> int:
-    import argparse
-    value = int(text)
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
-    return value
-
-
 def add_serve(sub):
-    from .cli import add_generation_options, add_model_option
+    """Serve POST /v1/rewrite, GET /health, a page at / and the API docs at /docs. Concurrent requests are
+    rewritten together in batches; a lone question decodes with prompt lookup. Stop with Ctrl-C or SIGTERM:
+    requests in flight are finished first."""
+    from .cli import add_generation_options, add_model_option, bounded_int
     from .server_settings import API_KEY_ENV, DEFAULTS as d
 
-    p = sub.add_parser("serve", help="serve rewriting over HTTP (FastAPI + uvicorn, batched)",
-                       description="Serve POST /v1/rewrite, GET /health, a page at / and the API docs at /docs. "
-                                   "Concurrent requests are rewritten together in batches; a lone question "
-                                   "decodes with prompt lookup. Stop with Ctrl-C or SIGTERM: requests in "
-                                   "flight are finished first.")
+    p = sub.add_parser("serve", description=add_serve.__doc__,
+                       help="serve rewriting over HTTP (FastAPI + uvicorn, batched)")
     add_model_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=port_number, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=bounded_int(1, 65535), default=8000, help="port (default: 8000)")
     p.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                    help=f"require 'Authorization: Bearer KEY' on every route but /health (default: ${API_KEY_ENV})")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
