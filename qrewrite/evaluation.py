@@ -37,6 +37,7 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
     ``max_new_tokens`` defaults to the model's saved generation budget (64 for an untuned model)."""
     out_dir = Path(out_dir)
     check_writable(out_dir)
+    commit = git_commit()  # before the old metrics.json goes: deleting a committed file would read as +dirty
     (out_dir / "metrics.json").unlink(missing_ok=True)
     records = load_split(data)
     if limit:
@@ -89,7 +90,7 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
             "peak_memory_mb": run_info.get("peak_memory_mb") if run_info else None,
             "training_git_commit": run_info.get("git_commit") if run_info else None,
             "training_data_fingerprint": run_info.get("data_fingerprint") if run_info else None,
-            "git_commit": git_commit(), "command": command_line(),
+            "git_commit": commit, "command": command_line(),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         },
         "eval": {"seconds": round(seconds, 2), "questions_per_s": round(len(records) / seconds, 2) if seconds else None,
