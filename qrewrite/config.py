@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, ModelLoadError  # noqa: F401 - re-exported: older imports use config
+from .errors import ConfigError  # also importable from here, as before
 from .files import PROJECT_ROOT
 from .prompt import PROMPT_FORMATS
 

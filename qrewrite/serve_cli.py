@@ -56,7 +56,7 @@ def cmd_serve(args) -> int:
                         threads=args.threads, api_key=args.api_key, cors_origins=args.cors_origin)
     settings.check()  # before the slow imports and the model load
     if args.prompt_lookup_tokens < 0:
-        from .config import ConfigError
+        from .errors import ConfigError
         raise ConfigError("--prompt-lookup-tokens must be >= 0")
     from .server import serve
     serve(args.model, host=args.host, port=args.port, settings=settings, max_new_tokens=args.max_new_tokens,

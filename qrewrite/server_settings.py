@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import ConfigError
+from .errors import ConfigError
 
 API_KEY_ENV = "QREWRITE_API_KEY"
 

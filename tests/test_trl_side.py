@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.trl_side import (build_trl_trainer, mean_training_loss, step_losses,  # noqa: E402
                                  supervised_token_count, supervised_token_ids)
 from qrewrite.models import END_OF_TURN, load_model, load_tokenizer  # noqa: E402
-from qrewrite.prompt import END_OF_TURN as EOT, PromptSpec, encode_records  # noqa: E402,F401
+from qrewrite.prompt import PromptSpec, encode_records  # noqa: E402
 
 BATCH = 4
 
