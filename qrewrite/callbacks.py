@@ -9,27 +9,41 @@ from transformers import TrainerCallback
 
 from .generate import rewrite_all
 from .metrics import rouge_scores
+from .noise import typo_variant
 from .prompt import PromptSpec
 
 
 class SampleRouge(TrainerCallback):
-    """Rewrites a fixed sample of validation questions at each evaluation and logs ROUGE-L."""
+    """Rewrites a fixed sample of validation questions at each evaluation and logs ROUGE-L.
+
+    When the run trains on typo'd copies (or selects checkpoints on them) it also rewrites a typo'd copy of the
+    sample (the project's noise at ``typo_rate``, as in ``valid_typo.json``) and logs ``eval_rougeL_sample_typo``
+    and the mean of the two. The scores land in the evaluation metrics, so ``best_metric`` can select on them.
+    """
 
     def __init__(self, tokenizer, valid: list[dict], cfg):
-        self.tokenizer, self.valid, self.cfg = tokenizer, valid, cfg
+        self.tokenizer, self.cfg = tokenizer, cfg
+        self.samples = {"eval_rougeL_sample": valid[:cfg.eval_sample]}
+        if cfg.typo_copies or "typo" in cfg.best_metric or cfg.best_metric.endswith("mean"):
+            self.samples["eval_rougeL_sample_typo"] = typo_variant(
+                self.samples["eval_rougeL_sample"], seed=cfg.seed, rate=cfg.typo_rate)
 
     def on_evaluate(self, args, state, control, model=None, metrics=None, **kw):
-        cfg = self.cfg
-        sample = self.valid[:cfg.eval_sample]
-        if not sample or model is None:
+        if not self.samples["eval_rougeL_sample"] or model is None:
             return
-        preds = rewrite_all(model, self.tokenizer, [r["input"] for r in sample], batch_size=16,
-                            max_new_tokens=cfg.max_new_tokens, prompt=PromptSpec.of_config(cfg))
-        score = rouge_scores(preds, [r["target"] for r in sample])["rougeL"]
+        scores = {key: self._score(model, sample) for key, sample in self.samples.items()}
+        if len(scores) == 2:
+            scores["eval_rougeL_sample_mean"] = sum(scores.values()) / 2
         if metrics is not None:
-            metrics["eval_rougeL_sample"] = score
-        state.log_history.append({"step": state.global_step, "eval_rougeL_sample": score})
-        print(f"step {state.global_step}: ROUGE-L on {len(sample)} validation questions = {score:.3f}")
+            metrics.update(scores)
+        state.log_history.append({"step": state.global_step, **scores})
+        shown = "  ".join(f"{key.removeprefix('eval_')} {value:.3f}" for key, value in scores.items())
+        print(f"step {state.global_step}: {shown} ({len(self.samples['eval_rougeL_sample'])} validation questions)")
+
+    def _score(self, model, sample: list[dict]) -> float:
+        preds = rewrite_all(model, self.tokenizer, [r["input"] for r in sample], batch_size=16,
+                            max_new_tokens=self.cfg.max_new_tokens, prompt=PromptSpec.of_config(self.cfg))
+        return rouge_scores(preds, [r["target"] for r in sample])["rougeL"]
 
 
 class Throughput(TrainerCallback):

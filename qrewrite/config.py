@@ -25,6 +25,7 @@ METHODS = ("full", "lora", "qlora")
 ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 # questions per rewriting batch: the CPU sweet spot for a 135M model (benchmarks/results/generate_cpu.md)
 GENERATION_BATCH_SIZE = 64
+BEST_METRICS = ("loss", "rougeL_sample", "rougeL_sample_typo", "rougeL_sample_mean")
 
 
 def _field(default, help: str, **kw):
@@ -54,8 +55,8 @@ class TrainConfig:
     warmup_ratio: float = _field(0.03, "share of steps used for linear warm-up")
     weight_decay: float = _field(0.0, "AdamW weight decay")
     max_grad_norm: float = _field(1.0, "gradient clipping norm")
-    optim: str = _field("adamw_torch", "transformers optimizer name: adamw_torch, adamw_torch_fused, "
-                                   "adamw_bnb_8bit, paged_adamw_8bit, ...")
+    optim: str = _field("adamw_torch_fused", "transformers optimizer name: adamw_torch_fused (one fused kernel for "
+                                         "all parameters, CPU and GPU), adamw_torch, adamw_bnb_8bit, ...")
     # memory / speed
     precision: str = _field("auto", "auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | fp32")
     gradient_checkpointing: bool = _field(False, "recompute activations in backward to save memory")
@@ -69,6 +70,8 @@ class TrainConfig:
     # data
     typo_copies: int = _field(0, "add this many typo'd copies of each training input (seeded)")
     typo_rate: float = _field(0.05, "per-character typo probability for typo augmentation")
+    typo_rate_max: float = _field(0.0, "if > typo_rate: the typo'd copies get rates spaced evenly from typo_rate "
+                                       "to typo_rate_max (heavier noise for later copies); 0 = all at typo_rate")
     max_train_examples: int = _field(0, "use only the first N training examples after shuffling (0 = all)")
     prompt_format: str = _field("chat", "chat (system instruction + the model's chat template) | minimal (user and "
                                         "assistant turns only: ~40 percent fewer tokens per example)")
@@ -82,7 +85,11 @@ class TrainConfig:
     merge_after: bool = _field(True, "after LoRA/QLoRA training also save a merged full checkpoint")
     # evaluation, checkpoints, logging
     eval_steps: int = _field(50, "evaluate (loss + sampled ROUGE-L) every N steps; 0 = only at the end")
-    eval_sample: int = _field(32, "validation questions rewritten for ROUGE-L at each evaluation")
+    eval_sample: int = _field(32, "validation questions rewritten for ROUGE-L at each evaluation (and a typo'd "
+                                  "copy of them when training on typo'd copies or selecting on it)")
+    best_metric: str = _field("loss", "which checkpoint is kept as the final model: loss (eval loss) | "
+                                      "rougeL_sample (ROUGE-L on the validation sample) | rougeL_sample_typo (on "
+                                      "its typo'd copy) | rougeL_sample_mean (mean of the two)")
     max_eval_examples: int = _field(0, "cap the validation split used for eval loss (0 = all)")
     save_steps: int = _field(50, "checkpoint every N steps (a multiple of eval_steps keeps the best one)")
     save_total_limit: int = _field(2, "checkpoints kept (the best is always kept)")
@@ -92,6 +99,13 @@ class TrainConfig:
     report_to: str = _field("tensorboard", "tensorboard | none")
 
     # ---- derived helpers -------------------------------------------------------------------------------
+    def typo_copy_rates(self) -> list[float]:
+        """The typo rate of each typo'd training copy, in order."""
+        n, top = self.typo_copies, self.typo_rate_max
+        if n <= 1 or not top > self.typo_rate:
+            return [self.typo_rate] * n
+        return [round(self.typo_rate + (top - self.typo_rate) * k / (n - 1), 6) for k in range(n)]
+
     def resolved_run_name(self) -> str:
         if self.run_name:
             return self.run_name
@@ -133,6 +147,13 @@ class TrainConfig:
             errors.append(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
         if not 0 <= self.typo_rate <= 1 or self.typo_copies < 0:
             errors.append("typo_rate must be in [0, 1] and typo_copies >= 0")
+        if not (self.typo_rate_max == 0 or self.typo_rate <= self.typo_rate_max <= 1):
+            errors.append(f"typo_rate_max: must be 0 (off) or between typo_rate ({self.typo_rate}) and 1, "
+                          f"got {self.typo_rate_max}")
+        if self.best_metric not in BEST_METRICS:
+            errors.append(f"best_metric: {self.best_metric!r} is not one of {', '.join(BEST_METRICS)}")
+        elif self.best_metric != "loss" and self.eval_sample < 1:
+            errors.append(f"best_metric: {self.best_metric} needs eval_sample >= 1 (the questions it is measured on)")
         for name in ("eval_steps", "save_steps", "eval_sample", "save_total_limit", "max_train_examples",
                      "max_eval_examples", "dataloader_workers"):
             if getattr(self, name) < 0:

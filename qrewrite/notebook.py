@@ -133,7 +133,7 @@ def loss_history(run_dir):
     pd = _pandas()
     from .run import Run
     log = Run(run_dir).trainer_log()
-    keep = ("loss", "eval_loss", "eval_rougeL_sample", "learning_rate", "grad_norm")
+    keep = ("loss", "eval_loss", "eval_rougeL_sample", "eval_rougeL_sample_typo", "learning_rate", "grad_norm")
     rows = [{"step": e["step"], **{k: e[k] for k in keep if k in e}} for e in log if "step" in e]
     frame = pd.DataFrame(rows)
     if frame.empty:

@@ -39,8 +39,8 @@ def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
     if cfg.max_train_examples:
         train = random.Random(cfg.seed).sample(train, min(cfg.max_train_examples, len(train)))
     originals = list(train)
-    for k in range(cfg.typo_copies):
-        train += typo_variant(originals, seed=cfg.seed + k, rate=cfg.typo_rate, id_suffix=f"#typo{k + 1}")
+    for k, rate in enumerate(cfg.typo_copy_rates()):
+        train += typo_variant(originals, seed=cfg.seed + k, rate=rate, id_suffix=f"#typo{k + 1}")
     if cfg.max_eval_examples:
         valid = valid[:cfg.max_eval_examples]
     n_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(
@@ -70,7 +70,8 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
         eval_strategy="steps" if evaluate else "no", eval_steps=cfg.eval_steps or None,
         save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or None,
         save_total_limit=cfg.save_total_limit or None, load_best_model_at_end=keep_best,
-        metric_for_best_model="eval_loss" if keep_best else None, greater_is_better=False if keep_best else None,
+        metric_for_best_model=f"eval_{cfg.best_metric}" if keep_best else None,
+        greater_is_better=cfg.best_metric != "loss" if keep_best else None,
         prediction_loss_only=True,  # evaluation needs the loss only; supervised-logits batches hold no full logits
         logging_steps=cfg.logging_steps, logging_first_step=True, report_to=[] if cfg.report_to == "none" else
         [cfg.report_to], dataloader_num_workers=cfg.dataloader_workers, remove_unused_columns=False,
