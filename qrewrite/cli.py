@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .config import GENERATION_BATCH_SIZE, add_config_arguments, config_from_args, load_config
-from .errors import ConfigError, QrewriteError
+from .errors import ConfigError, DataError, QrewriteError
 from .files import PROJECT_ROOT, check_writable, safe_join
 from .serve_cli import add_serve
 
@@ -131,6 +131,11 @@ def add_evaluate(sub):
     p.add_argument("--data-label", help="data name shown in the results table (default: the file's stem)")
     p.add_argument("--train-data", help="also rewrite a sample of this split into train_io.json")
     p.add_argument("--train-sample", type=non_negative_int, default=100, help="questions in train_io.json (default: 100)")
+    p.add_argument("--few-shot", type=non_negative_int, default=0, metavar="K",
+                   help="put K seeded pairs of --shots-from in the prompt as earlier turns (an untuned model's best "
+                        "effort without training; default 0)")
+    p.add_argument("--shots-from", default="dataset/train.json",
+                   help="training split the few-shot pairs come from (default: dataset/train.json)")
     add_generation_options(p)
     p.add_argument("--limit", type=non_negative_int, default=0, help="score only the first N questions (0 = all)")
     p.set_defaults(func=cmd_evaluate)
@@ -158,6 +163,7 @@ def cmd_evaluate(args) -> int:
     result = evaluate_model(args.model, args.data, args.out, batch_size=args.batch_size,
                             max_new_tokens=args.max_new_tokens, limit=args.limit, train_data=args.train_data,
                             train_sample=args.train_sample, name=args.name, data_label=args.data_label,
+                            few_shot=args.few_shot, shots_from=args.shots_from,
                             precision=args.precision, trust_remote_code=args.trust_remote_code)
     m = result["metrics"]
     print(f"{result['run']['name']} on {result['run']['data']} ({m['n']} questions): ROUGE-L {m['rougeL']:.4f}  "
@@ -177,6 +183,9 @@ def add_rewrite(sub):
     p.add_argument("questions", nargs="*", help="questions to rewrite")
     p.add_argument("--input", help="JSON / JSONL / CSV / raw Disfl-QA file of questions")
     p.add_argument("--output", help="JSONL output for --input: id, input, prediction per line, input order")
+    p.add_argument("--no-input", action="store_true",
+                   help="leave the input out of --output: id and prediction only (blind test inputs must not be "
+                        "copied into the project)")
     p.add_argument("--input-field", help="input column/field name in --input")
     p.add_argument("--strict", action="store_true", help="fail on a bad record in --input instead of skipping")
     p.add_argument("--interactive", action="store_true", help="read questions line by line until EOF")
@@ -187,6 +196,8 @@ def add_rewrite(sub):
 def cmd_rewrite(args) -> int:
     if bool(args.input) != bool(args.output):
         raise ConfigError("--input and --output go together")
+    if args.no_input and not args.output:
+        raise ConfigError("--no-input shapes the --output file; give --input and --output")
     if not (args.questions or args.input or args.interactive):
         raise ConfigError("give questions as arguments, --input/--output, or --interactive")
     records = None
@@ -207,7 +218,7 @@ def cmd_rewrite(args) -> int:
     if records is not None:
         from tqdm.auto import tqdm
         with tqdm(total=len(records), desc="rewriting", unit="q") as bar:
-            out = rewrite_file(rewriter, records, args.output, progress=bar.update)
+            out = rewrite_file(rewriter, records, args.output, progress=bar.update, with_input=not args.no_input)
         print(f"written: {out} ({len(records)} questions)", file=sys.stderr)
     if args.interactive:
         if sys.stdin.isatty():
@@ -256,14 +267,22 @@ def cmd_push(args) -> int:
 # ---- results -----------------------------------------------------------------------------------------------
 
 def add_results(sub):
-    p = sub.add_parser("results", help="regenerate outputs/results.md and the plots from metrics.json files")
+    p = sub.add_parser("results", help="regenerate outputs/results.md, ablations.md and the plots from metrics.json "
+                                       "files")
     p.add_argument("--outputs", default="outputs", help="outputs directory (default: outputs)")
     p.set_defaults(func=cmd_results)
 
 
 def cmd_results(args) -> int:
+    from .ablations import write_ablations
     from .results import write_results
-    print(f"written: {write_results(args.outputs)}")
+    try:  # a malformed metrics.json or ablations.yaml: one line naming the file and field
+        print(f"written: {write_results(args.outputs)}")
+        ablations = write_ablations(args.outputs)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    if ablations:
+        print(f"written: {ablations}")
     return 0
 
 

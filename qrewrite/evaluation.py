@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .config import GENERATION_BATCH_SIZE
 from .data import load_split
+from .errors import ConfigError, QrewriteError
 from .files import atomic_write_json, atomic_write_jsonl, check_writable, command_line, file_fingerprint, git_commit, \
     repo_relative
 from .metrics import compute_metrics, per_example
@@ -30,11 +31,12 @@ from .run import Run
 def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
                    batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int | None = None, limit: int = 0,
                    train_data: str | Path | None = None, train_sample: int = 100, name: str | None = None,
-                   data_label: str | None = None,
+                   data_label: str | None = None, few_shot: int = 0, shots_from: str | Path | None = None,
                    precision: str = "auto", trust_remote_code: bool = False, show_progress: bool = True) -> dict:
     """Rewrite every question of ``data`` with ``model_arg`` (``copy`` = the copy-input baseline), score, write.
 
-    ``max_new_tokens`` defaults to the model's saved generation budget (64 for an untuned model)."""
+    ``max_new_tokens`` defaults to the model's saved generation budget (64 for an untuned model). ``few_shot=k``
+    puts k seeded training pairs of ``shots_from`` in the prompt (earlier user / assistant turns)."""
     out_dir = Path(out_dir)
     check_writable(out_dir)
     commit = git_commit()  # before the old metrics.json goes: deleting a committed file would read as +dirty
@@ -47,8 +49,12 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
         train_records = load_split(train_data)
         train_records = random.Random(0).sample(train_records, min(train_sample, len(train_records)))
 
+    shots = few_shot_examples(shots_from, few_shot) if few_shot else []
+    if few_shot and model_arg in BASELINES:
+        raise ConfigError(f"--few-shot prompts a model; --model {model_arg} has no prompt")
     rewriter = load_rewriter(model_arg, precision=precision, trust_remote_code=trust_remote_code,
-                             batch_size=batch_size, max_new_tokens=max_new_tokens)
+                             batch_size=batch_size, max_new_tokens=max_new_tokens,
+                             examples=tuple((r["input"], r["target"]) for r in shots))
     run = Run.owning(model_arg)
     run_info = run.info() if run else None
     bar = _progress_bar(len(records) + len(train_records), show_progress and rewriter.method not in BASELINES)
@@ -98,11 +104,27 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
                  "decoding": "greedy",
                  "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None},
     }
+    if shots:
+        result["eval"]["few_shot"] = {"k": len(shots), "from": repo_relative(shots_from),
+                                      "ids": [r["id"] for r in shots]}
     atomic_write_json(out_dir / "metrics.json", result)
     if run is not None and run.is_complete() and run.model_dir.is_dir() and not limit:
         from .card import write_model_card
         write_model_card(run.model_dir, run.config(), run_info, {result["run"]["data"]: metrics})
     return result
+
+
+def few_shot_examples(path: str | Path | None, k: int, seed: int = 0) -> list[dict]:
+    """``k`` training records for a few-shot prompt: a seeded sample of ``path`` (a canonical split)."""
+    if path is None:
+        raise ConfigError("--few-shot needs --shots-from: the training split the examples are taken from")
+    try:
+        records = load_split(path)
+    except QrewriteError as e:
+        raise type(e)(f"--shots-from: {e}") from None
+    if k > len(records):
+        raise ConfigError(f"--few-shot {k}: {path} holds only {len(records)} records")
+    return random.Random(seed).sample(records, k)
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -149,9 +149,9 @@ def _eval_mode(model):
             model.train()
 
 
-def rewrite_file(rewriter, records: list[dict], output: str | Path, *, progress=None) -> Path:
+def rewrite_file(rewriter, records: list[dict], output: str | Path, *, progress=None, with_input: bool = True) -> Path:
     """Write ``{"id", "input", "prediction"}`` JSONL for ``records`` with a :mod:`qrewrite.rewriter`, in input
-    order, resumably.
+    order, resumably (``{"id", "prediction"}`` with ``with_input=False``: inputs that must not be copied).
 
     Lines stream into ``<output>.partial`` (flushed per batch window); a rerun after an interruption checks the
     finished lines against the input (same ids, same order), drops a torn last line and continues. The file is
@@ -167,7 +167,9 @@ def rewrite_file(rewriter, records: list[dict], output: str | Path, *, progress=
         todo = records[len(done):]
         for i, text in rewriter.stream([r["input"] for r in todo], progress=progress):
             r = todo[i]
-            f.write(json.dumps({"id": r["id"], "input": r["input"], "prediction": text}, ensure_ascii=False) + "\n")
+            row = {"id": r["id"], "input": r["input"], "prediction": text} if with_input else \
+                {"id": r["id"], "prediction": text}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
             if (i + 1) % GENERATION_BATCH_SIZE == 0:
                 f.flush()
         f.flush()

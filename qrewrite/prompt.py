@@ -31,10 +31,12 @@ PROMPT_FORMATS = ("chat", "minimal")
 
 @dataclass(frozen=True)
 class PromptSpec:
-    """How a question becomes a prompt: ``format`` (chat | minimal) and, for chat, the system instruction
-    (None = :data:`SYSTEM_PROMPT`)."""
+    """How a question becomes a prompt: ``format`` (chat | minimal), for chat the system instruction (None =
+    :data:`SYSTEM_PROMPT`), and ``examples``: ``(question, rewrite)`` pairs shown as earlier user / assistant
+    turns before the question (few-shot prompting of an untuned model; empty for fine-tuned ones)."""
     format: str = "chat"
     system_prompt: str | None = None
+    examples: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         if self.format not in PROMPT_FORMATS:
@@ -52,8 +54,10 @@ def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
-def _turns(question: str, answer: str | None) -> list[dict]:
-    turns = [{"role": "user", "content": question}]
+def _turns(question: str, answer: str | None, examples=()) -> list[dict]:
+    turns = [{"role": role, "content": text} for shot in examples
+             for role, text in zip(("user", "assistant"), shot)]
+    turns.append({"role": "user", "content": question})
     if answer is not None:
         turns.append({"role": "assistant", "content": answer})
     return turns
@@ -66,11 +70,11 @@ def render(tokenizer, question: str, answer: str | None = None, prompt: PromptSp
     gen = answer is None
     if spec.format == "chat":
         system = [{"role": "system", "content": spec.system_prompt or SYSTEM_PROMPT}]
-        return _render(tokenizer, system + _turns(question, answer), gen)
+        return _render(tokenizer, system + _turns(question, answer, spec.examples), gen)
     # minimal: render with a placeholder system turn (so the template injects no default one), then cut it off
     placeholder = [{"role": "system", "content": "S"}]
     head = _render(tokenizer, placeholder, False)
-    full = _render(tokenizer, placeholder + _turns(question, answer), gen)
+    full = _render(tokenizer, placeholder + _turns(question, answer, spec.examples), gen)
     if not head or not full.startswith(head):
         raise TemplateError("the chat template does not render the system turn as a prefix of the conversation, "
                             "so the minimal prompt format cannot drop it; use prompt_format: chat")

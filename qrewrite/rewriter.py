@@ -9,6 +9,7 @@ model was trained (the prompt format and system prompt saved with it, see :mod:`
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from .config import GENERATION_BATCH_SIZE
@@ -72,12 +73,12 @@ class ModelRewriter(Rewriter):
 
 def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code: bool = False,
                   batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int | None = None,
-                  prompt: PromptSpec | None = None) -> Rewriter:
+                  prompt: PromptSpec | None = None, examples: tuple[tuple[str, str], ...] = ()) -> Rewriter:
     """``copy``, ``rules``, or a run directory / model or adapter directory / hub id / ``smollm2``, ready to
     rewrite.
 
     ``max_new_tokens`` and ``prompt`` default to what the model was trained with (64 and the chat prompt for
-    an untuned model)."""
+    an untuned model); ``examples`` (question, rewrite) pairs make the prompt few-shot."""
     if model_arg == COPY:
         return CopyRewriter()
     if model_arg == RULES:
@@ -90,7 +91,8 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
     model, tokenizer, source = load_for_inference(model_arg, precision=precision,
                                                   trust_remote_code=trust_remote_code)
     run = Run.owning(model_arg)
+    method = run.info().get("method", "full") if run else "few-shot" if examples else "zero-shot"
+    prompt = dataclasses.replace(prompt or settings["prompt"], examples=tuple(examples))
     return ModelRewriter(model, tokenizer, name=Path(str(model_arg).rstrip("/")).name or str(model_arg),
-                         source=str(source), method=run.info().get("method", "full") if run else "zero-shot",
-                         prompt=prompt or settings["prompt"],
+                         source=str(source), method=method, prompt=prompt,
                          max_new_tokens=max_new_tokens or settings["max_new_tokens"] or 64, batch_size=batch_size)

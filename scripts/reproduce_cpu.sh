@@ -1,33 +1,49 @@
 #!/usr/bin/env bash
-# Reproduces the committed CPU results in outputs/: Disfl-QA prepared from the shared raw files, the copy and
-# zero-shot baselines, then a full fine-tune, a LoRA run, a QLoRA run and a LoRA run with typo augmentation of the
-# offline SmolLM2-135M-Instruct, each evaluated on the full dev split (1,000 questions) and its seeded typo'd
-# variant. ~3 h on 2 CPU cores.
-#   bash scripts/reproduce_cpu.sh [RAW_DISFL_QA_DIR]
+# Reproduces the committed CPU results in outputs/: Disfl-QA prepared from the shared raw files, the copy,
+# rules, zero-shot and few-shot baselines, then the recommended typo-robust full fine-tune (smollm2-full-typo, with
+# its blind-test predictions), the reference full fine-tune, a LoRA run, a QLoRA run and a LoRA run with typo
+# augmentation of the offline SmolLM2-135M-Instruct, each evaluated on the full dev split (1,000 questions) and
+# its seeded typo'd variant; then outputs/results.md and outputs/ablations.md. ~4 h on 2 CPU cores.
+#   bash scripts/reproduce_cpu.sh [RAW_DISFL_QA_DIR] [RUN ...]    (RUN: only these runs / baselines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RAW=${1:-../shared/data/disfl-qa}
+shift || true
+ONLY=" $* "
+wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
+BLIND=../shared/data/blind
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 q() { echo "+ python -m qrewrite $*"; python -m qrewrite "$@"; }
 logged() { local log=$1; shift; mkdir -p "$(dirname "$log")"; { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)"; "$@"; } 2>&1 | tee "$log"; }
 
-logged outputs/logs/prepare.log q prepare --source "$RAW" --out dataset
-# evaluate NAME MODEL [extra args]: clean dev -> outputs/NAME/, typo'd dev -> outputs/NAME/typo/
+wanted prepare && logged outputs/logs/prepare.log q prepare --source "$RAW" --out dataset
+# evaluate NAME MODEL [args for both]: clean dev -> outputs/NAME/, typo'd dev -> outputs/NAME/typo/
+# (TRAIN_IO=1: the clean evaluation also rewrites a sample of training questions into train_io.json)
 evaluate() {
   local name=$1 model=$2; shift 2
   logged outputs/$name/evaluate.log q evaluate --model "$model" --data dataset/valid.json --out outputs/$name \
-    --name $name --data-label "disfl-qa dev" "$@"
+    --name $name --data-label "disfl-qa dev" "$@" ${TRAIN_IO:+--train-data dataset/train.json}
   logged outputs/$name/typo/evaluate.log q evaluate --model "$model" --data dataset/valid_typo.json \
-    --out outputs/$name/typo --name $name --data-label "disfl-qa dev (typo)"
+    --out outputs/$name/typo --name $name --data-label "disfl-qa dev (typo)" "$@"
 }
 
-evaluate copy-baseline copy
-for run in smollm2-full smollm2-lora smollm2-qlora smollm2-lora-typo; do
+wanted copy-baseline && evaluate copy-baseline copy
+wanted rules-baseline && TRAIN_IO=1 evaluate rules-baseline rules
+for run in smollm2-full-typo smollm2-full smollm2-lora smollm2-qlora smollm2-lora-typo; do
+  wanted $run || continue
   recipe=${run#smollm2-}
   [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
     logged outputs/$run/train.log q train --config configs/smollm2-cpu-$recipe.yaml \
       $([ -d weights/$run ] && echo --resume)
-  evaluate $run weights/$run --train-data dataset/train.json
+  TRAIN_IO=1 evaluate $run weights/$run
 done
-evaluate smollm2-zero-shot smollm2
+# the recommended run rewrites the blind test inputs (no references here; scored elsewhere)
+if wanted smollm2-full-typo && [ -d "$BLIND" ]; then
+  for split in test test_typo; do
+    logged outputs/smollm2-full-typo/blind/$split.log q rewrite --model weights/smollm2-full-typo \
+      --input "$BLIND/${split}_inputs.jsonl" --output outputs/smollm2-full-typo/blind/$split.jsonl --no-input --strict
+  done
+fi
+wanted smollm2-zero-shot && evaluate smollm2-zero-shot smollm2
+wanted smollm2-few-shot && evaluate smollm2-few-shot smollm2 --few-shot 5 --shots-from dataset/train.json
 q results --outputs outputs

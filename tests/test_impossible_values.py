@@ -23,7 +23,8 @@ IMPOSSIBLE = {
     "prepare": {"--valid-fraction": ["1.5", "0", "-0.2", "half"], "--typo-rate": ["3", "-0.1"],
                 "--typo-copies": ["-2", "1.5"], "--seed": ["abc"]},
     "evaluate": {"--batch-size": ["0", "-4"], "--max-new-tokens": ["0"], "--limit": ["-1"],
-                 "--train-sample": ["-1"], "--precision": ["fp8"]},
+                 "--train-sample": ["-1"], "--precision": ["fp8"], "--few-shot": ["-1", "two"],
+                 "--shots-from": [("--few-shot", "2", "--shots-from", "{tmp}/no-such-split.json")]},
     "rewrite": {"--batch-size": ["0"], "--max-new-tokens": ["-3"], "--precision": ["int4"]},
     "serve": {"--port": ["70000", "0", "http"], "--batch-size": ["0"], "--max-new-tokens": ["0"],
               "--precision": ["fp8"], "--max-wait-ms": ["-1"], "--prompt-lookup-tokens": ["-1"], "--threads": ["0"],
@@ -37,7 +38,8 @@ TRAIN_FIELDS = {
     "optim": ["adam_what"], "precision": ["fp8"], "gradient_checkpointing": ["maybe"],
     "attn_implementation": ["fast"], "max_length": ["0"], "group_by_length": ["2"], "dataloader_workers": ["-1"],
     "supervised_logits": ["sometimes"], "padding_free": ["perhaps"], "typo_copies": ["-2"], "typo_rate": ["3"],
-    "max_train_examples": ["-1"], "prompt_format": ["short"], "lora_r": ["0"], "lora_alpha": ["0"],
+    "max_train_examples": ["-1"], "prompt_format": ["short"], "typo_rate_max": ["0.01", "2"],
+    "best_metric": ["bleu", ("--best-metric", "rougeL_sample", "--eval-sample", "0")], "lora_r": ["0"], "lora_alpha": ["0"],
     "lora_dropout": ["1", "-0.5"], "merge_after": ["never"], "eval_steps": ["-1"], "eval_sample": ["-1"],
     "max_eval_examples": ["-1"], "save_steps": ["-1"], "save_total_limit": ["-1"], "logging_steps": ["0"],
     "max_new_tokens": ["0"], "trust_remote_code": ["yes please"], "report_to": ["wandb"],
@@ -52,7 +54,7 @@ def cases():
     for command, options in IMPOSSIBLE.items():
         for option, values in options.items():
             for value in values:
-                yield command, [option, value]
+                yield command, list(value) if isinstance(value, tuple) else [option, value]
     for name, values in TRAIN_FIELDS.items():
         for value in values:
             yield "train", list(value) if isinstance(value, tuple) else ["--" + name.replace("_", "-"), value]

@@ -3,12 +3,14 @@ the committed metrics.json files, each of which names its command, commit, model
 results table is the regenerated one."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from qrewrite.ablations import SPEC_NAME, TABLE_NAME, ablation_table, load_spec
 from qrewrite.results import collect_runs, results_table
 
 OUTPUTS = ROOT / "outputs"
@@ -55,3 +57,36 @@ def test_readme_shows_the_regenerated_table():
     table = [line for line in (OUTPUTS / "results.md").read_text(encoding="utf-8").splitlines()
              if line.startswith("|")]
     assert table and all(line in readme for line in table)
+
+
+def test_ablations_md_is_what_the_results_command_regenerates():
+    committed = (OUTPUTS / TABLE_NAME).read_text(encoding="utf-8")
+    assert ablation_table(load_spec(OUTPUTS / SPEC_NAME), OUTPUTS) == committed
+
+
+# An absolute path: a slash that starts a path (not after a word, a dot, a colon or another slash, so not
+# "and/or", "3/4" or a URL) followed by at least one directory. Installed library code (a Python warning's
+# ".../site-packages/transformers/...py:123") names no file of this project and is allowed in logs.
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.+-]+/)+[\w.+-]*")
+LIBRARY = ("/site-packages/", "/lib/python")
+TEXT_SUFFIXES = {".json", ".jsonl", ".yaml", ".md", ".log", ".txt", ".csv"}
+
+
+def _absolute_paths(text: str) -> list[str]:
+    return [m.group(0) for m in ABSOLUTE_PATH.finditer(text) if not any(lib in m.group(0) for lib in LIBRARY)]
+
+
+def test_the_absolute_path_check_catches_machine_paths():
+    assert _absolute_paths('"command": "python /work/main/qrewrite/__main__.py"') == ["/work/main/qrewrite/__main__.py"]
+    assert _absolute_paths('"model_source": "/root/models/x"') == ["/root/models/x"]
+    assert not _absolute_paths("see https://huggingface.co/HuggingFaceTB/x and/or 3/4 of weights/base/x")
+    assert not _absolute_paths("/root/.pyenv/lib/python3.11/site-packages/transformers/a.py:1: FutureWarning")
+
+
+def test_committed_outputs_carry_no_absolute_paths():
+    files = sorted(p for p in OUTPUTS.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES
+                   and (TRACKED is None or p.relative_to(ROOT).as_posix() in TRACKED))
+    assert files
+    found = {p.relative_to(ROOT).as_posix(): paths[:3] for p in files
+             if (paths := _absolute_paths(p.read_text(encoding="utf-8", errors="replace")))}
+    assert not found, f"absolute paths in committed outputs (re-run them from the repository root): {found}"
