@@ -36,14 +36,14 @@ for run in smollm2-full-typo smollm2-full smollm2-lora smollm2-qlora smollm2-lor
     logged outputs/$run/train.log q train --config configs/smollm2-cpu-$recipe.yaml \
       $([ -d weights/$run ] && echo --resume)
   TRAIN_IO=1 evaluate $run weights/$run
+  # the recommended run also rewrites the blind test inputs (no references here; they are scored elsewhere)
+  if [ $run = smollm2-full-typo ] && [ -d "$BLIND" ]; then
+    for split in test test_typo; do
+      logged outputs/$run/blind/$split.log q rewrite --model weights/$run --input "$BLIND/${split}_inputs.jsonl" \
+        --output outputs/$run/blind/$split.jsonl --no-input --strict
+    done
+  fi
 done
-# the recommended run rewrites the blind test inputs (no references here; scored elsewhere)
-if wanted smollm2-full-typo && [ -d "$BLIND" ]; then
-  for split in test test_typo; do
-    logged outputs/smollm2-full-typo/blind/$split.log q rewrite --model weights/smollm2-full-typo \
-      --input "$BLIND/${split}_inputs.jsonl" --output outputs/smollm2-full-typo/blind/$split.jsonl --no-input --strict
-  done
-fi
 wanted smollm2-zero-shot && evaluate smollm2-zero-shot smollm2
 wanted smollm2-few-shot && evaluate smollm2-few-shot smollm2 --few-shot 5 --shots-from dataset/train.json
 q results --outputs outputs
