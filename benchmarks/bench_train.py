@@ -4,11 +4,12 @@ Every side trains the same model on the same examples, in the same batches and o
 steps, through a ``transformers.Trainer`` (sequential sampler, constant learning rate, no eval / saving):
 
   naive    the common notebook recipe: every example right-padded to --max-length, labels = input_ids (loss on
-           the prompt and the padding too), eager attention, chat prompt with the system instruction
+           the prompt and the padding too), eager attention, chat prompt with the system instruction, AdamW
   before   the project's path before the efficiency work: chat prompt, dynamic padding, completion-only labels,
-           SDPA, logits at every position (``prompt_format: chat, supervised_logits: false``)
-  project  the project's path now: ``qrewrite.train.build_trainer`` with the minimal prompt format and logits
-           only at supervised positions, padded batches (``--padding-free``: padding-free instead)
+           SDPA, logits at every position, one AdamW kernel per parameter (``prompt_format: chat,
+           supervised_logits: false, optim: adamw_torch``)
+  project  the project's path now: ``qrewrite.train.build_trainer`` with the minimal prompt format, logits only
+           at supervised positions and fused AdamW, padded batches (``--padding-free``: padding-free instead)
   padfree  the same with padding-free batches (``padding_free: true``)
   trl      TRL's ``SFTTrainer`` with its recommended completion-only settings (benchmarks/trl_side.py): its
            default NLL loss (chunked), padding-free only where TRL supports it (flash attention), on the same
@@ -168,9 +169,9 @@ def side_config(side: str, args, source: str):
                      lora_dropout=LORA["dropout"], gradient_checkpointing=args.gradient_checkpointing)
     if side == "naive":
         overrides.update(prompt_format="chat", supervised_logits=False, attn_implementation="eager",
-                         precision="fp32", gradient_checkpointing=False)
-    elif side == "before":
-        overrides.update(prompt_format="chat", supervised_logits=False)
+                         precision="fp32", gradient_checkpointing=False, optim="adamw_torch")
+    elif side == "before":  # the project's path before the efficiency issue
+        overrides.update(prompt_format="chat", supervised_logits=False, optim="adamw_torch")
     else:
         overrides.update(prompt_format="minimal", supervised_logits=True,
                          padding_free=side == "padfree" or (args.padding_free and side == "project"))
@@ -352,16 +353,18 @@ def summarise(runs: dict, args, cuda: bool) -> dict:
 
 SIDE_TEXT = {
     "naive": "every example right-padded to {max_length} tokens, labels = input_ids (loss on prompt and padding), "
-             "eager attention, fp32, chat prompt with the system instruction",
+             "eager attention, fp32, chat prompt with the system instruction, AdamW (`adamw_torch`)",
     "before": "the project's path before this change: chat prompt with the system instruction, completion-only "
-              "labels, dynamic padding, SDPA, logits at every position",
+              "labels, dynamic padding, SDPA, logits at every position, AdamW (`adamw_torch`)",
     "project": "`qrewrite.train.build_trainer`: minimal prompt (no system turn), completion-only labels, logits and "
-               "loss only at supervised positions (`logits_to_keep` mask + `shift_labels`), {padding}, SDPA",
+               "loss only at supervised positions (`logits_to_keep` mask + `shift_labels`), {padding}, SDPA, "
+               "fused AdamW (`adamw_torch_fused`)",
     "padfree": "the project's path with padding-free batches (`padding_free: true`: one row per batch, "
                "position_ids restart per example)",
     "trl": "TRL `SFTTrainer` (benchmarks/trl_side.py): the same minimal prompts as prompt/completion text, "
            "`completion_only_loss`, its default `nll` loss (computed in chunks, every position on CPU), padding-free "
-           "off (TRL supports it with flash attention only), otherwise the project's optimiser settings",
+           "off (TRL supports it with flash attention only), fused AdamW (its default), otherwise the project's "
+           "optimiser settings",
 }
 
 

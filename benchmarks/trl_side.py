@@ -46,7 +46,7 @@ Defaults changed from TRL's, to run the same computation as the project side:
     (``bf16=dtype == torch.bfloat16``): fp32 on CPU.
   * ``gradient_checkpointing``: TRL defaults to True (base_config.py:62-67); the project trains without it
     unless asked, so it is a parameter, default False.
-  * ``lr_scheduler_type="constant"``, no warm-up, no weight decay, ``max_grad_norm=1.0``, AdamW (``adamw_torch``):
+  * ``lr_scheduler_type="constant"``, no warm-up, no weight decay, ``max_grad_norm=1.0``, fused AdamW (``adamw_torch_fused``):
     the project benchmark's plain loop (constant-lr AdamW, clip 1.0). Override through ``**config_overrides``.
   * no eval, no saving, ``report_to="none"``, logging every step, ``use_cpu`` when there is no CUDA.
 
@@ -164,7 +164,7 @@ def build_trl_trainer(model, tokenizer, records: list[dict], *, batch_size: int,
         seed=seed, data_seed=seed,
         max_steps=max_steps, per_device_train_batch_size=batch_size, gradient_accumulation_steps=1,
         learning_rate=learning_rate, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-        max_grad_norm=1.0, optim="adamw_torch",
+        max_grad_norm=1.0, optim="adamw_torch_fused",  # TRL's and transformers' default, and the project's
         # the project's precision rule (qrewrite.train.training_arguments), not TRL's bf16-by-default
         bf16=param_dtype == torch.bfloat16, fp16=param_dtype == torch.float16,
         # transformers 5.23 name; gradient_checkpointing is its deprecated alias (training_args.py:1533-1545)
