@@ -44,6 +44,6 @@ for run in smollm2-full-typo smollm2-full smollm2-lora smollm2-qlora smollm2-lor
     done
   fi
 done
-wanted smollm2-zero-shot && evaluate smollm2-zero-shot smollm2
 wanted smollm2-few-shot && evaluate smollm2-few-shot smollm2 --few-shot 5 --shots-from dataset/train.json
+wanted smollm2-zero-shot && evaluate smollm2-zero-shot smollm2
 q results --outputs outputs
