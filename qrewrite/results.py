@@ -292,11 +292,15 @@ def plot_loss_curves(runs, outputs_dir, path) -> Path:
 
 def write_results(outputs_dir="outputs") -> Path:
     """Regenerate ``outputs_dir/results.md`` (atomically), ``metrics.png`` and ``loss_curves.png`` from
-    every ``metrics.json`` under ``outputs_dir``. With zero runs the table says "no runs yet" and the
-    plots are placeholders (so no stale plot survives). Returns the ``results.md`` path."""
+    every ``metrics.json`` under ``outputs_dir``, and ``ablations.md`` when ``ablations.yaml`` declares one
+    (:mod:`qrewrite.ablations`). With zero runs the table says "no runs yet" and the plots are placeholders (so
+    no stale plot survives). Returns the ``results.md`` path."""
+    from .ablations import write_ablations
+
     root = Path(outputs_dir)
     runs = collect_runs(root)
     md = atomic_write_text(root / "results.md", results_table(runs))
     plot_metrics(runs, root / "metrics.png")
     plot_loss_curves(runs, root, root / "loss_curves.png")
+    write_ablations(root)
     return md
