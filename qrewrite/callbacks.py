@@ -24,7 +24,7 @@ class SampleRouge(TrainerCallback):
     def __init__(self, tokenizer, valid: list[dict], cfg):
         self.tokenizer, self.cfg = tokenizer, cfg
         self.samples = {"eval_rougeL_sample": valid[:cfg.eval_sample]}
-        if cfg.typo_copies or "typo" in cfg.best_metric or cfg.best_metric.endswith("mean"):
+        if cfg.typo_copies or cfg.best_metric in ("rougeL_sample_typo", "rougeL_sample_mean"):
             self.samples["eval_rougeL_sample_typo"] = typo_variant(
                 self.samples["eval_rougeL_sample"], seed=cfg.seed, rate=cfg.typo_rate)
 
