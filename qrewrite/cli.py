@@ -216,8 +216,8 @@ def cmd_rewrite(args) -> int:
     for text in rewriter.rewrite(args.questions):
         print(text)
     if records is not None:
-        from tqdm.auto import tqdm
-        with tqdm(total=len(records), desc="rewriting", unit="q") as bar:
+        from .progress import progress_bar
+        with progress_bar(len(records)) as bar:
             out = rewrite_file(rewriter, records, args.output, progress=bar.update, with_input=not args.no_input)
         print(f"written: {out} ({len(records)} questions)", file=sys.stderr)
     if args.interactive:

@@ -24,6 +24,7 @@ from .errors import ConfigError, QrewriteError
 from .files import atomic_write_json, atomic_write_jsonl, check_writable, command_line, file_fingerprint, git_commit, \
     repo_relative
 from .metrics import compute_metrics, per_example
+from .progress import progress_bar
 from .rewriter import BASELINES, load_rewriter
 from .run import Run
 
@@ -130,6 +131,5 @@ def few_shot_examples(path: str | Path | None, k: int, seed: int = 0) -> list[di
 def _progress_bar(total: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc="rewriting", unit="q")
+    return progress_bar(total)
 

@@ -10,6 +10,7 @@ model was trained (the prompt format and system prompt saved with it, see :mod:`
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 from .config import GENERATION_BATCH_SIZE
@@ -55,20 +56,23 @@ class ModelRewriter(Rewriter):
         self.model, self.tokenizer = model, tokenizer
         self.name, self.source, self.method, self.prompt = name, source, method, prompt
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
-        self._prefix = None
 
     def stream(self, questions, progress=None):
         from .generate import rewrite
         return rewrite(self.model, self.tokenizer, questions, batch_size=self.batch_size,
                        max_new_tokens=self.max_new_tokens, prompt=self.prompt, progress=progress)
 
+    @functools.cached_property
+    def prefix(self):
+        """The prompt tokens every question shares, run through the model once (None where there are none)."""
+        from .generate import shared_prefix
+        return shared_prefix(self.model, self.tokenizer, self.prompt)
+
     def rewrite_batch(self, questions: list[str]) -> list[str]:
-        """One batch as given (no re-sorting), with the shared prompt prefix computed once per rewriter."""
-        from .generate import rewrite_batch, shared_prefix
-        if self._prefix is None:
-            self._prefix = shared_prefix(self.model, self.tokenizer, self.prompt) or False
+        """One batch as given (no re-sorting), reusing the shared prompt prefix."""
+        from .generate import rewrite_batch
         return rewrite_batch(self.model, self.tokenizer, questions, max_new_tokens=self.max_new_tokens,
-                             prompt=self.prompt, prefix=self._prefix or None)
+                             prompt=self.prompt, prefix=self.prefix)
 
 
 def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code: bool = False,

@@ -34,12 +34,10 @@ class ModelBackend(Backend):
     """A model: batches on the shared-prefix path; a lone question by prompt lookup (same tokens as greedy)."""
 
     def __init__(self, rewriter, name: str, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
-        from .generate import shared_prefix
         super().__init__(rewriter, name)
         self.model, self.tokenizer, self.prompt = rewriter.model, rewriter.tokenizer, rewriter.prompt
         self.max_new_tokens, self.prompt_lookup_tokens = rewriter.max_new_tokens, prompt_lookup_tokens
-        self.prefix = shared_prefix(self.model, self.tokenizer, self.prompt)
-        rewriter._prefix = self.prefix or False
+        self.prefix = rewriter.prefix  # computed here, at start-up, rather than on the first request
 
     def rewrite_one(self, question: str) -> str:
         return rewrite_one(self.model, self.tokenizer, question, max_new_tokens=self.max_new_tokens,

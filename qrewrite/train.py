@@ -25,6 +25,7 @@ from .files import atomic_write_json, check_writable, command_line, file_fingerp
 from .memory import peak_memory_mb
 from .models import apply_lora, end_of_turn_ids, load_model, load_tokenizer, pick_dtype, resolve_model_source
 from .noise import typo_variant
+from .progress import interactive
 from .prompt import PromptSpec, encode_records
 from .run import Run, write_inference_config
 
@@ -73,7 +74,7 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
         metric_for_best_model=f"eval_{cfg.best_metric}" if keep_best else None,
         greater_is_better=cfg.best_metric != "loss" if keep_best else None,
         prediction_loss_only=True,  # evaluation needs the loss only; supervised-logits batches hold no full logits
-        logging_steps=cfg.logging_steps, logging_first_step=True, report_to=[] if cfg.report_to == "none" else
+        logging_steps=cfg.logging_steps, logging_first_step=True, disable_tqdm=not interactive(), report_to=[] if cfg.report_to == "none" else
         [cfg.report_to], dataloader_num_workers=cfg.dataloader_workers, remove_unused_columns=False,
         ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
         ddp_find_unused_parameters=False if distributed else None,
