@@ -137,6 +137,7 @@ def add_evaluate(sub):
     p.add_argument("--shots-from", default="dataset/train.json",
                    help="training split the few-shot pairs come from (default: dataset/train.json)")
     add_generation_options(p)
+    add_decoding_option(p)
     p.add_argument("--limit", type=non_negative_int, default=0, help="score only the first N questions (0 = all)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -145,6 +146,11 @@ def add_model_option(p):
     p.add_argument("--model", required=True,
                    help="run dir (weights/<run>), model or adapter dir, hub id, 'smollm2' (the untuned offline "
                         "model), 'copy' (copy-the-input baseline) or 'rules' (rule-based baseline)")
+
+
+def add_decoding_option(p):
+    p.add_argument("--num-beams", type=positive_int, default=1,
+                   help="beam search with this many beams (default: 1 = greedy, as the model was selected with)")
 
 
 def add_generation_options(p):
@@ -163,7 +169,7 @@ def cmd_evaluate(args) -> int:
     result = evaluate_model(args.model, args.data, args.out, batch_size=args.batch_size,
                             max_new_tokens=args.max_new_tokens, limit=args.limit, train_data=args.train_data,
                             train_sample=args.train_sample, name=args.name, data_label=args.data_label,
-                            few_shot=args.few_shot, shots_from=args.shots_from,
+                            few_shot=args.few_shot, shots_from=args.shots_from, num_beams=args.num_beams,
                             precision=args.precision, trust_remote_code=args.trust_remote_code)
     m = result["metrics"]
     print(f"{result['run']['name']} on {result['run']['data']} ({m['n']} questions): ROUGE-L {m['rougeL']:.4f}  "
@@ -190,6 +196,7 @@ def add_rewrite(sub):
     p.add_argument("--strict", action="store_true", help="fail on a bad record in --input instead of skipping")
     p.add_argument("--interactive", action="store_true", help="read questions line by line until EOF")
     add_generation_options(p)
+    add_decoding_option(p)
     p.set_defaults(func=cmd_rewrite)
 
 
@@ -211,8 +218,10 @@ def cmd_rewrite(args) -> int:
     from .generate import rewrite_file  # torch: only once the input is known to be usable
     from .rewriter import load_rewriter
 
+    if args.num_beams > 1 and args.model in ("copy", "rules"):
+        raise ConfigError(f"--num-beams sets a model's decoding; --model {args.model} does not decode")
     rewriter = load_rewriter(args.model, precision=args.precision, trust_remote_code=args.trust_remote_code,
-                             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+                             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
     for text in rewriter.rewrite(args.questions):
         print(text)
     if records is not None:

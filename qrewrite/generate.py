@@ -1,10 +1,11 @@
-"""Batched greedy rewriting: a shared prompt prefix computed once, left-padded batches, stop at end-of-turn.
+"""Batched rewriting: a shared prompt prefix computed once, left-padded batches, stop at end-of-turn.
 
 Every prompt starts with the same tokens (the chat template's system turn up to where the user's text begins).
 Their keys and values are computed once per call and copied into each batch's cache, so a batch only runs the
 model over the part of each prompt that differs. Rows are laid out ``prefix | padding | question``; the
 attention mask hides the padding and generate() derives positions from it, so every row sees the same
-positions it would see unpadded.
+positions it would see unpadded. Decoding is greedy; beam search (``num_beams > 1``, for the decoding
+ablation) runs on whole prompts, as a cached prefix holds one row per prompt rather than one per beam.
 """
 
 from __future__ import annotations
@@ -62,11 +63,12 @@ def shared_prefix(model, tokenizer, prompt: PromptSpec | None = None) -> SharedP
 
 @torch.inference_mode()
 def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int = 64,
-                 prefix: SharedPrefix | None = None, eos_token_id=None) -> torch.Tensor:
-    """Greedy continuation of tokenised prompts, one row each: the new tokens, padded with pad_token_id.
+                 prefix: SharedPrefix | None = None, eos_token_id=None, num_beams: int = 1) -> torch.Tensor:
+    """Greedy (or beam-search) continuation of tokenised prompts, one row each: the new tokens, padded with
+    pad_token_id.
 
-    ``prefix`` is used when every row starts with its ids; ``eos_token_id`` defaults to end-of-turn."""
-    n_prefix = len(prefix.ids) if prefix is not None else 0
+    ``prefix`` is used when every row starts with its ids (greedy only); ``eos_token_id`` defaults to end-of-turn."""
+    n_prefix = len(prefix.ids) if prefix is not None and num_beams == 1 else 0
     shared = n_prefix if n_prefix and all(len(r) > n_prefix and r[:n_prefix] == prefix.ids for r in rows) else 0
     width = max(len(r) - shared for r in rows)  # the longest question part; shorter ones are left-padded to it
     input_ids = torch.full((len(rows), shared + width), tokenizer.pad_token_id, dtype=torch.long)
@@ -84,35 +86,37 @@ def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int
         kwargs["past_key_values"] = cache
     with _eval_mode(model):
         out = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
-                             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                             max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
                              eos_token_id=end_of_turn_ids(tokenizer) if eos_token_id is None else eos_token_id,
                              pad_token_id=tokenizer.pad_token_id, use_cache=True, **kwargs)
     return out[:, shared + width:]
 
 
 def rewrite_batch(model, tokenizer, questions: list[str], *, max_new_tokens: int = 64,
-                  prompt: PromptSpec | None = None, prefix: SharedPrefix | None = None) -> list[str]:
-    """Rewrite one batch with greedy decoding (``prefix``: from shared_prefix, computed here when not given)."""
+                  prompt: PromptSpec | None = None, prefix: SharedPrefix | None = None, num_beams: int = 1) -> list[str]:
+    """Rewrite one batch as given (``prefix``: from shared_prefix, computed here when not given)."""
     if not questions:
         return []
-    return _rewrite_rows(model, tokenizer, questions, prefix or shared_prefix(model, tokenizer, prompt),
-                         max_new_tokens, prompt)
+    if prefix is None and num_beams == 1:
+        prefix = shared_prefix(model, tokenizer, prompt)
+    return _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt, num_beams)
 
 
-def _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt) -> list[str]:
+def _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt, num_beams=1) -> list[str]:
     new_tokens = generate_ids(model, tokenizer, prompt_ids(tokenizer, questions, prompt),
-                              max_new_tokens=max_new_tokens, prefix=prefix)
+                              max_new_tokens=max_new_tokens, prefix=prefix, num_beams=num_beams)
     return [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
 def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERATION_BATCH_SIZE,
-            max_new_tokens: int = 64, prompt: PromptSpec | None = None, progress=None, share_prefix: bool = True):
+            max_new_tokens: int = 64, prompt: PromptSpec | None = None, progress=None, share_prefix: bool = True,
+            num_beams: int = 1):
     """Yield ``(index, rewrite)`` in input order, batching questions of similar length together.
 
     Sorting by length inside a window keeps padding low while results still stream out in order; ``progress``
     is an optional callable receiving the number of questions just finished. The shared prompt prefix is
     computed once for all batches (``share_prefix=False`` turns that off, for comparison)."""
-    prefix = shared_prefix(model, tokenizer, prompt) if questions and share_prefix else None
+    prefix = shared_prefix(model, tokenizer, prompt) if questions and share_prefix and num_beams == 1 else None
     window = batch_size * SORT_WINDOW_BATCHES
     for start in range(0, len(questions), window):
         chunk = list(range(start, min(start + window, len(questions))))
@@ -121,7 +125,7 @@ def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERAT
         for b in range(0, len(chunk_sorted), batch_size):
             idx = chunk_sorted[b:b + batch_size]
             for i, text in zip(idx, _rewrite_rows(model, tokenizer, [questions[i] for i in idx], prefix,
-                                                  max_new_tokens, prompt)):
+                                                  max_new_tokens, prompt, num_beams)):
                 done[i] = text
             if progress:
                 progress(len(idx))

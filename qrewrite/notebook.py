@@ -144,11 +144,12 @@ def loss_history(run_dir):
 # ---- evaluation ---------------------------------------------------------------------------------------------
 
 def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
-                        max_new_tokens: int | None = None) -> str | None:
+                        max_new_tokens: int | None = None, num_beams: int = 1) -> str | None:
     """``None`` when ``out_dir`` already holds a finished evaluation of ``model_arg`` on the same data (same
-    bytes: the data fingerprint), of the same size, with the same training run and generation budget; else the
-    reason it cannot be reused."""
+    bytes: the data fingerprint), of the same size, with the same training run, generation budget and decoding;
+    else the reason it cannot be reused."""
     from .data import load_split
+    from .evaluation import decoding_name
 
     out_dir = Path(out_dir)
     if not (out_dir / "metrics.json").is_file() or not (out_dir / "predictions.jsonl").is_file():
@@ -169,6 +170,8 @@ def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
         return f"{out_dir} holds {n_rows} predictions, {n} wanted"
     if max_new_tokens is not None and old.get("eval", {}).get("max_new_tokens") != max_new_tokens:
         return f"{out_dir} was generated with max_new_tokens={old.get('eval', {}).get('max_new_tokens')}"
+    if old.get("eval", {}).get("decoding", "greedy") != decoding_name(num_beams):
+        return f"{out_dir} was decoded by {old['eval']['decoding']}, not {decoding_name(num_beams)}"
     from .run import Run
     owner = Run.owning(model_arg)
     training = owner.info() if owner is not None else None
@@ -186,8 +189,8 @@ def evaluate_or_reuse(model_arg: str, data, out_dir, *, reuse: bool = True, limi
     reused)`` and prints which it did and why."""
     from .evaluation import evaluate_model
 
-    reason = reusable_evaluation(model_arg, data, out_dir, limit=limit, max_new_tokens=max_new_tokens) \
-        if reuse else "REUSE is off"
+    reason = reusable_evaluation(model_arg, data, out_dir, limit=limit, max_new_tokens=max_new_tokens,
+                                 num_beams=kwargs.get("num_beams", 1)) if reuse else "REUSE is off"
     if reason is None:
         result = read_json(Path(out_dir) / "metrics.json")
         print(f"reusing {out_dir}: {result['run']['n_examples']} predictions of {model_arg} on {data} "

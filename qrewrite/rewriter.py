@@ -49,18 +49,20 @@ class CopyRewriter(Rewriter):
 
 
 class ModelRewriter(Rewriter):
-    """A causal LM with its tokenizer, its prompt and its generation settings (greedy, batched)."""
+    """A causal LM with its tokenizer, its prompt and its generation settings (batched; greedy unless
+    ``num_beams > 1``)."""
 
     def __init__(self, model, tokenizer, *, name: str, source: str, method: str, prompt: PromptSpec,
-                 max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE):
+                 max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE, num_beams: int = 1):
         self.model, self.tokenizer = model, tokenizer
         self.name, self.source, self.method, self.prompt = name, source, method, prompt
-        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.max_new_tokens, self.batch_size, self.num_beams = max_new_tokens, batch_size, num_beams
 
     def stream(self, questions, progress=None):
         from .generate import rewrite
         return rewrite(self.model, self.tokenizer, questions, batch_size=self.batch_size,
-                       max_new_tokens=self.max_new_tokens, prompt=self.prompt, progress=progress)
+                       max_new_tokens=self.max_new_tokens, prompt=self.prompt, progress=progress,
+                       num_beams=self.num_beams)
 
     @functools.cached_property
     def prefix(self):
@@ -72,17 +74,20 @@ class ModelRewriter(Rewriter):
         """One batch as given (no re-sorting), reusing the shared prompt prefix."""
         from .generate import rewrite_batch
         return rewrite_batch(self.model, self.tokenizer, questions, max_new_tokens=self.max_new_tokens,
-                             prompt=self.prompt, prefix=self.prefix)
+                             prompt=self.prompt, prefix=self.prefix if self.num_beams == 1 else None,
+                             num_beams=self.num_beams)
 
 
 def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code: bool = False,
                   batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int | None = None,
-                  prompt: PromptSpec | None = None, examples: tuple[tuple[str, str], ...] = ()) -> Rewriter:
+                  prompt: PromptSpec | None = None, examples: tuple[tuple[str, str], ...] = (),
+                  num_beams: int = 1) -> Rewriter:
     """``copy``, ``rules``, or a run directory / model or adapter directory / hub id / ``smollm2``, ready to
     rewrite.
 
     ``max_new_tokens`` and ``prompt`` default to what the model was trained with (64 and the chat prompt for
-    an untuned model); ``examples`` (question, rewrite) pairs make the prompt few-shot."""
+    an untuned model); ``examples`` (question, rewrite) pairs make the prompt few-shot; ``num_beams > 1``
+    decodes by beam search instead of greedily."""
     if model_arg == COPY:
         return CopyRewriter()
     if model_arg == RULES:
@@ -99,4 +104,5 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
     prompt = dataclasses.replace(prompt or settings["prompt"], examples=tuple(examples))
     return ModelRewriter(model, tokenizer, name=Path(str(model_arg).rstrip("/")).name or str(model_arg),
                          source=str(source), method=method, prompt=prompt,
-                         max_new_tokens=max_new_tokens or settings["max_new_tokens"] or 64, batch_size=batch_size)
+                         max_new_tokens=max_new_tokens or settings["max_new_tokens"] or 64, batch_size=batch_size,
+                         num_beams=num_beams)

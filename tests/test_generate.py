@@ -78,3 +78,18 @@ def test_rewrite_in_input_order_and_training_mode_restored(lively):
         model.eval()
     assert [i for i, _ in got] == list(range(len(QUESTIONS)))
     assert [t for _, t in got] == one_by_one
+
+
+def test_beam_search_on_a_padded_batch_matches_one_at_a_time_and_ignores_the_prefix(lively):
+    from qrewrite.generate import generate_ids, prompt_ids, rewrite, shared_prefix
+    model, tok = lively
+    rows = prompt_ids(tok, QUESTIONS, PromptSpec("minimal"))
+    alone = [generate_ids(model, tok, [r], max_new_tokens=8, num_beams=3)[0].tolist() for r in rows]
+    greedy = [generate_ids(model, tok, [r], max_new_tokens=8)[0].tolist() for r in rows]
+    assert alone != greedy  # the beams find other continuations on this model: the option is not a no-op
+    prefix = shared_prefix(model, tok, PromptSpec("minimal"))
+    assert generate_ids(model, tok, rows, max_new_tokens=8, num_beams=3, prefix=prefix).tolist() == alone
+    texts = dict(rewrite(model, tok, QUESTIONS, batch_size=2, max_new_tokens=8, prompt=PromptSpec("minimal"),
+                         num_beams=3))
+    assert [texts[i] for i in range(len(QUESTIONS))] == [
+        t.strip() for t in tok.batch_decode(alone, skip_special_tokens=True)]

@@ -104,6 +104,26 @@ def test_few_shot_needs_a_model_and_enough_pairs(tmp_path):
     assert r.returncode == 2 and "holds only" in r.stderr
 
 
+# ---- decoding ----------------------------------------------------------------------------------------------------
+
+def test_beam_search_evaluation_records_its_decoding_and_is_not_reused_for_greedy(tiny_run, tmp_path):
+    from qrewrite.notebook import reusable_evaluation
+    data = SAMPLE / "valid.json"
+    r = run_cli("evaluate", "--model", tiny_run, "--data", data, "--out", tmp_path / "beam", "--num-beams", "2",
+                "--limit", "4", "--max-new-tokens", "4")
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((tmp_path / "beam" / "metrics.json").read_text())
+    assert result["eval"]["decoding"] == "beam search, 2 beams" and "--num-beams" in result["run"]["command"]
+    assert reusable_evaluation(tiny_run, data, tmp_path / "beam", limit=4, num_beams=2) is None
+    assert "beam search, 2 beams, not greedy" in reusable_evaluation(tiny_run, data, tmp_path / "beam", limit=4)
+
+
+def test_beam_search_needs_a_model(tmp_path):
+    for command in (["evaluate", "--data", SAMPLE / "valid.json", "--out", tmp_path / "c"], ["rewrite", "Who um who?"]):
+        r = run_cli(*command, "--model", "rules", "--num-beams", "3")
+        assert r.returncode == 2 and "--num-beams" in r.stderr and "Traceback" not in r.stderr
+
+
 # ---- blind-test output -------------------------------------------------------------------------------------------
 
 def test_no_input_writes_ids_and_predictions_only(tmp_path):
