@@ -150,6 +150,7 @@ def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
     else the reason it cannot be reused."""
     from .data import load_split
     from .evaluation import decoding_name
+    from .rewriter import BASELINES
 
     out_dir = Path(out_dir)
     if not (out_dir / "metrics.json").is_file() or not (out_dir / "predictions.jsonl").is_file():
@@ -168,9 +169,10 @@ def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
     n = min(n, limit) if limit else n
     if run.get("n_examples") != n or n_rows != n:
         return f"{out_dir} holds {n_rows} predictions, {n} wanted"
-    if max_new_tokens is not None and old.get("eval", {}).get("max_new_tokens") != max_new_tokens:
+    generated = str(model_arg) not in BASELINES  # copy and rules generate nothing: no budget, no decoding
+    if generated and max_new_tokens is not None and old.get("eval", {}).get("max_new_tokens") != max_new_tokens:
         return f"{out_dir} was generated with max_new_tokens={old.get('eval', {}).get('max_new_tokens')}"
-    if old.get("eval", {}).get("decoding", "greedy") != decoding_name(num_beams):
+    if generated and old.get("eval", {}).get("decoding", "greedy") != decoding_name(num_beams):
         return f"{out_dir} was decoded by {old['eval']['decoding']}, not {decoding_name(num_beams)}"
     from .run import Run
     owner = Run.owning(model_arg)

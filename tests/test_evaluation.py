@@ -79,6 +79,13 @@ def test_predictions_and_io_files(evaluated):
     assert not (outs / "copy-baseline" / "train_io.json").exists()  # only with --train-data
 
 
+def test_baseline_evaluation_is_reusable_whatever_the_generation_budget(evaluated):
+    from qrewrite.notebook import reusable_evaluation
+    outs, _ = evaluated
+    assert reusable_evaluation("copy", VALID, outs / "copy-baseline", max_new_tokens=64) is None
+    assert "was evaluated for model" in reusable_evaluation("rules", VALID, outs / "copy-baseline")
+
+
 def test_copy_baseline(evaluated):
     outs, _ = evaluated
     valid = load(VALID)
