@@ -11,8 +11,12 @@ import sys
 
 
 def interactive() -> bool:
-    """True in a terminal or a Jupyter kernel (where a redrawn bar is shown as one bar)."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    """True in a terminal or a running Jupyter kernel (where a redrawn bar is shown as one bar)."""
+    if sys.stderr.isatty():
+        return True
+    ipython = sys.modules.get("IPython")  # imported, not necessarily running: ask for the running shell
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
 
 
 class LogProgress:

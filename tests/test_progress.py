@@ -25,11 +25,21 @@ def test_log_progress_with_nothing_to_do_prints_nothing():
 
 
 def test_progress_bar_outside_a_terminal_logs_lines(capsys):
+    import IPython  # noqa: F401  imported (as the notebook tests do) is not running in a kernel
     bar = progress_bar(4)  # pytest captures stderr: not a terminal
     for _ in range(4):
         bar.update()
     err = capsys.readouterr().err
     assert "\r" not in err and err.splitlines()[-1] == "rewriting: 4/4 q (100 %)"
+
+
+def test_a_running_kernel_is_interactive(monkeypatch):
+    import IPython
+
+    from qrewrite.progress import interactive
+    assert not interactive()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: type("Shell", (), {"kernel": object()})())
+    assert interactive()
 
 
 def test_training_outside_a_terminal_logs_without_a_progress_bar(tmp_path):
