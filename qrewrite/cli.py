@@ -218,8 +218,6 @@ def cmd_rewrite(args) -> int:
     from .generate import rewrite_file  # torch: only once the input is known to be usable
     from .rewriter import load_rewriter
 
-    if args.num_beams > 1 and args.model in ("copy", "rules"):
-        raise ConfigError(f"--num-beams sets a model's decoding; --model {args.model} does not decode")
     rewriter = load_rewriter(args.model, precision=args.precision, trust_remote_code=args.trust_remote_code,
                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
     for text in rewriter.rewrite(args.questions):

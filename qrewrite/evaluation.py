@@ -55,8 +55,6 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
     shots = few_shot_examples(shots_from, few_shot) if few_shot else []
     if few_shot and model_arg in BASELINES:
         raise ConfigError(f"--few-shot prompts a model; --model {model_arg} has no prompt")
-    if num_beams > 1 and model_arg in BASELINES:
-        raise ConfigError(f"--num-beams sets a model's decoding; --model {model_arg} does not decode")
     rewriter = load_rewriter(model_arg, precision=precision, trust_remote_code=trust_remote_code,
                              batch_size=batch_size, max_new_tokens=max_new_tokens,
                              examples=tuple((r["input"], r["target"]) for r in shots), num_beams=num_beams)

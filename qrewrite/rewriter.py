@@ -14,6 +14,7 @@ import functools
 from pathlib import Path
 
 from .config import GENERATION_BATCH_SIZE
+from .errors import ConfigError
 from .prompt import PromptSpec
 
 COPY = "copy"
@@ -88,6 +89,8 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
     ``max_new_tokens`` and ``prompt`` default to what the model was trained with (64 and the chat prompt for
     an untuned model); ``examples`` (question, rewrite) pairs make the prompt few-shot; ``num_beams > 1``
     decodes by beam search instead of greedily."""
+    if num_beams > 1 and model_arg in BASELINES:
+        raise ConfigError(f"--num-beams sets a model's decoding; --model {model_arg} does not decode")
     if model_arg == COPY:
         return CopyRewriter()
     if model_arg == RULES:
