@@ -250,16 +250,18 @@ def _read_trainer_log(path: Path) -> list[dict] | None:
     return [e for e in log if isinstance(e, dict) and _is_number(e.get("step"))]
 
 
-def plot_loss_curves(runs, outputs_dir, path) -> Path:
-    """Train loss (solid) and eval loss (dashed, dots) against step, one colour per training run that has a
-    ``trainer_log.json`` in an evaluation directory; runs without one are skipped, and a run evaluated on
-    several data sets (each directory holds a copy of its log) is drawn once."""
+def loss_curves(runs, outputs_dir) -> list[tuple[str, list, list]]:
+    """``(label, [(step, train loss)], [(step, eval loss)])`` per training run that has a ``trainer_log.json``
+    in an evaluation directory; runs without one are skipped, and a training run evaluated several times (each
+    data set, each decoding: every directory holds a copy of its log) comes once, named after its directory
+    under ``weights/``."""
     root = Path(outputs_dir)
     curves = []
     seen = set()
     for run in runs:
         log_path = (root / run["path"]).parent / "trainer_log.json"
-        key = (run["run"]["name"], run["run"].get("model"), run["run"].get("steps"))
+        trained = run["run"].get("model_path")
+        key = trained or (run["run"]["name"], run["run"].get("model"), run["run"].get("steps"))
         if key in seen or not log_path.is_file():
             continue
         seen.add(key)
@@ -269,7 +271,13 @@ def plot_loss_curves(runs, outputs_dir, path) -> Path:
         train = [(e["step"], e["loss"]) for e in log if _is_number(e.get("loss"))]
         evals = [(e["step"], e["eval_loss"]) for e in log if _is_number(e.get("eval_loss"))]
         if train or evals:
-            curves.append((run["run"]["name"], sorted(train), sorted(evals)))
+            curves.append((Path(trained).name if trained else run["run"]["name"], sorted(train), sorted(evals)))
+    return curves
+
+
+def plot_loss_curves(runs, outputs_dir, path) -> Path:
+    """Train loss (solid) and eval loss (dashed, dots) against step, one colour per :func:`loss_curves` entry."""
+    curves = loss_curves(runs, outputs_dir)
     fig = _new_figure(7, 4)
     if not curves:
         _placeholder(fig, "no training logs yet")

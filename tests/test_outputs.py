@@ -47,6 +47,8 @@ def test_each_metrics_file_names_its_provenance(path: Path):
     for key in ("command", "git_commit", "model", "data_fingerprint", "data_path", "created"):
         assert run.get(key), f"{path}: run.{key} missing"
     assert "qrewrite" in run["command"] and run["git_commit"] != "unknown"
+    for key in ("git_commit", "training_git_commit"):  # commit first, then run: the code that ran is the commit
+        assert not str(run.get(key, "")).endswith("+dirty"), f"{path}: run.{key} is {run[key]}: re-run it committed"
     assert (path.parent / "predictions.jsonl").exists() and (path.parent / "valid_io.json").exists()
     n = json.loads(path.read_text())["metrics"]["n"]
     assert len(json.loads((path.parent / "valid_io.json").read_text())) == n
@@ -90,3 +92,16 @@ def test_committed_outputs_carry_no_absolute_paths():
     found = {p.relative_to(ROOT).as_posix(): paths[:3] for p in files
              if (paths := _absolute_paths(p.read_text(encoding="utf-8", errors="replace")))}
     assert not found, f"absolute paths in committed outputs (re-run them from the repository root): {found}"
+
+
+def test_committed_notebooks_carry_no_absolute_paths():
+    """What the executed notebooks show (their outputs) is read on other machines: no path of this one."""
+    found = {}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        shown = "".join("".join(out.get("text", "")) + "".join(
+                            "".join(v) for k, v in out.get("data", {}).items() if k.startswith("text/"))
+                        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
+                        for out in cell.get("outputs", []))
+        if paths := _absolute_paths(shown):
+            found[path.name] = paths[:3]
+    assert not found, f"absolute paths in executed notebooks (re-execute them: scripts/execute_notebooks.py): {found}"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from qrewrite.results import collect_runs, results_table, write_results
+from qrewrite.results import collect_runs, loss_curves, results_table, write_results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -115,6 +115,21 @@ def test_loss_plot_differs_with_and_without_logs(outputs):
     write_results(outputs)
     without_log = (outputs / "loss_curves.png").read_bytes()
     assert with_log != without_log and without_log.startswith(PNG_MAGIC)
+
+
+def test_loss_curves_one_per_training_run(outputs):
+    """A training run evaluated again under another name (a decoding ablation) holds a copy of the same log: one
+    curve, named after the trained run; a different trained run is a second curve."""
+    log = (outputs / "smollm2-lora" / "trainer_log.json").read_text(encoding="utf-8")
+    for name, model_path in (("smollm2-lora", "weights/smollm2-lora"), ("smollm2-lora-beam4", "weights/smollm2-lora"),
+                             ("smollm2-lora-2", "weights/smollm2-lora-2")):
+        run = _run(name, "lora", steps=500)
+        run["model_path"] = model_path
+        _write(outputs / name / "metrics.json", {"metrics": _metrics(0.9, 0.8, 0.9, 70.0, 0.4, 0.9), "run": run})
+        (outputs / name / "trainer_log.json").write_text(log, encoding="utf-8")
+    curves = loss_curves(collect_runs(outputs), outputs)
+    assert [label for label, _, _ in curves] == ["smollm2-lora", "smollm2-lora-2"]
+    assert curves[0][1] == [(10, 2.5), (20, 1.9), (30, 1.5), (40, 1.2)] and curves[0][2] == [(20, 2.0), (40, 1.6)]
 
 
 def test_zero_runs(tmp_path):
