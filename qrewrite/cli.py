@@ -40,6 +40,13 @@ def probability(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def open_fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -151,6 +158,14 @@ def add_model_option(p):
 def add_decoding_option(p):
     p.add_argument("--num-beams", type=positive_int, default=1,
                    help="beam search with this many beams (default: 1 = greedy, as the model was selected with)")
+    p.add_argument("--copy-bonus", type=non_negative_float, default=0.0,
+                   help="add this to the logits of the question's own tokens: fewer paraphrased words "
+                        "(default: 0 = none)")
+
+
+def decoding_from_args(args):
+    from .decoding import Decoding
+    return Decoding(num_beams=args.num_beams, copy_bonus=args.copy_bonus)
 
 
 def add_generation_options(p):
@@ -169,7 +184,7 @@ def cmd_evaluate(args) -> int:
     result = evaluate_model(args.model, args.data, args.out, batch_size=args.batch_size,
                             max_new_tokens=args.max_new_tokens, limit=args.limit, train_data=args.train_data,
                             train_sample=args.train_sample, name=args.name, data_label=args.data_label,
-                            few_shot=args.few_shot, shots_from=args.shots_from, num_beams=args.num_beams,
+                            few_shot=args.few_shot, shots_from=args.shots_from, decoding=decoding_from_args(args),
                             precision=args.precision, trust_remote_code=args.trust_remote_code)
     m = result["metrics"]
     print(f"{result['run']['name']} on {result['run']['data']} ({m['n']} questions): ROUGE-L {m['rougeL']:.4f}  "
@@ -219,7 +234,8 @@ def cmd_rewrite(args) -> int:
     from .rewriter import load_rewriter
 
     rewriter = load_rewriter(args.model, precision=args.precision, trust_remote_code=args.trust_remote_code,
-                             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
+                             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                             decoding=decoding_from_args(args))
     for text in rewriter.rewrite(args.questions):
         print(text)
     if records is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .config import GENERATION_BATCH_SIZE
 from .data import load_split
+from .decoding import GREEDY, Decoding
 from .errors import ConfigError, QrewriteError
 from .files import atomic_write_json, atomic_write_jsonl, check_writable, command_line, file_fingerprint, git_commit, \
     repo_relative
@@ -34,12 +35,12 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
                    train_data: str | Path | None = None, train_sample: int = 100, name: str | None = None,
                    data_label: str | None = None, few_shot: int = 0, shots_from: str | Path | None = None,
                    precision: str = "auto", trust_remote_code: bool = False, show_progress: bool = True,
-                   num_beams: int = 1) -> dict:
+                   decoding: Decoding = GREEDY) -> dict:
     """Rewrite every question of ``data`` with ``model_arg`` (``copy`` = the copy-input baseline), score, write.
 
     ``max_new_tokens`` defaults to the model's saved generation budget (64 for an untuned model). ``few_shot=k``
-    puts k seeded training pairs of ``shots_from`` in the prompt (earlier user / assistant turns); ``num_beams > 1``
-    decodes by beam search."""
+    puts k seeded training pairs of ``shots_from`` in the prompt (earlier user / assistant turns); ``decoding``
+    sets beam search and the copy bonus (greedy by default)."""
     out_dir = Path(out_dir)
     check_writable(out_dir)
     commit = git_commit()  # before the old metrics.json goes: deleting a committed file would read as +dirty
@@ -57,7 +58,7 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
         raise ConfigError(f"--few-shot prompts a model; --model {model_arg} has no prompt")
     rewriter = load_rewriter(model_arg, precision=precision, trust_remote_code=trust_remote_code,
                              batch_size=batch_size, max_new_tokens=max_new_tokens,
-                             examples=tuple((r["input"], r["target"]) for r in shots), num_beams=num_beams)
+                             examples=tuple((r["input"], r["target"]) for r in shots), decoding=decoding)
     run = Run.owning(model_arg)
     run_info = run.info() if run else None
     bar = _progress_bar(len(records) + len(train_records), show_progress and rewriter.method not in BASELINES)
@@ -104,7 +105,7 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
         },
         "eval": {"seconds": round(seconds, 2), "questions_per_s": round(len(records) / seconds, 2) if seconds else None,
                  "batch_size": batch_size, "max_new_tokens": getattr(rewriter, "max_new_tokens", None),
-                 "decoding": decoding_name(num_beams),
+                 "decoding": decoding.name,
                  "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None},
     }
     if shots:
@@ -128,11 +129,6 @@ def few_shot_examples(path: str | Path | None, k: int, seed: int = 0) -> list[di
     if k > len(records):
         raise ConfigError(f"--few-shot {k}: {path} holds only {len(records)} records")
     return random.Random(seed).sample(records, k)
-
-
-def decoding_name(num_beams: int) -> str:
-    """How metrics.json names the decoding (``eval.decoding``)."""
-    return "greedy" if num_beams == 1 else f"beam search, {num_beams} beams"
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -4,8 +4,9 @@ Every prompt starts with the same tokens (the chat template's system turn up to 
 Their keys and values are computed once per call and copied into each batch's cache, so a batch only runs the
 model over the part of each prompt that differs. Rows are laid out ``prefix | padding | question``; the
 attention mask hides the padding and generate() derives positions from it, so every row sees the same
-positions it would see unpadded. Decoding is greedy; beam search (``num_beams > 1``, for the decoding
-ablation) runs on whole prompts, as a cached prefix holds one row per prompt rather than one per beam.
+positions it would see unpadded. Decoding is greedy unless a :class:`~qrewrite.decoding.Decoding` says
+otherwise; beam search (the decoding ablation) runs on whole prompts, as a cached prefix holds one row per
+prompt rather than one per beam.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import LogitsProcessorList
 
 from .config import GENERATION_BATCH_SIZE
+from .decoding import GREEDY, Decoding
 from .errors import RunStateError
 from .models import end_of_turn_ids
 from .prompt import PromptSpec, build_prompt
@@ -63,11 +66,13 @@ def shared_prefix(model, tokenizer, prompt: PromptSpec | None = None) -> SharedP
 
 @torch.inference_mode()
 def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int = 64,
-                 prefix: SharedPrefix | None = None, eos_token_id=None, num_beams: int = 1) -> torch.Tensor:
+                 prefix: SharedPrefix | None = None, eos_token_id=None, num_beams: int = 1,
+                 logits_processors=()) -> torch.Tensor:
     """Greedy (or beam-search) continuation of tokenised prompts, one row each: the new tokens, padded with
     pad_token_id.
 
-    ``prefix`` is used when every row starts with its ids (greedy only); ``eos_token_id`` defaults to end-of-turn."""
+    ``prefix`` is used when every row starts with its ids (greedy only); ``eos_token_id`` defaults to end-of-turn;
+    ``logits_processors`` (one row per prompt) adjust the scores, e.g. the copy bonus."""
     n_prefix = len(prefix.ids) if prefix is not None and num_beams == 1 else 0
     shared = n_prefix if n_prefix and all(len(r) > n_prefix and r[:n_prefix] == prefix.ids for r in rows) else 0
     width = max(len(r) - shared for r in rows)  # the longest question part; shorter ones are left-padded to it
@@ -79,7 +84,7 @@ def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int
         input_ids[i, start:] = torch.tensor(row[shared:])
         attention[i, :shared] = 1
         attention[i, start:] = 1
-    kwargs = {}
+    kwargs = {"logits_processor": LogitsProcessorList(logits_processors)} if logits_processors else {}
     if shared:
         cache = copy.deepcopy(prefix.cache)
         cache.batch_repeat_interleave(len(rows))
@@ -93,30 +98,33 @@ def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int
 
 
 def rewrite_batch(model, tokenizer, questions: list[str], *, max_new_tokens: int = 64,
-                  prompt: PromptSpec | None = None, prefix: SharedPrefix | None = None, num_beams: int = 1) -> list[str]:
+                  prompt: PromptSpec | None = None, prefix: SharedPrefix | None = None,
+                  decoding: Decoding = GREEDY) -> list[str]:
     """Rewrite one batch as given (``prefix``: from shared_prefix, computed here when not given)."""
     if not questions:
         return []
-    if prefix is None and num_beams == 1:
+    if prefix is None and decoding.num_beams == 1:
         prefix = shared_prefix(model, tokenizer, prompt)
-    return _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt, num_beams)
+    return _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt, decoding)
 
 
-def _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt, num_beams=1) -> list[str]:
+def _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt, decoding: Decoding) -> list[str]:
     new_tokens = generate_ids(model, tokenizer, prompt_ids(tokenizer, questions, prompt),
-                              max_new_tokens=max_new_tokens, prefix=prefix, num_beams=num_beams)
+                              max_new_tokens=max_new_tokens, prefix=prefix, num_beams=decoding.num_beams,
+                              logits_processors=decoding.logits_processors(tokenizer, questions))
     return [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
 def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERATION_BATCH_SIZE,
             max_new_tokens: int = 64, prompt: PromptSpec | None = None, progress=None, share_prefix: bool = True,
-            num_beams: int = 1):
+            decoding: Decoding = GREEDY):
     """Yield ``(index, rewrite)`` in input order, batching questions of similar length together.
 
     Sorting by length inside a window keeps padding low while results still stream out in order; ``progress``
     is an optional callable receiving the number of questions just finished. The shared prompt prefix is
     computed once for all batches (``share_prefix=False`` turns that off, for comparison)."""
-    prefix = shared_prefix(model, tokenizer, prompt) if questions and share_prefix and num_beams == 1 else None
+    prefix = shared_prefix(model, tokenizer, prompt) if questions and share_prefix and decoding.num_beams == 1 \
+        else None
     window = batch_size * SORT_WINDOW_BATCHES
     for start in range(0, len(questions), window):
         chunk = list(range(start, min(start + window, len(questions))))
@@ -125,7 +133,7 @@ def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERAT
         for b in range(0, len(chunk_sorted), batch_size):
             idx = chunk_sorted[b:b + batch_size]
             for i, text in zip(idx, _rewrite_rows(model, tokenizer, [questions[i] for i in idx], prefix,
-                                                  max_new_tokens, prompt, num_beams)):
+                                                  max_new_tokens, prompt, decoding)):
                 done[i] = text
             if progress:
                 progress(len(idx))

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from .analysis import KINDS, breakdown_by_kind, classify_input
+from .decoding import GREEDY, Decoding
 from .files import file_fingerprint, read_json, read_jsonl, repo_relative
 
 __all__ = [
@@ -144,12 +145,11 @@ def loss_history(run_dir):
 # ---- evaluation ---------------------------------------------------------------------------------------------
 
 def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
-                        max_new_tokens: int | None = None, num_beams: int = 1) -> str | None:
+                        max_new_tokens: int | None = None, decoding: Decoding = GREEDY) -> str | None:
     """``None`` when ``out_dir`` already holds a finished evaluation of ``model_arg`` on the same data (same
     bytes: the data fingerprint), of the same size, with the same training run, generation budget and decoding;
     else the reason it cannot be reused."""
     from .data import load_split
-    from .evaluation import decoding_name
     from .rewriter import BASELINES
 
     out_dir = Path(out_dir)
@@ -172,8 +172,8 @@ def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
     generated = str(model_arg) not in BASELINES  # copy and rules generate nothing: no budget, no decoding
     if generated and max_new_tokens is not None and old.get("eval", {}).get("max_new_tokens") != max_new_tokens:
         return f"{out_dir} was generated with max_new_tokens={old.get('eval', {}).get('max_new_tokens')}"
-    if generated and old.get("eval", {}).get("decoding", "greedy") != decoding_name(num_beams):
-        return f"{out_dir} was decoded by {old['eval']['decoding']}, not {decoding_name(num_beams)}"
+    if generated and old.get("eval", {}).get("decoding", "greedy") != decoding.name:
+        return f"{out_dir} was decoded by {old['eval']['decoding']}, not {decoding.name}"
     from .run import Run
     owner = Run.owning(model_arg)
     training = owner.info() if owner is not None else None
@@ -192,7 +192,7 @@ def evaluate_or_reuse(model_arg: str, data, out_dir, *, reuse: bool = True, limi
     from .evaluation import evaluate_model
 
     reason = reusable_evaluation(model_arg, data, out_dir, limit=limit, max_new_tokens=max_new_tokens,
-                                 num_beams=kwargs.get("num_beams", 1)) if reuse else "REUSE is off"
+                                 decoding=kwargs.get("decoding", GREEDY)) if reuse else "REUSE is off"
     if reason is None:
         result = read_json(Path(out_dir) / "metrics.json")
         print(f"reusing {out_dir}: {result['run']['n_examples']} predictions of {model_arg} on {data} "

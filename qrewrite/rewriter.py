@@ -14,6 +14,7 @@ import functools
 from pathlib import Path
 
 from .config import GENERATION_BATCH_SIZE
+from .decoding import GREEDY, Decoding
 from .errors import ConfigError
 from .prompt import PromptSpec
 
@@ -51,19 +52,19 @@ class CopyRewriter(Rewriter):
 
 class ModelRewriter(Rewriter):
     """A causal LM with its tokenizer, its prompt and its generation settings (batched; greedy unless
-    ``num_beams > 1``)."""
+    ``decoding`` says otherwise)."""
 
     def __init__(self, model, tokenizer, *, name: str, source: str, method: str, prompt: PromptSpec,
-                 max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE, num_beams: int = 1):
+                 max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE, decoding: Decoding = GREEDY):
         self.model, self.tokenizer = model, tokenizer
         self.name, self.source, self.method, self.prompt = name, source, method, prompt
-        self.max_new_tokens, self.batch_size, self.num_beams = max_new_tokens, batch_size, num_beams
+        self.max_new_tokens, self.batch_size, self.decoding = max_new_tokens, batch_size, decoding
 
     def stream(self, questions, progress=None):
         from .generate import rewrite
         return rewrite(self.model, self.tokenizer, questions, batch_size=self.batch_size,
                        max_new_tokens=self.max_new_tokens, prompt=self.prompt, progress=progress,
-                       num_beams=self.num_beams)
+                       decoding=self.decoding)
 
     @functools.cached_property
     def prefix(self):
@@ -75,22 +76,22 @@ class ModelRewriter(Rewriter):
         """One batch as given (no re-sorting), reusing the shared prompt prefix."""
         from .generate import rewrite_batch
         return rewrite_batch(self.model, self.tokenizer, questions, max_new_tokens=self.max_new_tokens,
-                             prompt=self.prompt, prefix=self.prefix if self.num_beams == 1 else None,
-                             num_beams=self.num_beams)
+                             prompt=self.prompt, prefix=self.prefix if self.decoding.num_beams == 1 else None,
+                             decoding=self.decoding)
 
 
 def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code: bool = False,
                   batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int | None = None,
                   prompt: PromptSpec | None = None, examples: tuple[tuple[str, str], ...] = (),
-                  num_beams: int = 1) -> Rewriter:
+                  decoding: Decoding = GREEDY) -> Rewriter:
     """``copy``, ``rules``, or a run directory / model or adapter directory / hub id / ``smollm2``, ready to
     rewrite.
 
     ``max_new_tokens`` and ``prompt`` default to what the model was trained with (64 and the chat prompt for
-    an untuned model); ``examples`` (question, rewrite) pairs make the prompt few-shot; ``num_beams > 1``
-    decodes by beam search instead of greedily."""
-    if num_beams > 1 and model_arg in BASELINES:
-        raise ConfigError(f"--num-beams sets a model's decoding; --model {model_arg} does not decode")
+    an untuned model); ``examples`` (question, rewrite) pairs make the prompt few-shot; ``decoding`` other than
+    greedy: beam search and / or a copy bonus (:mod:`qrewrite.decoding`)."""
+    if decoding != GREEDY and model_arg in BASELINES:
+        raise ConfigError(f"--num-beams and --copy-bonus set a model's decoding; --model {model_arg} does not decode")
     if model_arg == COPY:
         return CopyRewriter()
     if model_arg == RULES:
@@ -108,4 +109,4 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
     return ModelRewriter(model, tokenizer, name=Path(str(model_arg).rstrip("/")).name or str(model_arg),
                          source=str(source), method=method, prompt=prompt,
                          max_new_tokens=max_new_tokens or settings["max_new_tokens"] or 64, batch_size=batch_size,
-                         num_beams=num_beams)
+                         decoding=decoding)

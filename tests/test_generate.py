@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from qrewrite.decoding import Decoding, question_token_ids
+from qrewrite.errors import ConfigError
 from qrewrite.prompt import PromptSpec
 
 QUESTIONS = ["What year no sorry which city hosted the 2004 games?", "Who", "how many legs does a a spider hav",
@@ -90,6 +92,54 @@ def test_beam_search_on_a_padded_batch_matches_one_at_a_time_and_ignores_the_pre
     prefix = shared_prefix(model, tok, PromptSpec("minimal"))
     assert generate_ids(model, tok, rows, max_new_tokens=8, num_beams=3, prefix=prefix).tolist() == alone
     texts = dict(rewrite(model, tok, QUESTIONS, batch_size=2, max_new_tokens=8, prompt=PromptSpec("minimal"),
-                         num_beams=3))
+                         decoding=Decoding(num_beams=3)))
     assert [texts[i] for i in range(len(QUESTIONS))] == [
         t.strip() for t in tok.batch_decode(alone, skip_special_tokens=True)]
+
+
+# ---- the copy bonus --------------------------------------------------------------------------------------------
+
+def _new_tokens(tok, rows):
+    return [[t for t in row if t != tok.pad_token_id] for row in rows.tolist()]
+
+
+def test_copy_bonus_steers_toward_the_questions_own_tokens(lively):
+    """A bonus far above the logits' range leaves only the question's tokens (and end-of-turn, whose score the
+    bonus never touches, so a rewrite can still stop); greedy on this model writes other tokens."""
+    from qrewrite.generate import generate_ids, prompt_ids
+    from qrewrite.models import end_of_turn_ids
+    model, tok = lively
+    prompt = PromptSpec("minimal")
+    rows = prompt_ids(tok, QUESTIONS, prompt)
+    allowed = [set(question_token_ids(tok, q)) | set(end_of_turn_ids(tok)) for q in QUESTIONS]
+    greedy = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8))
+    steered = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8, logits_processors=Decoding(
+        copy_bonus=1e6).logits_processors(tok, QUESTIONS)))
+    assert any(set(g) - a for g, a in zip(greedy, allowed))
+    assert all(s and set(s) <= a for s, a in zip(steered, allowed))
+    assert not set(question_token_ids(tok, "Who")) & set(tok.all_special_ids)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_copy_bonus_on_a_padded_batch_matches_one_at_a_time(lively, num_beams):
+    """Each row gets its own question's bonus, beams included, with or without the shared prefix."""
+    from qrewrite.generate import rewrite, rewrite_batch
+    model, tok = lively
+    decoding = Decoding(num_beams=num_beams, copy_bonus=3.0)
+    prompt = PromptSpec("minimal")
+    alone = [rewrite_batch(model, tok, [q], max_new_tokens=8, prompt=prompt, decoding=decoding)[0] for q in QUESTIONS]
+    batched = dict(rewrite(model, tok, QUESTIONS, batch_size=3, max_new_tokens=8, prompt=prompt, decoding=decoding))
+    assert [batched[i] for i in range(len(QUESTIONS))] == alone
+    plain = [rewrite_batch(model, tok, [q], max_new_tokens=8, prompt=prompt, decoding=Decoding(num_beams))[0]
+             for q in QUESTIONS]
+    assert plain != alone  # the bonus changed something: the test is not comparing greedy with greedy
+
+
+def test_decoding_names_and_refuses_impossible_settings():
+    assert Decoding().name == "greedy" and Decoding(num_beams=4).name == "beam search, 4 beams"
+    assert Decoding(copy_bonus=1).name == "greedy, copy bonus 1.0"
+    assert Decoding(num_beams=2, copy_bonus=0.5).name == "beam search, 2 beams, copy bonus 0.5"
+    for bad in ({"num_beams": 0}, {"num_beams": 2.0}, {"copy_bonus": -1.0}, {"copy_bonus": float("nan")},
+                {"copy_bonus": float("inf")}, {"copy_bonus": "1"}):
+        with pytest.raises(ConfigError):
+            Decoding(**bad)

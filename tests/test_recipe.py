@@ -9,6 +9,7 @@ from conftest import SAMPLE, run_cli, smoke_config
 from qrewrite.ablations import ablation_table, load_spec, write_ablations
 from qrewrite.config import ConfigError, load_config
 from qrewrite.data import load_split
+from qrewrite.decoding import Decoding
 from qrewrite.models import load_tokenizer
 from qrewrite.prompt import PromptSpec, build_prompt, completion_text
 from qrewrite.train import train, training_records
@@ -114,14 +115,27 @@ def test_beam_search_evaluation_records_its_decoding_and_is_not_reused_for_greed
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads((tmp_path / "beam" / "metrics.json").read_text())
     assert result["eval"]["decoding"] == "beam search, 2 beams" and "--num-beams" in result["run"]["command"]
-    assert reusable_evaluation(tiny_run, data, tmp_path / "beam", limit=4, num_beams=2) is None
+    assert reusable_evaluation(tiny_run, data, tmp_path / "beam", limit=4, decoding=Decoding(num_beams=2)) is None
     assert "beam search, 2 beams, not greedy" in reusable_evaluation(tiny_run, data, tmp_path / "beam", limit=4)
+
+
+def test_copy_bonus_evaluation_records_its_decoding_and_is_not_reused_for_greedy(tiny_run, tmp_path):
+    from qrewrite.notebook import reusable_evaluation
+    data = SAMPLE / "valid.json"
+    r = run_cli("evaluate", "--model", tiny_run, "--data", data, "--out", tmp_path / "bonus", "--copy-bonus", "1.5",
+                "--limit", "4", "--max-new-tokens", "4")
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((tmp_path / "bonus" / "metrics.json").read_text())
+    assert result["eval"]["decoding"] == "greedy, copy bonus 1.5" and "--copy-bonus" in result["run"]["command"]
+    assert reusable_evaluation(tiny_run, data, tmp_path / "bonus", limit=4, decoding=Decoding(copy_bonus=1.5)) is None
+    assert "copy bonus 1.5, not greedy" in reusable_evaluation(tiny_run, data, tmp_path / "bonus", limit=4)
 
 
 def test_beam_search_needs_a_model(tmp_path):
     for command in (["evaluate", "--data", SAMPLE / "valid.json", "--out", tmp_path / "c"], ["rewrite", "Who um who?"]):
-        r = run_cli(*command, "--model", "rules", "--num-beams", "3")
-        assert r.returncode == 2 and "--num-beams" in r.stderr and "Traceback" not in r.stderr
+        for option, value in (("--num-beams", "3"), ("--copy-bonus", "1")):
+            r = run_cli(*command, "--model", "rules", option, value)
+            assert r.returncode == 2 and option in r.stderr and "Traceback" not in r.stderr
 
 
 # ---- blind-test output -------------------------------------------------------------------------------------------
