@@ -2,10 +2,10 @@
 # Reproduces the committed CPU results in outputs/: Disfl-QA prepared from the shared raw files, the copy,
 # rules, zero-shot and few-shot baselines, then the typo-robust full fine-tune (smollm2-full-typo) and its second
 # cycle from those weights (smollm2-full-typo-cycle2: the recommended model, with its blind-test predictions and
-# a 4-beam decoding of dev), the reference full fine-tune, a LoRA run (rank 16; rank 64 as an ablation), a QLoRA
-# run and a LoRA run with typo augmentation of the offline SmolLM2-135M-Instruct, each evaluated on the full dev
-# split (1,000 questions) and its seeded typo'd variant; then outputs/results.md and outputs/ablations.md.
-# ~6 h on 2 CPU cores.
+# its dev decoded with 4 beams and with a copy bonus), the reference full fine-tune, a LoRA run (rank 16; rank 64
+# as an ablation), a QLoRA run and a LoRA run with typo augmentation of the offline SmolLM2-135M-Instruct, each
+# evaluated on the full dev split (1,000 questions) and its seeded typo'd variant; then outputs/results.md and
+# outputs/ablations.md. ~6 h on 2 CPU cores.
 #   bash scripts/reproduce_cpu.sh [RAW_DISFL_QA_DIR] [RUN ...]    (RUN: only these runs / baselines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,8 +45,11 @@ for run in smollm2-full-typo smollm2-full-typo-cycle2 smollm2-full smollm2-lora 
         --output outputs/$run/blind/$split.jsonl --no-input --strict
     done
   fi
-  # the decoding ablation: the same model with beam search
-  [ $run = smollm2-full-typo-cycle2 ] && evaluate $run-beam4 weights/$run --num-beams 4
+  # the decoding ablations: the same model with beam search, and greedy with a bonus on the question's own tokens
+  if [ $run = smollm2-full-typo-cycle2 ]; then
+    evaluate $run-beam4 weights/$run --num-beams 4
+    evaluate $run-copy1 weights/$run --copy-bonus 1
+  fi
 done
 wanted smollm2-few-shot && evaluate smollm2-few-shot smollm2 --few-shot 5 --shots-from dataset/train.json
 wanted smollm2-zero-shot && evaluate smollm2-zero-shot smollm2
