@@ -49,6 +49,7 @@ for run in smollm2-full-typo smollm2-full-typo-cycle2 smollm2-full smollm2-lora 
   if [ $run = smollm2-full-typo-cycle2 ]; then
     evaluate $run-beam4 weights/$run --num-beams 4
     evaluate $run-copy1 weights/$run --copy-bonus 1
+    evaluate $run-beam4-copy1 weights/$run --num-beams 4 --copy-bonus 1
   fi
 done
 wanted smollm2-few-shot && evaluate smollm2-few-shot smollm2 --few-shot 5 --shots-from dataset/train.json
