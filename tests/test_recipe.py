@@ -107,31 +107,23 @@ def test_few_shot_needs_a_model_and_enough_pairs(tmp_path):
 
 # ---- decoding ----------------------------------------------------------------------------------------------------
 
-def test_beam_search_evaluation_records_its_decoding_and_is_not_reused_for_greedy(tiny_run, tmp_path):
+@pytest.mark.parametrize("option, decoding", [(("--num-beams", "2"), Decoding(num_beams=2)),
+                                              (("--copy-bonus", "1.5"), Decoding(copy_bonus=1.5))],
+                         ids=["beams", "copy-bonus"])
+def test_decoding_is_recorded_and_not_reused_for_greedy(tiny_run, tmp_path, option, decoding):
     from qrewrite.notebook import reusable_evaluation
     data = SAMPLE / "valid.json"
-    r = run_cli("evaluate", "--model", tiny_run, "--data", data, "--out", tmp_path / "beam", "--num-beams", "2",
+    r = run_cli("evaluate", "--model", tiny_run, "--data", data, "--out", tmp_path / "ev", *option,
                 "--limit", "4", "--max-new-tokens", "4")
     assert r.returncode == 0, r.stderr[-2000:]
-    result = json.loads((tmp_path / "beam" / "metrics.json").read_text())
-    assert result["eval"]["decoding"] == "beam search, 2 beams" and "--num-beams" in result["run"]["command"]
-    assert reusable_evaluation(tiny_run, data, tmp_path / "beam", limit=4, decoding=Decoding(num_beams=2)) is None
-    assert "beam search, 2 beams, not greedy" in reusable_evaluation(tiny_run, data, tmp_path / "beam", limit=4)
+    result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert result["eval"]["decoding"] == decoding.name and option[0] in result["run"]["command"]
+    assert decoding.name in ("beam search, 2 beams", "greedy, copy bonus 1.5")
+    assert reusable_evaluation(tiny_run, data, tmp_path / "ev", limit=4, decoding=decoding) is None
+    assert f"{decoding.name}, not greedy" in reusable_evaluation(tiny_run, data, tmp_path / "ev", limit=4)
 
 
-def test_copy_bonus_evaluation_records_its_decoding_and_is_not_reused_for_greedy(tiny_run, tmp_path):
-    from qrewrite.notebook import reusable_evaluation
-    data = SAMPLE / "valid.json"
-    r = run_cli("evaluate", "--model", tiny_run, "--data", data, "--out", tmp_path / "bonus", "--copy-bonus", "1.5",
-                "--limit", "4", "--max-new-tokens", "4")
-    assert r.returncode == 0, r.stderr[-2000:]
-    result = json.loads((tmp_path / "bonus" / "metrics.json").read_text())
-    assert result["eval"]["decoding"] == "greedy, copy bonus 1.5" and "--copy-bonus" in result["run"]["command"]
-    assert reusable_evaluation(tiny_run, data, tmp_path / "bonus", limit=4, decoding=Decoding(copy_bonus=1.5)) is None
-    assert "copy bonus 1.5, not greedy" in reusable_evaluation(tiny_run, data, tmp_path / "bonus", limit=4)
-
-
-def test_beam_search_needs_a_model(tmp_path):
+def test_decoding_options_need_a_model(tmp_path):
     for command in (["evaluate", "--data", SAMPLE / "valid.json", "--out", tmp_path / "c"], ["rewrite", "Who um who?"]):
         for option, value in (("--num-beams", "3"), ("--copy-bonus", "1")):
             r = run_cli(*command, "--model", "rules", option, value)
