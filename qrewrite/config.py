@@ -72,6 +72,8 @@ class TrainConfig:
     typo_rate: float = _field(0.05, "per-character typo probability for typo augmentation")
     typo_rate_max: float = _field(0.0, "if > typo_rate: the typo'd copies get rates spaced evenly from typo_rate "
                                        "to typo_rate_max (heavier noise for later copies); 0 = all at typo_rate")
+    synthetic_copies: int = _field(0, "add this many synthetic disfluent copies of each training question, built "
+                                      "from its clean target (qrewrite.synthetic: corrections and restarts)")
     max_train_examples: int = _field(0, "use only the first N training examples after shuffling (0 = all)")
     prompt_format: str = _field("chat", "chat (system instruction + the model's chat template) | minimal (user and "
                                         "assistant turns only: ~40 percent fewer tokens per example)")
@@ -155,7 +157,7 @@ class TrainConfig:
         elif self.best_metric != "loss" and self.eval_sample < 1:
             errors.append(f"best_metric: {self.best_metric} needs eval_sample >= 1 (the questions it is measured on)")
         for name in ("eval_steps", "save_steps", "eval_sample", "save_total_limit", "max_train_examples",
-                     "max_eval_examples", "dataloader_workers"):
+                     "max_eval_examples", "dataloader_workers", "synthetic_copies"):
             if getattr(self, name) < 0:
                 errors.append(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.attn_implementation not in ATTENTION:

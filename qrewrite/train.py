@@ -25,6 +25,7 @@ from .files import atomic_write_json, check_writable, command_line, file_fingerp
 from .memory import peak_memory_mb
 from .models import apply_lora, end_of_turn_ids, load_model, load_tokenizer, pick_dtype, resolve_model_source
 from .noise import typo_variant
+from .synthetic import synthetic_variant
 from .progress import interactive
 from .prompt import PromptSpec, encode_records
 from .run import Run, write_inference_config
@@ -35,13 +36,15 @@ def run_dir_for(cfg: TrainConfig) -> Path:
 
 
 def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
-    """The train / valid records a config trains on (subset and typo augmentation applied, seeded)."""
+    """The train / valid records a config trains on (subset, typo'd and synthetic copies applied, seeded)."""
     train, valid = load_split(cfg.train_file), load_split(cfg.valid_file)
     if cfg.max_train_examples:
         train = random.Random(cfg.seed).sample(train, min(cfg.max_train_examples, len(train)))
     originals = list(train)
     for k, rate in enumerate(cfg.typo_copy_rates()):
         train += typo_variant(originals, seed=cfg.seed + k, rate=rate, id_suffix=f"#typo{k + 1}")
+    for k in range(cfg.synthetic_copies):
+        train += synthetic_variant(originals, seed=cfg.seed + k, id_suffix=f"#synth{k + 1}")
     if cfg.max_eval_examples:
         valid = valid[:cfg.max_eval_examples]
     n_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(
