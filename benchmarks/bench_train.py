@@ -50,7 +50,7 @@ from benchmarks.common import ROOT, default_data, fmt_ratio, markdown_table, med
 
 import torch  # noqa: E402
 
-SIDES = ("naive", "before", "project", "padfree", "trl")
+SIDES = ("naive", "before", "project", "padfree", "compiled", "trl")
 CPU_TARGETS = {"naive": 1.5, "before": 2.0, "trl": 1.5}  # project examples/s >= this x the side's, on CPU
 LORA = dict(r=16, alpha=32, dropout=0.05)
 
@@ -174,7 +174,8 @@ def side_config(side: str, args, source: str):
         overrides.update(prompt_format="chat", supervised_logits=False, optim="adamw_torch")
     else:
         overrides.update(prompt_format="minimal", supervised_logits=True,
-                         padding_free=side == "padfree" or (args.padding_free and side == "project"))
+                         padding_free=side == "padfree" or (args.padding_free and side == "project"),
+                         torch_compile=side == "compiled")
     return load_config(None, overrides)
 
 
@@ -361,6 +362,8 @@ SIDE_TEXT = {
                "fused AdamW (`adamw_torch_fused`)",
     "padfree": "the project's path with padding-free batches (`padding_free: true`: one row per batch, "
                "position_ids restart per example)",
+    "compiled": "the project's path with `torch_compile: true` (`torch.compile`, inductor); compilation happens "
+                "in the warm-up steps, whose times are reported apart",
     "trl": "TRL `SFTTrainer` (benchmarks/trl_side.py): the same minimal prompts as prompt/completion text, "
            "`completion_only_loss`, its default `nll` loss (computed in chunks, every position on CPU), padding-free "
            "off (TRL supports it with flash attention only), fused AdamW (its default), otherwise the project's "

@@ -66,6 +66,8 @@ class TrainConfig:
     dataloader_workers: int = _field(0, "DataLoader worker processes")
     supervised_logits: bool = _field(True, "apply the output layer only at positions whose next token carries loss "
                                            "(same loss and gradients, far fewer vocabulary-sized products)")
+    torch_compile: bool = _field(False, "compile the model with torch.compile (inductor); the first steps pay "
+                                        "for the compilation")
     padding_free: bool = _field(False, "concatenate each batch into one row with position_ids instead of padding")
     # data
     typo_copies: int = _field(0, "add this many typo'd copies of each training input (seeded)")

@@ -254,24 +254,34 @@ def loss_curves(runs, outputs_dir) -> list[tuple[str, list, list]]:
     """``(label, [(step, train loss)], [(step, eval loss)])`` per training run that has a ``trainer_log.json``
     in an evaluation directory; runs without one are skipped, and a training run evaluated several times (each
     data set, each decoding: every directory holds a copy of its log) comes once, named after its directory
-    under ``weights/``."""
+    under ``weights/``. A run that started from another listed run's model (a second cycle) is drawn after it:
+    its steps are shifted by the steps of the run it continued."""
     root = Path(outputs_dir)
-    curves = []
-    seen = set()
+    found = {}
     for run in runs:
         log_path = (root / run["path"]).parent / "trainer_log.json"
         trained = run["run"].get("model_path")
         key = trained or (run["run"]["name"], run["run"].get("model"), run["run"].get("steps"))
-        if key in seen or not log_path.is_file():
+        if key in found or not log_path.is_file():
             continue
-        seen.add(key)
         log = _read_trainer_log(log_path)
-        if not log:
-            continue
-        train = [(e["step"], e["loss"]) for e in log if _is_number(e.get("loss"))]
-        evals = [(e["step"], e["eval_loss"]) for e in log if _is_number(e.get("eval_loss"))]
+        train = [(e["step"], e["loss"]) for e in log or [] if _is_number(e.get("loss"))]
+        evals = [(e["step"], e["eval_loss"]) for e in log or [] if _is_number(e.get("eval_loss"))]
         if train or evals:
-            curves.append((Path(trained).name if trained else run["run"]["name"], sorted(train), sorted(evals)))
+            label = Path(trained).name if trained else run["run"]["name"]
+            found[key] = (label, str(Path(run["run"].get("model") or "").parent), sorted(train), sorted(evals))
+
+    def shift(key, seen=()) -> int:
+        parent = found[key][1]
+        if parent not in found or parent in seen:
+            return 0
+        _, _, train, evals = found[parent]
+        return shift(parent, (*seen, key)) + max(s for s, _ in train + evals)
+
+    curves = []
+    for key, (label, _, train, evals) in found.items():
+        k = shift(key)
+        curves.append((label, [(s + k, v) for s, v in train], [(s + k, v) for s, v in evals]))
     return curves
 
 

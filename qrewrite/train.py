@@ -68,7 +68,7 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm, optim=cfg.optim,
         bf16=dtype == torch.bfloat16 and cfg.method != "qlora", fp16=dtype == torch.float16,
-        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing, torch_compile=cfg.torch_compile,
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         eval_strategy="steps" if evaluate else "no", eval_steps=cfg.eval_steps or None,

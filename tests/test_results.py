@@ -132,6 +132,20 @@ def test_loss_curves_one_per_training_run(outputs):
     assert curves[0][1] == [(10, 2.5), (20, 1.9), (30, 1.5), (40, 1.2)] and curves[0][2] == [(20, 2.0), (40, 1.6)]
 
 
+
+def test_a_second_cycle_is_drawn_after_the_run_it_continued(outputs):
+    log = (outputs / "smollm2-lora" / "trainer_log.json").read_text(encoding="utf-8")
+    for name, start in (("cycle1", "smollm2"), ("cycle2", "weights/cycle1/model"), ("cycle3", "weights/cycle2/model")):
+        run = _run(name, "full", steps=40)
+        run.update(model=start, model_path=f"weights/{name}")
+        _write(outputs / name / "metrics.json", {"metrics": _metrics(0.9, 0.8, 0.9, 70.0, 0.4, 0.9), "run": run})
+        (outputs / name / "trainer_log.json").write_text(log, encoding="utf-8")
+    curves = {label: (train, evals) for label, train, evals in loss_curves(collect_runs(outputs), outputs)}
+    assert curves["cycle1"][0] == [(10, 2.5), (20, 1.9), (30, 1.5), (40, 1.2)]
+    assert curves["cycle2"][0] == [(50, 2.5), (60, 1.9), (70, 1.5), (80, 1.2)]
+    assert curves["cycle3"][1] == [(100, 2.0), (120, 1.6)]
+    assert curves["smollm2-lora"][0][0] == (10, 2.5)
+
 def test_zero_runs(tmp_path):
     out = tmp_path / "outputs"
     path = write_results(out)
