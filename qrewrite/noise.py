@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["QWERTY_NEIGHBOURS", "add_typos", "typo_variant"]
+__all__ = ["QWERTY_NEIGHBOURS", "add_typos", "seeded_copies", "typo_variant"]
 
 _ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
 # Row offsets of a staggered keyboard: a row's key i sits between keys i and i+1 of the row above.
@@ -103,16 +103,20 @@ def add_typos(text: str, rng: random.Random, rate: float = 0.05) -> str:
     return result
 
 
-def typo_variant(records: list[dict], seed: int = 0, rate: float = 0.05, id_suffix: str = "") -> list[dict]:
-    """New records with typo'd ``"input"``, the same ``"target"`` (never touched) and ``id + id_suffix``.
+def seeded_copies(records: list[dict], seed, id_suffix: str, new_input) -> list[dict]:
+    """Copies of ``records`` with ``id + id_suffix`` and ``"input"`` set to ``new_input(record, rng)``.
 
-    Each record gets its own ``random.Random(f"{seed}:{id}{id_suffix}")``, so the result is deterministic for a
-    seed, independent of record order, and different for different suffixes (several typo'd copies of one
-    record are different copies). Other fields are copied as they are.
+    Each copy gets its own ``random.Random(f"{seed}:{new id}")``, so the result is deterministic for a seed,
+    independent of record order, and different for different suffixes. Other fields are copied as they are.
     """
     out = []
     for r in records:
         new_id = f"{r['id']}{id_suffix}"
-        rng = random.Random(f"{seed}:{new_id}")
-        out.append({**r, "id": new_id, "input": add_typos(r["input"], rng, rate)})
+        out.append({**r, "id": new_id, "input": new_input(r, random.Random(f"{seed}:{new_id}"))})
     return out
+
+
+def typo_variant(records: list[dict], seed: int = 0, rate: float = 0.05, id_suffix: str = "") -> list[dict]:
+    """New records with typo'd ``"input"``, the same ``"target"`` (never touched) and ``id + id_suffix``
+    (seeded per record by :func:`seeded_copies`: several typo'd copies of one record are different copies)."""
+    return seeded_copies(records, seed, id_suffix, lambda r, rng: add_typos(r["input"], rng, rate))

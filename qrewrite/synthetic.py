@@ -14,14 +14,15 @@ clean questions (the targets) themselves, in the two shapes Disfl-QA is built fr
 
 The target is never touched: the clean question is always the input with the abandoned words and the cue cut
 out (first letter's case aside), so the copies teach which side of a cue to keep and to copy the rest.
-Each record gets its own ``random.Random`` seeded from the seed and its new id (as ``noise.typo_variant``), so
-the result does not depend on record order.
+Each record gets its own ``random.Random`` seeded from the seed and its new id (``noise.seeded_copies``, as the
+typo'd copies), so the result does not depend on record order.
 """
 
 from __future__ import annotations
 
 import random
 
+from .noise import seeded_copies
 from .sample import CORRECTION_CUES, _lower_first
 
 __all__ = ["CUES", "synthetic_disfluency", "synthetic_variant"]
@@ -105,9 +106,4 @@ def synthetic_variant(records: list[dict], seed: int = 0, id_suffix: str = "#syn
     Wrong spans and starts come from the other records' targets. Ids get ``id_suffix``; other fields are copied.
     """
     pool = sorted({r["target"] for r in records})  # sorted: the copies do not depend on record order
-    out = []
-    for r in records:
-        new_id = f"{r['id']}{id_suffix}"
-        rng = random.Random(f"{seed}:{new_id}")
-        out.append({**r, "id": new_id, "input": synthetic_disfluency(r["target"], pool, rng)})
-    return out
+    return seeded_copies(records, seed, id_suffix, lambda r, rng: synthetic_disfluency(r["target"], pool, rng))
