@@ -40,6 +40,7 @@ TRAIN_FIELDS = {
     "optim": ["adam_what"], "precision": ["fp8"], "gradient_checkpointing": ["maybe"],
     "attn_implementation": ["fast"], "max_length": ["0"], "group_by_length": ["2"], "dataloader_workers": ["-1"],
     "supervised_logits": ["sometimes"], "padding_free": ["perhaps"], "typo_copies": ["-2"], "typo_rate": ["3"],
+    "synthetic_copies": ["-1", "two"], "torch_compile": ["maybe"],
     "max_train_examples": ["-1"], "prompt_format": ["short"], "typo_rate_max": ["0.01", "2"],
     "best_metric": ["bleu", ("--best-metric", "rougeL_sample", "--eval-sample", "0")], "lora_r": ["0"], "lora_alpha": ["0"],
     "lora_dropout": ["1", "-0.5"], "merge_after": ["never"], "eval_steps": ["-1"], "eval_sample": ["-1"],
