@@ -27,7 +27,7 @@ from pathlib import Path
 from .files import PROJECT_ROOT, atomic_write_text
 from .noise import add_typos
 
-__all__ = ["SAMPLE_DIR", "KINDS", "QUESTIONS", "generate_sample", "write_sample", "sample_kind"]
+__all__ = ["SAMPLE_DIR", "KINDS", "QUESTIONS", "generate_sample", "write_sample", "sample_kind", "lower_first"]
 
 SAMPLE_DIR: Path = PROJECT_ROOT / "dataset" / "sample"
 KINDS = ("correction", "restart", "filler", "typo", "mixed")
@@ -209,7 +209,8 @@ def _parse(q: str) -> tuple[str, tuple[str, str, str, str] | None]:
     return prefix + m.group(1) + suffix, (prefix, m.group(1), m.group(2), suffix)
 
 
-def _lower_first(q: str) -> str:
+def lower_first(q: str) -> str:
+    """``q`` with its first letter lowered when it is a question or function word (it then follows a cue)."""
     first = q.split()[0]
     return q[0].lower() + q[1:] if first.lower() in _LOWER_STARTS else q
 
@@ -223,13 +224,13 @@ def _correction(clean: str, entity, rng: random.Random) -> str:
         return f"{prefix}{wrong} {cue} {right}{suffix}"
     first = clean.split()[0].lower()
     start = rng.choice([s for s in WRONG_STARTS if s.split()[0].lower() != first])
-    return f"{start} {cue} {_lower_first(clean)}"
+    return f"{start} {cue} {lower_first(clean)}"
 
 
 def _restart(clean: str, rng: random.Random) -> str:
     words = clean.split()
     k = rng.randint(1, max(1, min(3, len(words) - 2)))
-    return " ".join(words[:k]) + rng.choice(RESTART_SEPS) + _lower_first(clean)
+    return " ".join(words[:k]) + rng.choice(RESTART_SEPS) + lower_first(clean)
 
 
 def _filler(clean: str, rng: random.Random) -> str:
@@ -239,7 +240,7 @@ def _filler(clean: str, rng: random.Random) -> str:
         filler = rng.choice(FILLERS)
         pos = rng.randint(0 if j == 0 else 1, len(words) - 1)  # never after the last word (it has the "?")
         if pos == 0:
-            words = [filler.capitalize() + ",", _lower_first(" ".join(words)).split()[0], *words[1:]]
+            words = [filler.capitalize() + ",", lower_first(" ".join(words)).split()[0], *words[1:]]
         else:
             words = [*words[:pos], filler + ("," if rng.random() < 0.3 else ""), *words[pos:]]
     return " ".join(words)

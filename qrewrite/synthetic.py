@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 
 from .noise import seeded_copies
-from .sample import CORRECTION_CUES, _lower_first
+from .sample import CORRECTION_CUES, lower_first
 
 __all__ = ["CUES", "synthetic_disfluency", "synthetic_variant"]
 
@@ -84,7 +84,7 @@ def _restart(clean: str, pool: list[str], rng: random.Random) -> str | None:
         other = rng.choice(pool).split()
         if len(other) >= 3 and other[0].lower() != first and other != clean.split():
             start = other[: rng.randint(1, min(4, len(other) - 2))]
-            return f"{' '.join(start)} {rng.choice(CUES)} {_lower_first(clean)}"
+            return f"{' '.join(start)} {rng.choice(CUES)} {lower_first(clean)}"
     return None
 
 
@@ -97,7 +97,7 @@ def synthetic_disfluency(clean: str, pool: list[str], rng: random.Random) -> str
         messy = make(clean, pool, rng)
         if messy and messy != clean:
             return messy
-    return f"{rng.choice(CUES).capitalize()} {_lower_first(clean)}"
+    return f"{rng.choice(CUES).capitalize()} {lower_first(clean)}"
 
 
 def synthetic_variant(records: list[dict], seed: int = 0, id_suffix: str = "#synth") -> list[dict]:

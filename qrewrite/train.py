@@ -25,10 +25,10 @@ from .files import atomic_write_json, check_writable, command_line, file_fingerp
 from .memory import peak_memory_mb
 from .models import apply_lora, end_of_turn_ids, load_model, load_tokenizer, pick_dtype, resolve_model_source
 from .noise import typo_variant
-from .synthetic import synthetic_variant
 from .progress import interactive
 from .prompt import PromptSpec, encode_records
 from .run import Run, write_inference_config
+from .synthetic import synthetic_variant
 
 
 def run_dir_for(cfg: TrainConfig) -> Path:
