@@ -86,6 +86,10 @@ def parse_args(argv=None):
     p.add_argument("--pool", type=int, default=0, help="examples grouped by length (default 50 x batch size, "
                                                        "one LengthGroupedSampler mega-batch)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="every side but naive")
+    p.add_argument("--precision", choices=["auto", "bf16-mixed"], default="auto",
+                   help="project, padfree, compiled and trl: auto (the model's dtype: fp32 on CPU) or bf16-mixed (fp32 "
+                        "weights, bf16 autocast; for trl its own default, bf16=True); naive and before stay "
+                        "as the project had them (fp32 on CPU)")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peak-tflops", type=float, default=0.0,
@@ -166,12 +170,13 @@ def side_config(side: str, args, source: str):
                      max_steps=args.warmup + args.steps, lr_scheduler="constant", warmup_ratio=0.0,
                      max_length=args.max_length, eval_steps=0, save_steps=0, logging_steps=1, report_to="none",
                      seed=args.seed, group_by_length=False, lora_r=LORA["r"], lora_alpha=LORA["alpha"],
-                     lora_dropout=LORA["dropout"], gradient_checkpointing=args.gradient_checkpointing)
+                     lora_dropout=LORA["dropout"], gradient_checkpointing=args.gradient_checkpointing,
+                     precision=args.precision)
     if side == "naive":
         overrides.update(prompt_format="chat", supervised_logits=False, attn_implementation="eager",
                          precision="fp32", gradient_checkpointing=False, optim="adamw_torch")
     elif side == "before":  # the project's path before the efficiency issue
-        overrides.update(prompt_format="chat", supervised_logits=False, optim="adamw_torch")
+        overrides.update(prompt_format="chat", supervised_logits=False, optim="adamw_torch", precision="auto")
     else:
         overrides.update(prompt_format="minimal", supervised_logits=True,
                          padding_free=side == "padfree" or (args.padding_free and side == "project"),
@@ -209,7 +214,8 @@ def build_side_trainer(side: str, args, cfg, model, tokenizer, records: list[dic
         return build_trl_trainer(model, tokenizer, records, batch_size=args.batch_size, max_steps=cfg.max_steps,
                                  learning_rate=args.lr, seed=args.seed, output_dir=str(output_dir),
                                  max_length=args.max_length, prompt=PromptSpec("minimal"),
-                                 gradient_checkpointing=args.gradient_checkpointing)
+                                 gradient_checkpointing=args.gradient_checkpointing,
+                                 **({"bf16": True} if args.precision == "bf16-mixed" else {}))
     dataset = encode_records(tokenizer, records, args.max_length, PromptSpec.of_config(cfg))[0]
     if side == "naive":
         return Trainer(model=model, args=training_arguments(cfg, output_dir, pick_dtype(cfg.precision)),
@@ -264,7 +270,7 @@ def worker(args) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     return {
         "side": side, "repeat": args._repeat, "device": str(trainer.args.device),
-        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "autocast": trainer.args.mixed_precision,
         "attn_implementation": getattr(getattr(model, "config", None), "_attn_implementation", None),
         "prompt_format": "minimal" if side == "trl" else cfg.prompt_format,
         "supervised_logits": bool(cfg.supervised_logits) if side != "trl" else False,
@@ -306,7 +312,7 @@ def worker_argv(args, side: str, repeat: int, result: Path) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--model", args.model, "--method", args.method,
             "--batch-size", args.batch_size, "--steps", args.steps, "--warmup", args.warmup,
             "--data", str(default_data(args, "train")), "--max-length", args.max_length, "--pool", args.pool,
-            "--lr", args.lr, "--seed", args.seed, "--_worker", side, "--_repeat", repeat, "--_result", result]
+            "--lr", args.lr, "--seed", args.seed, "--precision", args.precision, "--_worker", side, "--_repeat", repeat, "--_result", result]
     for flag in ("gradient_checkpointing", "padding_free"):
         if getattr(args, flag):
             argv.append("--" + flag.replace("_", "-"))
@@ -530,7 +536,7 @@ def main(argv=None) -> int:
                   "repeats": args.repeats, "max_length": args.max_length,
                   "data": common.repo_relative(default_data(args, "train")),
                   "seed": args.seed, "lr": args.lr, "gradient_checkpointing": args.gradient_checkpointing,
-                  "peak_tflops": args.peak_tflops or None, "device": "cuda" if cuda else "cpu",
+                  "precision": args.precision, "peak_tflops": args.peak_tflops or None, "device": "cuda" if cuda else "cpu",
                   "smoke": args.smoke, "order": "interleaved per repeat, fresh process each",
                   "targets": {f"project / {s}": t for s, t in CPU_TARGETS.items() if s in args.sides}},
         "same_examples": same,

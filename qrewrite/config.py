@@ -22,6 +22,8 @@ from .prompt import PROMPT_FORMATS
 
 QWEN2_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 METHODS = ("full", "lora", "qlora")
+# bf16-mixed is for training only: the weights a run saves (and rewrites with) stay fp32
+PRECISIONS = ("auto", "bf16", "fp16", "fp32", "bf16-mixed")
 ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 # questions per rewriting batch: the CPU sweet spot for a 135M model (benchmarks/results/generate_cpu.md)
 GENERATION_BATCH_SIZE = 64
@@ -58,7 +60,9 @@ class TrainConfig:
     optim: str = _field("adamw_torch_fused", "transformers optimizer name: adamw_torch_fused (one fused kernel for "
                                          "all parameters, CPU and GPU), adamw_torch, adamw_bnb_8bit, ...")
     # memory / speed
-    precision: str = _field("auto", "auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | fp32")
+    precision: str = _field("auto", "auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | fp32 | "
+                                    "bf16-mixed (fp32 weights and optimizer, bf16 autocast: faster on CPUs with "
+                                    "avx512_bf16 / AMX; the saved model is fp32)")
     gradient_checkpointing: bool = _field(False, "recompute activations in backward to save memory")
     attn_implementation: str = _field("sdpa", "sdpa | eager | flash_attention_2")
     max_length: int = _field(256, "max tokens of prompt + answer; longer examples are truncated and counted")
@@ -167,8 +171,8 @@ class TrainConfig:
         for name in ("weight_decay", "max_grad_norm"):
             if not getattr(self, name) >= 0:
                 errors.append(f"{name}: must be >= 0, got {getattr(self, name)}")
-        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
-            errors.append(f"precision: {self.precision!r} is not one of auto, bf16, fp16, fp32")
+        if self.precision not in PRECISIONS:
+            errors.append(f"precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.prompt_format not in PROMPT_FORMATS:
             errors.append(f"prompt_format: {self.prompt_format!r} is not one of {', '.join(PROMPT_FORMATS)}")
         elif self.prompt_format == "minimal" and self.system_prompt:

@@ -67,7 +67,9 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
         # a float below 1 is read by transformers as a share of the total steps: warmup_ratio as a ratio
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm, optim=cfg.optim,
-        bf16=dtype == torch.bfloat16 and cfg.method != "qlora", fp16=dtype == torch.float16,
+        # bf16-mixed: fp32 weights, bf16 autocast via accelerate (on CPU too)
+        bf16=(dtype == torch.bfloat16 and cfg.method != "qlora") or cfg.precision == "bf16-mixed",
+        fp16=dtype == torch.float16,
         activation_checkpointing=cfg.gradient_checkpointing, torch_compile=cfg.torch_compile,
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
@@ -231,7 +233,7 @@ def _initial_info(run: Run, cfg: TrainConfig, source: str, trainer: Trainer, tra
         "truncated": {"train": truncated[0], "valid": truncated[1]},
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "world_size": trainer.args.world_size, "device": str(trainer.args.device),
-        "dtype": str(pick_dtype(cfg.precision)).replace("torch.", ""),
+        "dtype": str(pick_dtype(cfg.precision)).replace("torch.", ""), "autocast": trainer.args.mixed_precision,
     }
 
 

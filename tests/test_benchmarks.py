@@ -75,3 +75,19 @@ def test_readme_benchmark_figures_are_the_committed_results():
                              / trl["summary"]["ratios_vs_reference"]["before"]["examples_per_s"]),
                    fmt_ratio(serve["throughput_ratio_c32"]), fmt_ratio(serve["latency_ratio_single"])):
         assert figure in readme, figure
+
+
+def test_bench_train_workers_get_every_setting_of_the_parent(tmp_path):
+    """A worker process re-parses what the parent passes it: every option must arrive, or a side silently
+    trains with the default (a bf16-mixed benchmark once timed fp32 workers)."""
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_train import parse_args, worker_argv
+    parent = parse_args(["--model", "m", "--method", "lora", "--batch-size", "4", "--steps", "2", "--warmup", "0",
+                         "--data", "d.json", "--max-length", "99", "--pool", "8", "--lr", "0.5", "--seed", "3",
+                         "--precision", "bf16-mixed", "--gradient-checkpointing", "--padding-free"])
+    argv = worker_argv(parent, "project", 1, tmp_path / "r.json")
+    worker = parse_args(argv[2:])
+    local = {"sides", "reference", "repeats", "arch", "tokenizer", "smoke", "peak_tflops", "name", "out", "note"}
+    differ = {k for k, v in vars(parent).items() if not k.startswith("_") and k not in local and vars(worker)[k] != v}
+    assert not differ
