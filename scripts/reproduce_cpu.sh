@@ -3,7 +3,8 @@
 # rules, zero-shot and few-shot baselines, then the typo-robust full fine-tune (smollm2-full-typo) and its second
 # cycle from those weights (smollm2-full-typo-cycle2: the recommended model, with its blind-test predictions and
 # its dev decoded with 4 beams and with a copy bonus) and a shorter third cycle with synthetic disfluencies added
-# (smollm2-full-typo-cycle3), the reference full fine-tune and its synthetic-data
+# (smollm2-full-typo-cycle3), the typo recipe with a synthetic copy from the start in bf16-mixed precision and its
+# second cycle (smollm2-full-typo-synth, -synth-cycle2), the reference full fine-tune and its synthetic-data
 # variant (smollm2-full-synth), a LoRA run (rank 16; rank 64
 # as an ablation), a QLoRA run and a LoRA run with typo augmentation of the offline SmolLM2-135M-Instruct, each
 # evaluated on the full dev split (1,000 questions) and its seeded typo'd variant; then outputs/results.md and
@@ -33,7 +34,8 @@ evaluate() {
 
 wanted copy-baseline && evaluate copy-baseline copy
 wanted rules-baseline && TRAIN_IO=1 evaluate rules-baseline rules
-for run in smollm2-full-typo smollm2-full-typo-cycle2 smollm2-full-typo-cycle3 smollm2-full smollm2-full-synth smollm2-lora smollm2-lora-r64 smollm2-qlora smollm2-lora-typo; do
+for run in smollm2-full-typo smollm2-full-typo-cycle2 smollm2-full-typo-cycle3 smollm2-full-typo-synth \
+    smollm2-full-typo-synth-cycle2 smollm2-full smollm2-full-synth smollm2-lora smollm2-lora-r64 smollm2-qlora smollm2-lora-typo; do
   wanted $run || continue
   recipe=${run#smollm2-}
   [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
