@@ -97,6 +97,8 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true", help="tiny model, sample data, 2 steps, 1 repeat; "
                                                         "checks the plumbing, makes no timing claim")
     common.add_output_options(p, "train_<device>[_<method>][_<arch>][_smoke]")
+    p.add_argument("--render", metavar="JSON", help="only rewrite the .md beside an existing results .json from its "
+                                                    "measurements (after a change of the table's layout)")
     p.add_argument("--_worker", choices=SIDES, help=argparse.SUPPRESS)
     p.add_argument("--_repeat", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--_result", help=argparse.SUPPRESS)
@@ -377,6 +379,12 @@ SIDE_TEXT = {
 }
 
 
+def precision_text(run: dict) -> str:
+    """"float32" or "float32, bf16 autocast"; runs recorded before autocast was recorded ran without it."""
+    autocast = run.get("autocast", "no")
+    return run["dtype"] + ("" if autocast == "no" else f", {autocast} autocast")
+
+
 def render_markdown(result: dict) -> str:
     setup, summary = result["setup"], result["summary"]
     sides, ref = summary["sides"], summary["reference"]
@@ -396,6 +404,8 @@ def render_markdown(result: dict) -> str:
             row("tokens processed per step (incl. padding)", "tokens_processed_per_step",
                 ratio_key="tokens_processed_per_step"),
             row("padding share of processed tokens", "padding_fraction", lambda v: f"{v:.1%}")]
+    rows.append(["precision (weights, autocast)"] + [precision_text(result["runs"][s][0]) for s in sides]
+                + [""] * len(ratios))
     if all("mfu_median" in s for s in sides.values()):
         rows.append(row(f"MFU (6 x params x tokens / time / {setup['peak_tflops']} TFLOP/s)", "mfu_median",
                         lambda v: f"{v:.1%}", "mfu"))
@@ -491,6 +501,14 @@ def headline(result: dict) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.render:
+        path = Path(args.render)
+        if not path.is_file():
+            print(f"error: --render {path}: no such results file", file=sys.stderr)
+            return 2
+        path.with_suffix(".md").write_text(render_markdown(json.loads(path.read_text())))
+        print(f"[bench_train] wrote {path.with_suffix('.md')}")
+        return 0
     if args._worker:
         _die_with_parent()
         result = worker(args)

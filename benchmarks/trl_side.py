@@ -43,7 +43,8 @@ Order: ``train_sampling_strategy="sequential"`` (transformers/training_args.py:6
 Defaults changed from TRL's, to run the same computation as the project side:
   * ``bf16``: TRL defaults to True whenever fp16 is off, CPU included (trainer/base_config.py:68-75, 107-108),
     i.e. bf16 autocast on CPU. Here bf16 follows the model's dtype, as qrewrite.train does
-    (``bf16=dtype == torch.bfloat16``): fp32 on CPU.
+    (``bf16=dtype == torch.bfloat16``): fp32 on CPU, unless the caller passes ``bf16=True`` (bench_train.py
+    ``--precision bf16-mixed`` does: TRL's own default, next to the project's ``precision: bf16-mixed``).
   * ``gradient_checkpointing``: TRL defaults to True (base_config.py:62-67); the project trains without it
     unless asked, so it is a parameter, default False.
   * ``lr_scheduler_type="constant"``, no warm-up, no weight decay, ``max_grad_norm=1.0``, fused AdamW (``adamw_torch_fused``):

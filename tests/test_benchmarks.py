@@ -9,7 +9,8 @@ BENCH = ROOT / "benchmarks"
 
 def test_bench_train_smoke(tiny_model, tmp_path):
     r = run_cli(BENCH / "bench_train.py", "--smoke", "--model", tiny_model, "--batch-size", "4",
-                "--sides", "naive", "before", "project", "--out", tmp_path, "--name", "train_smoke", timeout=600)
+                "--sides", "naive", "before", "project", "--precision", "bf16-mixed", "--out", tmp_path,
+                "--name", "train_smoke", timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     result = json.loads((tmp_path / "train_smoke.json").read_text())
     md = (tmp_path / "train_smoke.md").read_text()
@@ -34,6 +35,13 @@ def test_bench_train_smoke(tiny_model, tmp_path):
     assert result["summary"]["reference"] == "naive" and set(ratios) == {"before", "project"}
     assert result["summary"]["ratios"] == ratios["project"]
     assert result["provenance"]["command"] and result["machine"]["device"] in ("cpu", "cuda")
+    # --precision reaches the project side only; naive and before stay as the project had them
+    assert (n["autocast"], b["autocast"], p["autocast"]) == ("no", "no", "bf16")
+    assert "| precision (weights, autocast) | float32 | float32 | float32, bf16 autocast |" in md
+    # --render rebuilds the same table from the measurements alone
+    (tmp_path / "train_smoke.md").unlink()
+    r = run_cli(BENCH / "bench_train.py", "--render", tmp_path / "train_smoke.json")
+    assert r.returncode == 0 and (tmp_path / "train_smoke.md").read_text() == md
 
 
 def test_bench_generate_smoke(tiny_model, tmp_path):
@@ -68,9 +76,11 @@ def test_readme_benchmark_figures_are_the_committed_results():
     gen = json.loads((ROOT / "benchmarks" / "results" / "generate_cpu.json").read_text())["summary"]["ratios"]
     trl = json.loads((ROOT / "benchmarks" / "results" / "train_vs_trl_cpu.json").read_text())
     serve = json.loads((ROOT / "benchmarks" / "results" / "serve_cpu.json").read_text())
+    trl_fp32 = json.loads((ROOT / "benchmarks" / "results" / "train_vs_trl_cpu_fp32.json").read_text())
     for figure in (fmt_ratio(train["examples_per_s"]), fmt_ratio(train["peak_memory"]),
                    fmt_ratio(gen["questions_per_s"]), fmt_ratio(gen["ablation_questions_per_s"]),
                    fmt_ratio(trl["ratio_examples_per_s"]), fmt_ratio(trl["ratio_peak_memory"]),
+                   fmt_ratio(trl_fp32["ratio_examples_per_s"]),
                    fmt_ratio(trl["summary"]["ratios_vs_reference"]["project"]["examples_per_s"]
                              / trl["summary"]["ratios_vs_reference"]["before"]["examples_per_s"]),
                    fmt_ratio(serve["throughput_ratio_c32"]), fmt_ratio(serve["latency_ratio_single"])):
@@ -88,6 +98,7 @@ def test_bench_train_workers_get_every_setting_of_the_parent(tmp_path):
                          "--precision", "bf16-mixed", "--gradient-checkpointing", "--padding-free"])
     argv = worker_argv(parent, "project", 1, tmp_path / "r.json")
     worker = parse_args(argv[2:])
-    local = {"sides", "reference", "repeats", "arch", "tokenizer", "smoke", "peak_tflops", "name", "out", "note"}
+    local = {"sides", "reference", "repeats", "arch", "tokenizer", "smoke", "peak_tflops", "name", "out", "note",
+             "render"}
     differ = {k for k, v in vars(parent).items() if not k.startswith("_") and k not in local and vars(worker)[k] != v}
     assert not differ
