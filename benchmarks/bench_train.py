@@ -314,7 +314,8 @@ def worker_argv(args, side: str, repeat: int, result: Path) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--model", args.model, "--method", args.method,
             "--batch-size", args.batch_size, "--steps", args.steps, "--warmup", args.warmup,
             "--data", str(default_data(args, "train")), "--max-length", args.max_length, "--pool", args.pool,
-            "--lr", args.lr, "--seed", args.seed, "--precision", args.precision, "--_worker", side, "--_repeat", repeat, "--_result", result]
+            "--lr", args.lr, "--seed", args.seed, "--precision", args.precision,
+            "--_worker", side, "--_repeat", repeat, "--_result", result]
     for flag in ("gradient_checkpointing", "padding_free"):
         if getattr(args, flag):
             argv.append("--" + flag.replace("_", "-"))
@@ -380,7 +381,9 @@ SIDE_TEXT = {
 
 
 def precision_text(run: dict) -> str:
-    """"float32" or "float32, bf16 autocast"; runs recorded before autocast was recorded ran without it."""
+    """A side's precision as the table shows it, e.g. ``float32`` or ``float32, bf16 autocast``.
+
+    Results written before ``autocast`` was recorded ran without it."""
     autocast = run.get("autocast", "no")
     return run["dtype"] + ("" if autocast == "no" else f", {autocast} autocast")
 
@@ -554,7 +557,8 @@ def main(argv=None) -> int:
                   "repeats": args.repeats, "max_length": args.max_length,
                   "data": common.repo_relative(default_data(args, "train")),
                   "seed": args.seed, "lr": args.lr, "gradient_checkpointing": args.gradient_checkpointing,
-                  "precision": args.precision, "peak_tflops": args.peak_tflops or None, "device": "cuda" if cuda else "cpu",
+                  "precision": args.precision, "peak_tflops": args.peak_tflops or None,
+                  "device": "cuda" if cuda else "cpu",
                   "smoke": args.smoke, "order": "interleaved per repeat, fresh process each",
                   "targets": {f"project / {s}": t for s, t in CPU_TARGETS.items() if s in args.sides}},
         "same_examples": same,
