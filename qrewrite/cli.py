@@ -7,6 +7,7 @@ Thin: each command parses its options and calls one function of the package. Err
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -291,13 +292,18 @@ def cmd_push(args) -> int:
 
 def add_results(sub):
     p = sub.add_parser("results", help="regenerate outputs/results.md, ablations.md and the plots from metrics.json "
-                                       "files")
+                                       "files, and the README's copies of the tables")
     p.add_argument("--outputs", default="outputs", help="outputs directory (default: outputs)")
+    readme = p.add_mutually_exclusive_group()
+    readme.add_argument("--readme", help="README whose marked tables to update (default: README.md beside the "
+                                         "outputs directory, when there is one; see qrewrite/readme_tables.py)")
+    readme.add_argument("--no-readme", action="store_true", help="leave every README as it is")
     p.set_defaults(func=cmd_results)
 
 
 def cmd_results(args) -> int:
     from .ablations import TABLE_NAME
+    from .readme_tables import sync_readme
     from .results import write_results
     try:  # a malformed metrics.json or ablations.yaml: one line naming the file and field
         print(f"written: {write_results(args.outputs)}")
@@ -305,6 +311,21 @@ def cmd_results(args) -> int:
         raise DataError(str(e)) from None
     if (Path(args.outputs) / TABLE_NAME).is_file():
         print(f"written: {Path(args.outputs) / TABLE_NAME}")
+    if args.no_readme:
+        return 0
+    readme = Path(args.readme or os.path.relpath(Path(args.outputs).resolve().parent / "README.md"))
+    if not readme.is_file():
+        if args.readme:
+            raise DataError(f"--readme {args.readme}: no such file")
+        return 0
+    try:
+        changed = sync_readme(readme, args.outputs)
+    except ValueError as e:  # markers missing: an explicit --readme is an error, the default README a note
+        if args.readme:
+            raise DataError(str(e)) from None
+        print(f"not updated: {e}")
+        return 0
+    print(f"{'updated' if changed else 'unchanged'}: {readme}")
     return 0
 
 
