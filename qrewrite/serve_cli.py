@@ -11,7 +11,7 @@ def add_serve(sub):
     """Serve POST /v1/rewrite, GET /health, a page at / and the API docs at /docs. Concurrent requests are
     rewritten together in batches; a lone question decodes with prompt lookup. Stop with Ctrl-C or SIGTERM:
     requests in flight are finished first."""
-    from .cli import add_generation_options, add_model_option, bounded_int
+    from .cli import add_decoding_option, add_generation_options, add_model_option, bounded_int
     from .server_settings import API_KEY_ENV, DEFAULTS as d
 
     p = sub.add_parser("serve", description=add_serve.__doc__,
@@ -24,6 +24,7 @@ def add_serve(sub):
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser requests from this origin (repeatable; none by default)")
     add_generation_options(p)
+    add_decoding_option(p)
     p.set_defaults(batch_size=d.batch_size)
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
                    help="a batch starts once no new question has come for this long (or for 2%% of a batch's "
@@ -58,8 +59,9 @@ def cmd_serve(args) -> int:
     if args.prompt_lookup_tokens < 0:
         from .errors import ConfigError
         raise ConfigError("--prompt-lookup-tokens must be >= 0")
+    from .cli import decoding_from_args
     from .server import serve
-    serve(args.model, host=args.host, port=args.port, settings=settings, max_new_tokens=args.max_new_tokens,
+    serve(args.model, decoding=decoding_from_args(args), host=args.host, port=args.port, settings=settings, max_new_tokens=args.max_new_tokens,
           precision=args.precision, trust_remote_code=args.trust_remote_code,
           prompt_lookup_tokens=args.prompt_lookup_tokens, log_level=args.log_level)
     return 0

@@ -1,7 +1,7 @@
 """``python -m qrewrite serve``: a FastAPI app over a rewriting backend, run by uvicorn.
 
   POST /v1/rewrite  {"question": "..."} or {"questions": [...]} -> {"rewrites": [...], "model": ..., "ms": ...}
-  GET  /health      model name and status (never needs the API key)
+  GET  /health      model name, its decoding and status (never needs the API key)
   GET  /            a small page to try it; /docs and /openapi.json: FastAPI's own
 
 Concurrent requests are batched by :mod:`qrewrite.batcher`. Validation and error shapes come from FastAPI and
@@ -29,6 +29,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, St
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batcher import Batcher, QueueFull, ShuttingDown
+from .decoding import GREEDY, Decoding
 from .server_settings import API_KEY_ENV, Settings
 
 log = logging.getLogger("qrewrite.server")
@@ -75,6 +76,8 @@ class RewriteResponse(BaseModel):
 class Health(BaseModel):
     status: str
     model: str
+    decoding: str | None = Field(None, description="how the model decodes (greedy, beam search, copy bonus); "
+                                                   "null for copy and rules")
     pending: int = Field(description="questions accepted and not yet answered")
     batches: int
     rewritten: int
@@ -174,8 +177,8 @@ def create_app(backend, settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", response_model=Health, tags=["service"])
     async def health():
-        return Health(status="ok", model=backend.name, pending=batcher.pending, batches=batcher.batches,
-                      rewritten=batcher.rewritten)
+        return Health(status="ok", model=backend.name, decoding=getattr(backend, "decoding", None),
+                      pending=batcher.pending, batches=batcher.batches, rewritten=batcher.rewritten)
 
     @app.post("/v1/rewrite", response_model=RewriteResponse, responses=errors, dependencies=protected,
               tags=["rewrite"])
@@ -246,7 +249,7 @@ def is_loopback(host: str) -> bool:
 
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None,
           max_new_tokens: int | None = None, precision: str = "auto", trust_remote_code: bool = False,
-          prompt_lookup_tokens: int = 10, log_level: str = "info") -> None:
+          prompt_lookup_tokens: int = 10, log_level: str = "info", decoding: Decoding = GREEDY) -> None:
     """Load the backend, then serve until SIGTERM / Ctrl-C (requests in flight are finished first)."""
     import uvicorn
 
@@ -257,7 +260,8 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, settings: Se
         log.warning("serving on %s without an API key: anyone who can reach this address can use it "
                     "(set --api-key or %s)", host, API_KEY_ENV)
     backend = load_backend(model, max_new_tokens=max_new_tokens, precision=precision,
-                           trust_remote_code=trust_remote_code, prompt_lookup_tokens=prompt_lookup_tokens)
+                           trust_remote_code=trust_remote_code, prompt_lookup_tokens=prompt_lookup_tokens,
+                           decoding=decoding)
     app = create_app(backend, settings)
     # a drain longer than any request can wait: uvicorn stops accepting, finishes what is in flight, then exits
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,

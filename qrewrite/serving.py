@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .decoding import GREEDY, Decoding
+
 PROMPT_LOOKUP_TOKENS = 10
 LOOKUP_NGRAM = 3  # longer than transformers' default 2, so a draft is less often taken from the template
 
@@ -22,6 +24,8 @@ class Backend:
 
     def __init__(self, rewriter, name: str):
         self.rewriter, self.name = rewriter, name
+        decoding = getattr(rewriter, "decoding", None)  # copy and rules do not decode
+        self.decoding = decoding.name if decoding is not None else None
 
     def rewrite(self, questions: list[str]) -> list[str]:
         return self.rewriter.rewrite_batch(questions)
@@ -31,7 +35,8 @@ class Backend:
 
 
 class ModelBackend(Backend):
-    """A model: batches on the shared-prefix path; a lone question by prompt lookup (same tokens as greedy)."""
+    """A model: batches on the shared-prefix path; a lone question by prompt lookup (same tokens as greedy) when
+    the model decodes greedily, else as a batch of one (beam search, a copy bonus: :mod:`qrewrite.decoding`)."""
 
     def __init__(self, rewriter, name: str, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
         super().__init__(rewriter, name)
@@ -40,17 +45,21 @@ class ModelBackend(Backend):
         self.prefix = rewriter.prefix  # computed here, at start-up, rather than on the first request
 
     def rewrite_one(self, question: str) -> str:
+        if self.rewriter.decoding != GREEDY:  # prompt lookup reproduces plain greedy decoding only
+            return super().rewrite_one(question)
         return rewrite_one(self.model, self.tokenizer, question, max_new_tokens=self.max_new_tokens,
                            prompt=self.prompt, prompt_lookup_tokens=self.prompt_lookup_tokens)
 
 
 def load_backend(model_arg: str, *, max_new_tokens: int | None = None, precision: str = "auto",
-                 trust_remote_code: bool = False, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
+                 trust_remote_code: bool = False, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS,
+                 decoding: Decoding = GREEDY):
     """What ``rewrite --model`` takes (run dir, model / adapter dir, hub id, smollm2, ``copy``, ``rules``),
-    loaded once by :func:`qrewrite.rewriter.load_rewriter` (the model's own prompt and generation budget)."""
+    loaded once by :func:`qrewrite.rewriter.load_rewriter` (the model's own prompt and generation budget),
+    decoding as ``decoding`` says (greedy by default, as ``rewrite`` and ``evaluate``)."""
     from .rewriter import ModelRewriter, load_rewriter
     rewriter = load_rewriter(model_arg, precision=precision, trust_remote_code=trust_remote_code,
-                             max_new_tokens=max_new_tokens)
+                             max_new_tokens=max_new_tokens, decoding=decoding)
     if isinstance(rewriter, ModelRewriter):
         return ModelBackend(rewriter, model_name(model_arg), prompt_lookup_tokens)
     return Backend(rewriter, rewriter.name)

@@ -143,10 +143,28 @@ def test_backend_single_path_is_prompt_lookup_and_agrees_with_batch(backend, exp
     assert backend.tokenizer.decode(ids, skip_special_tokens=True).strip() == expected[QUESTIONS[0]]
 
 
+def test_a_backend_decodes_as_told_one_question_as_a_batch_of_one(lively_dir, backend, expected, monkeypatch):
+    from qrewrite import serving
+    from qrewrite.decoding import Decoding
+    from qrewrite.rewriter import load_rewriter
+    bonus = Decoding(copy_bonus=5.0)
+    boosted = serving.load_backend(str(lively_dir), max_new_tokens=MAX_NEW, precision="fp32", decoding=bonus)
+    direct = load_rewriter(str(lively_dir), max_new_tokens=MAX_NEW, precision="fp32", decoding=bonus)
+    assert boosted.decoding == "greedy, copy bonus 5.0" and backend.decoding == "greedy"
+    monkeypatch.setattr(serving, "rewrite_one", lambda *a, **k: pytest.fail("prompt lookup used with a copy bonus"))
+    got = [boosted.rewrite_one(q) for q in QUESTIONS[:6]]
+    assert got == [direct.rewrite_batch([q])[0] for q in QUESTIONS[:6]] == boosted.rewrite(QUESTIONS[:6])
+    assert got != [expected[q] for q in QUESTIONS[:6]]  # the bonus changed what the model says
+    with running(app_for(boosted)) as url:
+        assert httpx.get(f"{url}/health").json()["decoding"] == "greedy, copy bonus 5.0"
+        assert httpx.post(f"{url}/v1/rewrite", json={"question": QUESTIONS[0]}).json()["rewrites"] == got[:1]
+
+
 def test_copy_backend_and_model_names(tmp_path):
     from qrewrite.serving import load_backend, model_name
     copy = load_backend("copy")
     assert copy.name == "copy" and copy.rewrite(["a ", "b"]) == ["a ", "b"] and copy.rewrite_one("x?") == "x?"
+    assert copy.decoding is None
     run = tmp_path / "my-run"
     (run / "model").mkdir(parents=True)
     (run / "run.json").write_text("{}")
@@ -357,6 +375,10 @@ def test_bad_settings_and_model_paths_are_clear_errors():
     assert r.returncode == 2 and "API key" in r.stderr
     r = run_cli("serve", "--model", "copy", "--threads", "0", timeout=120)
     assert r.returncode == 2 and "--threads" in r.stderr
+    r = run_cli("serve", "--model", "rules", "--copy-bonus", "1", "--port", str(free_port()), timeout=120)
+    assert r.returncode == 2 and "--model rules does not decode" in r.stderr
+    r = run_cli("serve", "--model", "copy", "--num-beams", "0", timeout=120)
+    assert r.returncode == 2 and "--num-beams" in r.stderr
     r = run_cli("serve", "--model", "no/such/dir", "--port", str(free_port()), timeout=300)
     assert r.returncode == 2 and "does not exist" in r.stderr
 
