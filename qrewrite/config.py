@@ -238,26 +238,45 @@ def unknown_key_error(key: str, source: str) -> ConfigError:
     return ConfigError(f"unknown config key {key!r} in {source}{hint}")
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
-    """Defaults <- YAML file <- overrides (a dict of field -> value, strings allowed), validated."""
+BASE_KEY = "base"  # a config file may start from another: `base: other.yaml` (relative to the file), then change
+
+
+def _config_file_values(path: Path, children: tuple[Path, ...] = ()) -> dict:
+    """The field values a YAML config file sets, its ``base`` chain's first (a file's own keys win)."""
+    if not path.exists() and (PROJECT_ROOT / path).exists():
+        path = PROJECT_ROOT / path
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except FileNotFoundError:
+        named = f" (the base of {children[-1]})" if children else ""
+        raise ConfigError(f"config file not found: {path}{named}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must be a mapping of key: value, got {type(loaded).__name__}")
     values: dict = {}
-    if path:
-        path = Path(path)
-        if not path.exists() and (PROJECT_ROOT / path).exists():
-            path = PROJECT_ROOT / path
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must be a mapping of key: value, got {type(loaded).__name__}")
-        for k, v in loaded.items():
-            k = str(k).replace("-", "_")
-            if k not in FIELDS:
-                raise unknown_key_error(k, str(path))
-            values[k] = coerce(k, v)
+    base = loaded.pop(BASE_KEY, None)
+    if base is not None:
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigError(f"config file {path}: '{BASE_KEY}' must name another config file, got {base!r}")
+        base_path = path.parent / base
+        chain = (*children, path)
+        if base_path.resolve() in {c.resolve() for c in chain}:
+            raise ConfigError(f"config file {path}: '{BASE_KEY}: {base}' makes a loop: "
+                              + " -> ".join(str(c) for c in (*chain, base_path)))
+        values.update(_config_file_values(base_path, chain))
+    for k, v in loaded.items():
+        k = str(k).replace("-", "_")
+        if k not in FIELDS:
+            raise unknown_key_error(k, str(path))
+        values[k] = coerce(k, v)
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults <- YAML file (after its ``base`` file, if it names one) <- overrides (a dict of field -> value,
+    strings allowed), validated."""
+    values: dict = _config_file_values(Path(path)) if path else {}
     for k, v in (overrides or {}).items():
         k = k.replace("-", "_")
         if k not in FIELDS:

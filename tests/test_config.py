@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_cli
-from qrewrite.config import (FIELDS, QWEN2_TARGETS, ConfigError, TrainConfig, add_config_arguments, coerce,
+from qrewrite.config import (BASE_KEY, FIELDS, QWEN2_TARGETS, ConfigError, TrainConfig, add_config_arguments, coerce,
                              load_config)
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -93,10 +93,53 @@ def test_bad_config_files(tmp_path):
     assert load_config(write(tmp_path / "empty.yaml", "")) == TrainConfig()
 
 
+def test_a_config_starts_from_its_base_and_changes_what_it_sets(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    write(tmp_path / "recipes" / "ref.yaml", "run_name: ref\nmax_steps: 300\nlearning_rate: 2e-5\nseed: 3\n")
+    write(tmp_path / "recipes" / "longer.yaml", "base: ref.yaml\nrun_name: longer\nmax_steps: 1000\n")
+    write(tmp_path / "cycle2.yaml", "base: recipes/longer.yaml  # relative to this file\nrun_name: cycle2\nseed: 1\n")
+    cfg = load_config(tmp_path / "cycle2.yaml", {"learning_rate": "1e-4"})
+    assert (cfg.run_name, cfg.max_steps, cfg.seed, cfg.learning_rate) == ("cycle2", 1000, 1, 1e-4)
+    assert load_config(tmp_path / "recipes" / "longer.yaml").learning_rate == 2e-5  # from ref.yaml
+    assert load_config(tmp_path / "recipes" / "longer.yaml").batch_size == TrainConfig().batch_size
+
+
+def test_bad_bases_name_the_file(tmp_path):
+    write(tmp_path / "child.yaml", "base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"not found: .*nowhere\.yaml \(the base of .*child\.yaml\)"):
+        load_config(tmp_path / "child.yaml")
+    write(tmp_path / "a.yaml", "base: b.yaml\n")
+    write(tmp_path / "b.yaml", "base: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"b\.yaml: 'base: a\.yaml' makes a loop: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        load_config(tmp_path / "a.yaml")
+    for bad in ("base: 3\n", "base: ''\n", "base: [a.yaml]\n"):
+        with pytest.raises(ConfigError, match=r"bad\.yaml: 'base' must name another config file"):
+            load_config(write(tmp_path / "bad.yaml", bad))
+    write(tmp_path / "a.yaml", "seed: 1\n")
+    write(tmp_path / "typo.yaml", "base: a.yaml\nmax_step: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'max_step' in .*typo\.yaml"):
+        load_config(tmp_path / "typo.yaml")
+
+
+def test_each_committed_run_was_trained_with_what_its_recipe_resolves_to():
+    """The run's saved config (outputs/<run>/config.yaml) equals its configs/ file, base chain resolved: a change
+    to a base file that would change a committed run's recipe shows here."""
+    checked = 0
+    for path in CONFIGS:
+        cfg = load_config(path)
+        saved = ROOT / "outputs" / cfg.run_name / "config.yaml"
+        if saved.is_file():
+            assert dataclasses.asdict(load_config(saved)) == dataclasses.asdict(cfg), path.name
+            checked += 1
+    assert checked >= 10
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_loads(path):
     cfg = load_config(path)
     for k, v in yaml.safe_load(path.read_text()).items():
+        if k == BASE_KEY:
+            continue
         assert getattr(cfg, k.replace("-", "_")) == coerce(k.replace("-", "_"), v), k
     if path.name.startswith("qwen2"):
         assert cfg.model == "Qwen/Qwen2-0.5B-Instruct"
