@@ -207,8 +207,10 @@ def check_4bit_support() -> None:
 
 
 def load_model(source: str, *, dtype: torch.dtype = torch.float32, quantize_4bit: bool = False,
-               attn_implementation: str = "sdpa", trust_remote_code: bool = False, tokenizer=None):
-    """A causal LM from an already resolved source (see :func:`resolve_model_source`).
+               attn_implementation: str = "sdpa", trust_remote_code: bool = False, tokenizer=None,
+               compute_dtype: torch.dtype | None = None):
+    """A causal LM from an already resolved source (see :func:`resolve_model_source`); a 4-bit base computes
+    in ``compute_dtype`` (default: ``dtype``, fp32 for fp16).
 
     A LoRA adapter directory is loaded onto its base model and merged, for plain inference."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -224,7 +226,7 @@ def load_model(source: str, *, dtype: torch.dtype = torch.float32, quantize_4bit
         check_4bit_support()
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype if dtype != torch.float16 else torch.float32)
+            bnb_4bit_compute_dtype=compute_dtype or (dtype if dtype != torch.float16 else torch.float32))
         kwargs["device_map"] = {"": torch.cuda.current_device() if torch.cuda.is_available() else "cpu"}
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)

@@ -138,9 +138,11 @@ def load_for_training(cfg: TrainConfig, source: str):
     """(model, tokenizer) as ``cfg`` trains them: dtype, 4-bit base for QLoRA, LoRA adapters."""
     dtype = pick_dtype(cfg.precision)
     tokenizer = load_tokenizer(source, cfg.trust_remote_code)
+    # bf16-mixed: a 4-bit base de-quantises to bf16 for its matmuls (autocast does not reach into bitsandbytes)
     model = load_model(source, dtype=dtype, quantize_4bit=cfg.method == "qlora",
                        attn_implementation=cfg.attn_implementation, trust_remote_code=cfg.trust_remote_code,
-                       tokenizer=tokenizer)
+                       tokenizer=tokenizer,
+                       compute_dtype=torch.bfloat16 if cfg.precision == "bf16-mixed" else None)
     if cfg.method in ("lora", "qlora"):
         model = apply_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                            targets=cfg.lora_targets, quantized=cfg.method == "qlora",

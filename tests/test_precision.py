@@ -45,3 +45,41 @@ def test_bf16_mixed_autocasts_the_matmuls_and_keeps_fp32_weights(tiny_model, tmp
 def test_an_unknown_precision_is_refused_with_the_choices():
     with pytest.raises(ConfigError, match="precision: 'bf16-autocast' is not one of .*bf16-mixed"):
         load_config(None, {"precision": "bf16-autocast"})
+
+
+class TrainableDtypes(MatmulDtypes):
+    """As MatmulDtypes, but only the trainable parameters (a LoRA base is frozen, a QLoRA base frozen 4-bit),
+    and the dtype the 4-bit layers compute in (bitsandbytes casts their output back to their input's dtype)."""
+
+    def __init__(self):
+        super().__init__()
+        self.compute = set()
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        self.params |= {p.dtype for p in model.parameters() if p.requires_grad}
+        self.compute |= {m.compute_dtype for m in model.modules() if hasattr(m, "compute_dtype")}
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_bf16_mixed_with_adapters_trains_fp32_adapters_and_saves_an_fp32_model(tiny_model, tmp_path, method):
+    seen = TrainableDtypes()
+    run_dir = train(smoke_config(tiny_model, tmp_path, run_name=method, method=method, max_steps=2, eval_steps=0,
+                                 save_steps=0, learning_rate=1e-2, precision="bf16-mixed"), callbacks=(seen,))
+    assert seen.params == {torch.float32}
+    if method == "lora":  # autocast reaches the base's matmuls
+        assert seen.outputs == {torch.bfloat16} and seen.compute == set()
+    else:  # it does not reach into bitsandbytes: the 4-bit base de-quantises to bf16 itself
+        assert seen.compute == {torch.bfloat16}
+    log = json.loads((run_dir / "trainer_log.json").read_text())
+    assert all(torch.isfinite(torch.tensor(e["loss"])) for e in log if "loss" in e) and any("loss" in e for e in log)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["method"] == method and info["autocast"] == "bf16"
+    with safe_open(str(run_dir / "model" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
+
+
+def test_a_qlora_base_computes_in_fp32_outside_bf16_mixed(tiny_model, tmp_path):
+    seen = TrainableDtypes()
+    train(smoke_config(tiny_model, tmp_path, run_name="qlora-fp32", method="qlora", max_steps=1, eval_steps=0,
+                       save_steps=0, learning_rate=1e-2, precision="fp32"), callbacks=(seen,))
+    assert seen.compute == {torch.float32} and seen.outputs == {torch.float32}
