@@ -31,7 +31,8 @@ IMPOSSIBLE = {
     "serve": {"--port": ["70000", "0", "http"], "--batch-size": ["0"], "--max-new-tokens": ["0"],
               "--precision": ["fp8"], "--max-wait-ms": ["-1"], "--prompt-lookup-tokens": ["-1"], "--threads": ["0"],
               "--max-queue": ["0"], "--request-timeout": ["0"], "--max-question-chars": ["0"],
-              "--max-questions": ["0", "100000"], "--max-body-bytes": ["0"], "--log-level": ["loud"]},
+              "--max-questions": ["0", "100000"], "--max-body-bytes": ["0"], "--log-level": ["loud"],
+              "--num-beams": ["0", "two"], "--copy-bonus": ["-1", "nan"]},
 }
 TRAIN_FIELDS = {
     "method": ["dora"], "run_name": ["../escape", "/abs"], "seed": ["x"], "max_steps": ["0", "-5"],
