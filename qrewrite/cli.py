@@ -7,7 +7,6 @@ Thin: each command parses its options and calls one function of the package. Err
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -303,7 +302,7 @@ def add_results(sub):
 
 def cmd_results(args) -> int:
     from .ablations import TABLE_NAME
-    from .readme_tables import sync_readme
+    from .readme_tables import update_readme
     from .results import write_results
     try:  # a malformed metrics.json or ablations.yaml: one line naming the file and field
         print(f"written: {write_results(args.outputs)}")
@@ -311,21 +310,13 @@ def cmd_results(args) -> int:
         raise DataError(str(e)) from None
     if (Path(args.outputs) / TABLE_NAME).is_file():
         print(f"written: {Path(args.outputs) / TABLE_NAME}")
-    if args.no_readme:
-        return 0
-    readme = Path(args.readme or os.path.relpath(Path(args.outputs).resolve().parent / "README.md"))
-    if not readme.is_file():
-        if args.readme:
-            raise DataError(f"--readme {args.readme}: no such file")
-        return 0
-    try:
-        changed = sync_readme(readme, args.outputs)
-    except ValueError as e:  # markers missing: an explicit --readme is an error, the default README a note
-        if args.readme:
+    if not args.no_readme:
+        try:
+            done = update_readme(args.outputs, args.readme)
+        except ValueError as e:
             raise DataError(str(e)) from None
-        print(f"not updated: {e}")
-        return 0
-    print(f"{'updated' if changed else 'unchanged'}: {readme}")
+        if done:
+            print(done)
     return 0
 
 

@@ -11,6 +11,7 @@ is the README's own text and is never touched.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .ablations import TABLE_NAME as ABLATIONS_NAME
@@ -64,3 +65,22 @@ def sync_readme(readme, outputs_dir) -> bool:
     if new != old:
         atomic_write_text(path, new)
     return new != old
+
+
+def update_readme(outputs_dir, readme=None) -> str | None:
+    """What ``qrewrite results`` does to a README, as one line to print (None: there is none to update).
+    ``readme=None``: the README beside the outputs directory, skipped when absent (``--outputs outputs/quickstart``
+    touches none) and only reported when unmarked; a README named explicitly that is missing or unmarked is a
+    ValueError."""
+    path = Path(readme or os.path.relpath(Path(outputs_dir).resolve().parent / "README.md"))
+    if not path.is_file():
+        if readme:
+            raise ValueError(f"--readme {readme}: no such file")
+        return None
+    try:
+        changed = sync_readme(path, outputs_dir)
+    except ValueError as e:
+        if readme:
+            raise
+        return f"not updated: {e}"
+    return f"{'updated' if changed else 'unchanged'}: {path}"

@@ -61,7 +61,7 @@ def cmd_serve(args) -> int:
         raise ConfigError("--prompt-lookup-tokens must be >= 0")
     from .cli import decoding_from_args
     from .server import serve
-    serve(args.model, decoding=decoding_from_args(args), host=args.host, port=args.port, settings=settings, max_new_tokens=args.max_new_tokens,
+    serve(args.model, host=args.host, port=args.port, settings=settings, max_new_tokens=args.max_new_tokens,
           precision=args.precision, trust_remote_code=args.trust_remote_code,
-          prompt_lookup_tokens=args.prompt_lookup_tokens, log_level=args.log_level)
+          prompt_lookup_tokens=args.prompt_lookup_tokens, log_level=args.log_level, decoding=decoding_from_args(args))
     return 0

@@ -110,7 +110,8 @@ def test_bad_bases_name_the_file(tmp_path):
         load_config(tmp_path / "child.yaml")
     write(tmp_path / "a.yaml", "base: b.yaml\n")
     write(tmp_path / "b.yaml", "base: a.yaml\n")
-    with pytest.raises(ConfigError, match=r"b\.yaml: 'base: a\.yaml' makes a loop: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+    loop = r"b\.yaml: 'base: a\.yaml' makes a loop: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"
+    with pytest.raises(ConfigError, match=loop):
         load_config(tmp_path / "a.yaml")
     for bad in ("base: 3\n", "base: ''\n", "base: [a.yaml]\n"):
         with pytest.raises(ConfigError, match=r"bad\.yaml: 'base' must name another config file"):

@@ -59,7 +59,8 @@ def test_readme_shows_the_regenerated_tables():
     from qrewrite.readme_tables import readme_with_tables
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "| run | model | method |" in readme and "| line | run | change |" in readme
-    assert readme_with_tables(readme, OUTPUTS, "README.md") == readme, "README tables are stale: python -m qrewrite results"
+    assert readme_with_tables(readme, OUTPUTS, "README.md") == readme, \
+        "README tables are stale: run python -m qrewrite results"
 
 
 def test_ablations_md_is_what_the_results_command_regenerates():
