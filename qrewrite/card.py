@@ -33,22 +33,23 @@ print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_to
 ```'''
 
 
-def _front_matter(cfg, metrics: dict) -> dict:
+def _front_matter(base: str, method: str, run_name: str, metrics: dict) -> dict:
     results = [{"task": {"type": "text2text-generation", "name": "question rewriting"},
                 "dataset": {"type": DATASET, "name": label},
                 "metrics": [{"type": key, "name": name, "value": round(float(m[key]), 4)}
                             for key, name in (("rougeL", "ROUGE-L"), ("exact_match", "exact match"),
                                               ("bleu", "BLEU")) if key in m]}
                for label, m in sorted(metrics.items())]
-    return {"base_model": BASE_MODELS.get(cfg.model, cfg.model), "datasets": [DATASET], "license": "apache-2.0",
+    return {"base_model": base, "datasets": [DATASET], "license": "apache-2.0",
             "language": ["en"], "library_name": "transformers", "pipeline_tag": "text-generation",
-            "tags": ["question-rewriting", "disfluency", "qrewrite", cfg.method],
-            "model-index": [{"name": Path(cfg.resolved_run_name()).name, "results": results}]}
+            "tags": ["question-rewriting", "disfluency", "qrewrite", method],
+            "model-index": [{"name": run_name, "results": results}]}
 
 
 def render_card(cfg, info: dict, metrics: dict, model_dir: str = "weights/RUN/model") -> str:
-    """The card's text for a run trained with ``cfg`` (``info``: its run.json; ``metrics``: label -> dict)."""
-    prompt = PromptSpec.of_config(cfg)
+    """The card's text for a run made with ``cfg`` (a TrainConfig, or an AverageConfig; ``info``: its run.json;
+    ``metrics``: label -> dict)."""
+    base, prompt, max_new_tokens, origin, making = _provenance(cfg, info, model_dir)
     example = "What year no sorry which city hosted the 1996 games?"
     messages = [{"role": "user", "content": example}]
     if prompt.format == "chat":
@@ -62,16 +63,16 @@ def render_card(cfg, info: dict, metrics: dict, model_dir: str = "weights/RUN/mo
                    "saved here renders exactly that for a bare user message)" if prompt.format == "minimal" else
                    f"**chat**: a system turn ({(prompt.system_prompt or 'the default instruction')!r} for qrewrite's "
                    "default), then the user turn")
+    front = _front_matter(BASE_MODELS.get(base, base), getattr(cfg, "method", "average"),
+                          Path(cfg.resolved_run_name()).name, metrics)
     return f"""---
-{yaml.safe_dump(_front_matter(cfg, metrics), sort_keys=False).strip()}
+{yaml.safe_dump(front, sort_keys=False).strip()}
 ---
 
 # {Path(cfg.resolved_run_name()).name}: a question rewriter
 
 Rewrites a messy question into the clean question the user meant: drops disfluencies ("What year no sorry which
-city hosted ..." -> "Which city hosted ..."), fixes typos, keeps every fact. Fine-tuned from
-`{BASE_MODELS.get(cfg.model, cfg.model)}` ({cfg.method}) with qrewrite on Disfl-QA
-(CC BY 4.0, Gupta et al., 2021){f" plus {cfg.typo_copies} seeded typo'd copies of each input" if cfg.typo_copies else ""}.
+city hosted ..." -> "Which city hosted ..."), fixes typos, keeps every fact. {origin}.
 
 ## Measured (greedy decoding)
 {measured}
@@ -81,16 +82,39 @@ The question is the user turn; the model answers with the clean question and sto
 (`generation_config.json` says so). Format: {prompt_text}. `qrewrite.json` records it for qrewrite itself.
 
 ## Use it with plain transformers
-{USAGE.format(model_dir=model_dir, messages=messages, max_new_tokens=cfg.max_new_tokens)}
+{USAGE.format(model_dir=model_dir, messages=messages, max_new_tokens=max_new_tokens)}
 
 Or `python -m qrewrite rewrite --model {model_dir} "..."`, or serve it (`python -m qrewrite serve`, or vLLM's
 OpenAI-compatible server with the chat template saved here).
 
-## Training
+{making}
+"""
+
+
+def _provenance(cfg, info: dict, model_dir: str) -> tuple:
+    """(base model, prompt, generation budget, where the model comes from, the card's last section)."""
+    from .average import AverageConfig, describe
+    if isinstance(cfg, AverageConfig):
+        base = info.get("base_model") or ""
+        prompt = PromptSpec(info.get("prompt_format") or "minimal")
+        max_new_tokens = info.get("max_new_tokens") or 64
+        origin = (f"The weighted average of {len(info.get('average', []))} models fine-tuned from "
+                  f"`{BASE_MODELS.get(base, base)}` with qrewrite on Disfl-QA (CC BY 4.0, Gupta et al., 2021)")
+        making = ("## Made by averaging\nEvery tensor is the weighted mean of the same tensor in (weights sum to "
+                  f"1):\n{describe(info)}\n\nNo training of its own; git commit `{info.get('git_commit')}`. The recipe "
+                  "is `config.yaml` of the run directory (`python -m qrewrite average --config ...`).")
+    else:
+        base = cfg.model
+        prompt = PromptSpec.of_config(cfg)
+        max_new_tokens = cfg.max_new_tokens
+        typo = f" plus {cfg.typo_copies} seeded typo'd copies of each input" if cfg.typo_copies else ""
+        origin = (f"Fine-tuned from `{BASE_MODELS.get(base, base)}` ({cfg.method}) with qrewrite on Disfl-QA\n"
+                  f"(CC BY 4.0, Gupta et al., 2021){typo}")
+        making = f"""## Training
 {info.get("steps")} steps at batch {cfg.batch_size} x {cfg.grad_accum}, learning rate {cfg.learning_rate} ({cfg.lr_scheduler}),
 max length {cfg.max_length}, seed {cfg.seed}; git commit `{info.get("git_commit")}`, data fingerprint
-`{info.get("data_fingerprint")}`. The full config is `config.yaml` of the run directory.
-"""
+`{info.get("data_fingerprint")}`. The full config is `config.yaml` of the run directory."""
+    return base, prompt, max_new_tokens, origin, making
 
 
 def write_model_card(model_dir: str | Path, cfg, info: dict, new_metrics: dict | None = None) -> Path:

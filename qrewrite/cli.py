@@ -1,4 +1,4 @@
-"""``python -m qrewrite prepare | train | evaluate | rewrite | results | quickstart | serve``.
+"""``python -m qrewrite prepare | train | average | evaluate | rewrite | results | quickstart | serve``.
 
 Thin: each command parses its options and calls one function of the package. Errors the user can fix
 (bad data, bad config, unusable model path) print one clear message and exit with status 2.
@@ -121,6 +121,30 @@ def cmd_train(args) -> int:
         print(e, file=sys.stderr)
         return 130
     print(f"run complete: {run_dir} (model in {run_dir}/model)")
+    return 0
+
+
+# ---- average -----------------------------------------------------------------------------------------------
+
+def add_average(sub):
+    p = sub.add_parser("average", help="average fine-tuned models' weights into a new run (a model soup)",
+                       description="Build weights/<run_name>/ whose every tensor is the weighted mean of the same "
+                                   "tensor in the recipe's models (fine-tuned from the same start, same tokenizer "
+                                   "and prompt). No training; evaluate, rewrite and serve take it like any run.")
+    p.add_argument("--config", required=True, help="average recipe: run_name and models (dir -> weight); see "
+                                                   "configs/average/")
+    p.add_argument("--run-name", help="override the recipe's run_name")
+    p.add_argument("--output-root", help="override the recipe's output_root (default: weights)")
+    p.set_defaults(func=cmd_average)
+
+
+def cmd_average(args) -> int:
+    from .average import average_models, describe, load_average_config
+    cfg = load_average_config(args.config, {"run_name": args.run_name, "output_root": args.output_root})
+    run_dir = average_models(cfg)
+    from .run import Run
+    info = Run(run_dir).info()
+    print(f"{describe(info)}\naveraged in {info['train_time_s']} s: {run_dir} (model in {run_dir}/model)")
     return 0
 
 
@@ -384,7 +408,7 @@ def cmd_quickstart(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m qrewrite", description=__doc__.split("\n\n")[0].strip("`. "))
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_prepare, add_train, add_evaluate, add_rewrite, add_push, add_results, add_quickstart, add_serve):
+    for add in (add_prepare, add_train, add_average, add_evaluate, add_rewrite, add_push, add_results, add_quickstart, add_serve):
         add(sub)
     return parser
 

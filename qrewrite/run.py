@@ -75,8 +75,9 @@ class Run:
         return self.status == "complete"
 
     def config(self):
-        from .config import load_config
-        return load_config(self.config_file)
+        """The saved config: a TrainConfig, or an AverageConfig for a run built by ``qrewrite average``."""
+        from .average import load_run_config
+        return load_run_config(self.config_file)
 
     def last_checkpoint(self) -> str | None:
         if not self.path.is_dir():

@@ -16,6 +16,7 @@ COMMON = {
     "evaluate": ["evaluate", "--model", "copy", "--data", DATA, "--out", "{tmp}/eval"],
     "rewrite": ["rewrite", "--model", "copy", "Who um who?"],
     "serve": ["serve", "--model", "copy"],
+    "average": ["average", "--config", "configs/average/smollm2-full-typo-soup.yaml", "--output-root", "{tmp}/w"],
     "train": ["train", "--config", "configs/smoke.yaml", "--model", "{tmp}/no-model", "--output-root", "{tmp}/w"],
 }
 # option -> impossible values, per command (train: every config field, below)
@@ -33,6 +34,7 @@ IMPOSSIBLE = {
               "--max-queue": ["0"], "--request-timeout": ["0"], "--max-question-chars": ["0"],
               "--max-questions": ["0", "100000"], "--max-body-bytes": ["0"], "--log-level": ["loud"],
               "--num-beams": ["0", "two"], "--copy-bonus": ["-1", "nan"]},
+    "average": {"--run-name": ["../escape", "/abs"], "--config": ["{tmp}/no-such-recipe.yaml"]},
 }
 TRAIN_FIELDS = {
     "method": ["dora"], "run_name": ["../escape", "/abs"], "seed": ["x"], "max_steps": ["0", "-5"],

@@ -1,0 +1,287 @@
+"""Weight averaging ("model soup", Wortsman et al., 2022): one model whose every tensor is the weighted mean of
+the same tensor in several models fine-tuned from the same start, with no training (seconds on a CPU).
+
+A recipe (``configs/average/*.yaml``) names the run and its ingredients::
+
+    run_name: smollm2-full-typo-soup        # weights/<run_name>/
+    models:                                 # run or model directory -> weight (normalised to sum to 1)
+      weights/smollm2-full-typo-cycle2: 1
+      weights/smollm2-full-typo-synth-cycle2: 1
+
+The run directory then holds what a trained run holds for inference (``model/`` with the ingredients' tokenizer,
+chat template, generation config and ``qrewrite.json``; ``config.yaml``; ``run.json`` naming every ingredient's
+run, commit and data fingerprint), so ``evaluate``, ``rewrite`` and ``serve`` take it like any run. The
+ingredients must share architecture, tokenizer and prompt; anything else is an error naming the directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError, ModelLoadError, RunStateError
+from .files import (PROJECT_ROOT, atomic_write_text, check_writable, command_line, file_fingerprint, git_commit,
+                    read_json, repo_relative, safe_join)
+from .run import INFERENCE_FILE, Run
+
+WEIGHTS_INDEX = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+# What must agree across ingredients besides the tensors: the tokenizer and the prompt the model was trained with.
+SAME_FILES = ("tokenizer.json", "chat_template.jinja")
+PROMPT_KEYS = ("prompt_format", "system_prompt", "max_new_tokens")
+CONFIG_KEYS_IGNORED = ("_name_or_path", "transformers_version", "dtype", "torch_dtype")
+METHOD = "average"
+
+
+@dataclasses.dataclass
+class AverageConfig:
+    run_name: str
+    models: dict[str, float]
+    output_root: str = "weights"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def resolved_run_name(self) -> str:
+        return self.run_name
+
+    def weights(self) -> list[float]:
+        total = sum(self.models.values())
+        return [w / total for w in self.models.values()]
+
+
+def is_average_config(values: dict) -> bool:
+    return isinstance(values, dict) and "models" in values
+
+
+def load_average_config(path: str | Path, overrides: dict | None = None) -> AverageConfig:
+    """The recipe at ``path`` (relative to the working directory or the project), validated; ``overrides``
+    (run_name / output_root) win over the file."""
+    path = Path(path)
+    if not path.exists() and (PROJECT_ROOT / path).exists():
+        path = PROJECT_ROOT / path
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"average recipe not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"average recipe {path} is not valid YAML: {e}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"average recipe {path} must be a mapping with run_name and models")
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(AverageConfig)})
+    if unknown:
+        raise ConfigError(f"average recipe {path}: unknown key {unknown[0]!r}; keys: run_name, models, output_root")
+    for key in ("run_name", "models"):
+        if key not in values:
+            raise ConfigError(f"average recipe {path}: '{key}' is missing")
+    if not isinstance(values["run_name"], str):
+        raise ConfigError(f"average recipe {path}: run_name must be a name, got {values['run_name']!r}")
+    models = values["models"]
+    if not isinstance(models, dict) or len(models) < 2:
+        raise ConfigError(f"average recipe {path}: 'models' must map at least two run or model directories to "
+                          f"weights, got {models!r}")
+    for model, weight in models.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0 \
+                or weight == float("inf"):
+            raise ConfigError(f"average recipe {path}: models: {model}: the weight must be a positive number, "
+                              f"got {weight!r}")
+    return AverageConfig(run_name=values["run_name"], models={str(k): float(v) for k, v in models.items()},
+                         output_root=str(values.get("output_root", "weights")))
+
+
+def save_average_config(cfg: AverageConfig, path: str | Path) -> Path:
+    return atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+# ---- the ingredients -------------------------------------------------------------------------------------------
+
+def ingredient_model_dir(source: str) -> tuple[Path, Run | None]:
+    """The model directory ``source`` stands for (a complete run's ``model/``, or a model directory), and its run."""
+    path = Path(source).expanduser()
+    if not path.exists() and (PROJECT_ROOT / path).exists():
+        path = PROJECT_ROOT / path
+    run = Run.owning(path)
+    model_dir = run.final_model() if run is not None and path == run.path else path
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"average: {source} is not a directory (give a run directory weights/<run> or a "
+                             "model directory)")
+    if (model_dir / "adapter_config.json").exists() and not _weight_files(model_dir, required=False):
+        raise ModelLoadError(f"average: {source} holds a LoRA adapter only; average the run's merged model/")
+    _weight_files(model_dir)
+    return model_dir, run
+
+
+def _weight_files(model_dir: Path, required: bool = True) -> list[str]:
+    if (model_dir / WEIGHTS_INDEX).is_file():
+        return sorted(set(read_json(model_dir / WEIGHTS_INDEX)["weight_map"].values()))
+    if (model_dir / SINGLE_FILE).is_file():
+        return [SINGLE_FILE]
+    if required:
+        raise ModelLoadError(f"average: {model_dir} has no {SINGLE_FILE} (or {WEIGHTS_INDEX}): only safetensors "
+                             "model directories can be averaged")
+    return []
+
+
+def _architecture(model_dir: Path) -> dict:
+    try:
+        config = read_json(model_dir / "config.json")
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"average: cannot read {model_dir / 'config.json'}: {e}") from None
+    return {k: v for k, v in config.items() if k not in CONFIG_KEYS_IGNORED}
+
+
+def _prompt(model_dir: Path) -> dict:
+    saved = model_dir / INFERENCE_FILE
+    return {k: v for k, v in read_json(saved).items() if k in PROMPT_KEYS} if saved.is_file() else {}
+
+
+def check_compatible(model_dirs: list[Path]) -> None:
+    """Same architecture, weight files, tokenizer and prompt as the first ingredient, or an error naming what differs."""
+    first = model_dirs[0]
+    for other in model_dirs[1:]:
+        for what, read in (("architecture (config.json)", _architecture), ("weight files", _weight_files),
+                           (f"prompt ({INFERENCE_FILE})", _prompt)):
+            if read(other) != read(first):
+                raise ModelLoadError(f"average: {other} has another {what} than {first}; only models fine-tuned "
+                                     "from the same start with the same prompt can be averaged")
+        for name in SAME_FILES:
+            a, b = first / name, other / name
+            if a.is_file() != b.is_file() or (a.is_file() and file_fingerprint(a) != file_fingerprint(b)):
+                raise ModelLoadError(f"average: {other / name} differs from {a}: the models must share a tokenizer")
+
+
+def root_base_model(model_dir: Path) -> str | None:
+    """Follow ``qrewrite.json``'s base_model through fine-tuned directories to the model training started from."""
+    base, seen = _read_base(model_dir), set()
+    while base and base not in seen:
+        seen.add(base)
+        parent = _read_base(Path(base) if Path(base).is_absolute() else PROJECT_ROOT / base)
+        if not parent:
+            return base
+        base = parent
+    return base
+
+
+def _read_base(model_dir: Path) -> str | None:
+    saved = Path(model_dir) / INFERENCE_FILE
+    return read_json(saved).get("base_model") if saved.is_file() else None
+
+
+# ---- the average -----------------------------------------------------------------------------------------------
+
+def average_tensors(model_dirs: list[Path], weights: list[float], out_dir: Path) -> None:
+    """Write the weighted mean of every tensor, file by file (summed in fp32, saved in each tensor's own dtype)."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    for name in _weight_files(model_dirs[0]):
+        total: dict[str, torch.Tensor] = {}
+        dtypes: dict[str, torch.dtype] = {}
+        for model_dir, weight in zip(model_dirs, weights):
+            with safe_open(model_dir / name, framework="pt") as f:
+                keys = set(f.keys())
+                if total and keys != set(total):
+                    missing = sorted(set(total) ^ keys)[0]
+                    raise ModelLoadError(f"average: {model_dir / name} and {model_dirs[0] / name} hold different "
+                                         f"tensors (e.g. {missing!r})")
+                for key in keys:
+                    tensor = f.get_tensor(key)
+                    if key not in total:
+                        total[key], dtypes[key] = weight * tensor.float(), tensor.dtype
+                    elif total[key].shape != tensor.shape:
+                        raise ModelLoadError(f"average: {model_dir / name}: tensor {key!r} has shape "
+                                             f"{tuple(tensor.shape)}, {tuple(total[key].shape)} in {model_dirs[0]}")
+                    else:
+                        total[key] += weight * tensor.float()
+        save_file({k: v.to(dtypes[k]).contiguous() for k, v in total.items()}, out_dir / name,
+                  metadata={"format": "pt"})
+
+
+def average_models(cfg: AverageConfig) -> Path:
+    """Build ``<output_root>/<run_name>/`` from the recipe; returns the run directory."""
+    from .memory import peak_memory_mb, reset_peak_memory
+
+    run = Run(safe_join(cfg.output_root, cfg.run_name))
+    if run.path.exists() and (run.exists() or run.holds_run()):
+        raise RunStateError(f"{run.path} already holds a run; choose another run_name or delete the directory")
+    ingredients = [ingredient_model_dir(source) for source in cfg.models]
+    model_dirs = [model_dir for model_dir, _ in ingredients]
+    if len({d.resolve() for d in model_dirs}) < len(model_dirs):
+        raise ConfigError(f"average: models name the same directory twice: {', '.join(cfg.models)}")
+    check_compatible(model_dirs)
+    check_writable(run.path.parent)
+
+    reset_peak_memory()
+    start = time.perf_counter()
+    run.path.mkdir(parents=True, exist_ok=True)
+    info = _initial_info(cfg, ingredients)
+    run.write_config(cfg)
+    run.write_info(info)
+    # Built beside model/ and renamed into place: an interrupted average leaves no model/ that looks complete.
+    tmp = Path(tempfile.mkdtemp(dir=run.path, prefix=".model-"))
+    try:
+        for item in model_dirs[0].iterdir():
+            if item.is_file() and item.suffix != ".safetensors" and item.name not in (WEIGHTS_INDEX, "README.md") \
+                    and not item.name.startswith("qrewrite_"):
+                shutil.copy2(item, tmp / item.name)
+        if (model_dirs[0] / WEIGHTS_INDEX).is_file():
+            shutil.copy2(model_dirs[0] / WEIGHTS_INDEX, tmp / WEIGHTS_INDEX)
+        average_tensors(model_dirs, cfg.weights(), tmp)
+        tmp.rename(run.model_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        run.write_info({**info, "status": "interrupted"})
+        raise
+    info.update(status="complete", train_time_s=round(time.perf_counter() - start, 1),
+                peak_memory_mb=round(peak_memory_mb(), 1))
+    run.write_info(info)
+    from .card import write_model_card
+    write_model_card(run.model_dir, cfg, info)
+    return run.path
+
+
+def _initial_info(cfg: AverageConfig, ingredients: list[tuple[Path, Run | None]]) -> dict:
+    parts = []
+    for (model_dir, run), source, weight in zip(ingredients, cfg.models, cfg.weights()):
+        ran = run.info() if run is not None and run.exists() else {}
+        parts.append({"source": repo_relative(source), "model_dir": repo_relative(model_dir),
+                      "weight": round(weight, 6), "run": ran.get("run_name"), "git_commit": ran.get("git_commit"),
+                      "data_fingerprint": ran.get("data_fingerprint"), "steps": ran.get("steps")})
+    fingerprints = {p["data_fingerprint"] for p in parts}
+    names = [p["run"] or p["source"] for p in parts]
+    prompt = _prompt(ingredients[0][0])
+    return {"status": "running", "run_name": cfg.run_name, "method": METHOD,
+            "model": "average of " + " + ".join(names), "model_source": repo_relative(ingredients[0][0]),
+            "base_model": root_base_model(ingredients[0][0]), "prompt_format": prompt.get("prompt_format"),
+            "max_new_tokens": prompt.get("max_new_tokens"), "average": parts, "git_commit": git_commit(),
+            "command": command_line(),
+            "data_fingerprint": fingerprints.pop() if len(fingerprints) == 1 else None, "steps": None,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def describe(info: dict) -> str:
+    """One line per ingredient, for the model card and the CLI."""
+    return "\n".join(f"- {p['weight']:.3g} x `{p['source']}`" + (f" (run {p['run']}, {p['steps']} steps, commit "
+                                                                   f"`{p['git_commit']}`)" if p.get("run") else "")
+                     for p in info.get("average", []))
+
+
+def load_run_config(path: Path):
+    """A run's saved config.yaml: a training config, or an average recipe."""
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, yaml.YAMLError):
+        values = None
+    if is_average_config(values):
+        return load_average_config(path)
+    from .config import load_config
+    return load_config(path)
+

@@ -1,0 +1,185 @@
+"""`qrewrite average`: a run whose weights are the weighted mean of fine-tuned models (a model soup)."""
+
+import json
+import shutil
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT, SAMPLE, run_cli
+from safetensors.torch import load_file, save_file
+
+from qrewrite.average import AverageConfig, average_models, load_average_config
+from qrewrite.errors import ConfigError, ModelLoadError, RunStateError
+from qrewrite.run import Run
+
+
+def perturbed_copy(run_dir, dest, scale=0.05, seed=1):
+    """Another "fine-tune" of the same start: the run copied, every weight moved by seeded noise."""
+    shutil.copytree(run_dir, dest)
+    weights = dest / "model" / "model.safetensors"
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {k: v + scale * torch.randn(v.shape, generator=gen) for k, v in load_file(weights).items()}
+    save_file(tensors, weights, metadata={"format": "pt"})
+    info = json.loads((dest / "run.json").read_text())
+    (dest / "run.json").write_text(json.dumps({**info, "run_name": dest.name, "git_commit": "abc123"}))
+    return dest
+
+
+def recipe(tmp_path, models, run_name="soup", **extra):
+    path = tmp_path / f"{run_name}.yaml"
+    path.write_text(yaml.safe_dump({"run_name": run_name, "models": {str(k): v for k, v in models.items()},
+                                    "output_root": str(tmp_path / "w"), **extra}, sort_keys=False))
+    return path
+
+
+def test_each_tensor_is_the_weighted_mean_and_the_run_works_like_a_trained_one(tiny_run, tmp_path):
+    other = perturbed_copy(tiny_run, tmp_path / "other")
+    cfg = load_average_config(recipe(tmp_path, {tiny_run: 3, other / "model": 1}))
+    run_dir = average_models(cfg)
+
+    a, b = load_file(tiny_run / "model" / "model.safetensors"), load_file(other / "model" / "model.safetensors")
+    soup = load_file(run_dir / "model" / "model.safetensors")
+    assert soup.keys() == a.keys()
+    for key in a:
+        assert soup[key].dtype == a[key].dtype
+        torch.testing.assert_close(soup[key], 0.75 * a[key] + 0.25 * b[key])
+    assert not torch.equal(soup[next(iter(a))], a[next(iter(a))])
+
+    run = Run(run_dir)
+    info = run.info()
+    assert info["status"] == "complete" and info["method"] == "average"
+    assert [p["weight"] for p in info["average"]] == [0.75, 0.25]
+    assert [p["run"] for p in info["average"]] == ["tiny-full", "other"]
+    assert info["average"][1]["git_commit"] == "abc123"
+    assert info["max_new_tokens"] == json.loads((tiny_run / "model" / "qrewrite.json").read_text())["max_new_tokens"]
+    assert isinstance(run.config(), AverageConfig) and run.config().models == cfg.models
+    assert (run_dir / "model" / "qrewrite.json").read_text() == (tiny_run / "model" / "qrewrite.json").read_text()
+    card = (run_dir / "model" / "README.md").read_text()
+    assert "Made by averaging" in card and "0.75 x" in card and "tiny-full" in card
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary directory left
+
+    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM.from_pretrained(run_dir / "model")  # plain transformers loads it
+
+    out = tmp_path / "eval"
+    done = run_cli("evaluate", "--model", run_dir, "--data", SAMPLE / "valid.json", "--out", out, "--limit", "3")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["run"]["method"] == "average" and metrics["run"]["model"] == "average of tiny-full + other"
+    assert yaml.safe_load((out / "config.yaml").read_text())["models"] == cfg.models
+
+
+def test_an_average_of_identical_models_rewrites_exactly_like_the_model(tiny_run, tmp_path):
+    model = perturbed_copy(tiny_run, tmp_path / "model", scale=0.5)  # the smoke run alone answers ""
+    twin = tmp_path / "twin"
+    shutil.copytree(model, twin)
+    run_dir = average_models(load_average_config(recipe(tmp_path, {model: 1, twin: 2})))
+    question = "What year no sorry which city hosted the games?"
+    original = run_cli("rewrite", "--model", model, question)
+    averaged = run_cli("rewrite", "--model", run_dir, question)
+    assert original.returncode == averaged.returncode == 0, averaged.stderr
+    assert averaged.stdout == original.stdout and averaged.stdout.strip()
+
+
+def test_the_cli_prints_the_ingredients_and_refuses_to_overwrite(tiny_run, tmp_path):
+    path = recipe(tmp_path, {tiny_run: 1, perturbed_copy(tiny_run, tmp_path / "other"): 1})
+    first = run_cli("average", "--config", path)
+    assert first.returncode == 0, first.stderr
+    assert "0.5 x" in first.stdout and str(tmp_path / "w" / "soup") in first.stdout
+    again = run_cli("average", "--config", path)
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_an_interrupted_average_leaves_no_model_that_looks_complete(tiny_run, tmp_path, monkeypatch):
+    import qrewrite.average as average
+
+    def fail(*args):
+        raise KeyboardInterrupt("stopped")
+    monkeypatch.setattr(average, "average_tensors", fail)
+    other = perturbed_copy(tiny_run, tmp_path / "other")
+    with pytest.raises(KeyboardInterrupt):
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1})))
+    run = Run(tmp_path / "w" / "soup")
+    assert run.status == "interrupted" and not run.model_dir.exists()
+    assert not [p for p in run.path.iterdir() if p.name.startswith(".model-")]
+    with pytest.raises(RunStateError, match="not complete"):
+        run.final_model()
+
+
+@pytest.mark.parametrize("change,message", [
+    ("architecture", "another architecture"),
+    ("prompt", r"another prompt \(qrewrite.json\)"),
+    ("tokenizer", "must share a tokenizer"),
+])
+def test_models_that_cannot_be_averaged_are_named(tiny_run, tmp_path, change, message):
+    other = perturbed_copy(tiny_run, tmp_path / "other")
+    model = other / "model"
+    if change == "architecture":
+        config = json.loads((model / "config.json").read_text())
+        (model / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 3}))
+    elif change == "prompt":
+        saved = json.loads((model / "qrewrite.json").read_text())
+        (model / "qrewrite.json").write_text(json.dumps({**saved, "system_prompt": "Answer in French."}))
+    else:
+        (model / "tokenizer.json").write_text((model / "tokenizer.json").read_text().replace("<|im_start|>",
+                                                                                              "<|start|>"))
+    with pytest.raises(ModelLoadError, match=message) as err:
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1})))
+    assert str(other) in str(err.value)
+    assert not (tmp_path / "w" / "soup").exists()  # refused before anything is written
+
+
+def test_ingredients_that_are_not_finished_models_are_refused(tiny_run, tmp_path):
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(tiny_run, unfinished)
+    info = json.loads((unfinished / "run.json").read_text())
+    (unfinished / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    with pytest.raises(RunStateError, match="not complete"):
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, unfinished: 1})))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="LoRA adapter only"):
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, adapter: 1})))
+    with pytest.raises(ModelLoadError, match="not a directory"):
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, tmp_path / "missing": 1})))
+    with pytest.raises(ConfigError, match="same directory twice"):
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, tiny_run / "model": 1})))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("run_name: s\nmodels: {a: 1}\n", "at least two"),
+    ("run_name: s\nmodels: [a, b]\n", "at least two"),
+    ("run_name: s\nmodels: {a: 1, b: 0}\n", r"models: b: the weight must be a positive number, got 0"),
+    ("run_name: s\nmodels: {a: 1, b: -1}\n", "positive number"),
+    ("run_name: s\nmodels: {a: 1, b: .nan}\n", "positive number"),
+    ("run_name: s\nmodels: {a: 1, b: true}\n", "positive number"),
+    ("run_name: s\nmodels: {a: 1, b: heavy}\n", "positive number"),
+    ("models: {a: 1, b: 1}\n", "'run_name' is missing"),
+    ("run_name: s\nmodels: {a: 1, b: 1}\nweights: [1, 2]\n", "unknown key 'weights'"),
+    ("- a\n- b\n", "must be a mapping"),
+    ("run_name: [s\n", "not valid YAML"),
+])
+def test_bad_recipes_are_one_clear_error_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_average_config(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ConfigError, match="not found"):
+        load_average_config(tmp_path / "missing.yaml")
+
+
+RECIPES = sorted((ROOT / "configs" / "average").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_every_shipped_average_recipe_names_runs_the_repo_trains_and_matches_its_committed_run(path):
+    from qrewrite.config import load_config
+    cfg = load_average_config(path)
+    trained = {load_config(p).run_name for p in (ROOT / "configs").glob("*.yaml")}
+    assert all(source.startswith("weights/") and source[len("weights/"):] in trained for source in cfg.models)
+    saved = ROOT / "outputs" / cfg.run_name / "config.yaml"
+    if saved.is_file():  # the committed evaluation was made from exactly this recipe
+        assert load_average_config(saved) == cfg
