@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, ModelLoadError, RunStateError
-from .files import (PROJECT_ROOT, atomic_write_text, check_writable, command_line, file_fingerprint, git_commit,
+from .files import (PROJECT_ROOT, _umask, atomic_write_text, check_writable, command_line, file_fingerprint, git_commit,
                     read_json, repo_relative, safe_join)
 from .run import INFERENCE_FILE, Run
 
@@ -37,6 +37,9 @@ SAME_FILES = ("tokenizer.json", "chat_template.jinja")
 PROMPT_KEYS = ("prompt_format", "system_prompt", "max_new_tokens")
 CONFIG_KEYS_IGNORED = ("_name_or_path", "transformers_version", "dtype", "torch_dtype")
 METHOD = "average"
+# The first ingredient's files that are copied: all but its weights, its own card and metrics, and its training
+# arguments (a pickle of how that one model was trained, which the average was not).
+NOT_COPIED = ("README.md", "training_args.bin")
 
 
 @dataclasses.dataclass
@@ -229,12 +232,12 @@ def average_models(cfg: AverageConfig) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=run.path, prefix=".model-"))
     try:
         for item in model_dirs[0].iterdir():
-            if item.is_file() and item.suffix != ".safetensors" and item.name not in (WEIGHTS_INDEX, "README.md") \
+            if item.is_file() and item.suffix != ".safetensors" and item.name not in NOT_COPIED \
                     and not item.name.startswith("qrewrite_"):
                 shutil.copy2(item, tmp / item.name)
-        if (model_dirs[0] / WEIGHTS_INDEX).is_file():
-            shutil.copy2(model_dirs[0] / WEIGHTS_INDEX, tmp / WEIGHTS_INDEX)
         average_tensors(model_dirs, cfg.weights(), tmp)
+        for path in (tmp, *tmp.iterdir()):  # mkdtemp makes a private directory; give it the usual permissions
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~_umask())
         tmp.rename(run.model_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -58,6 +58,12 @@ def test_each_tensor_is_the_weighted_mean_and_the_run_works_like_a_trained_one(t
     card = (run_dir / "model" / "README.md").read_text()
     assert "Made by averaging" in card and "0.75 x" in card and "tiny-full" in card
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary directory left
+    assert (tiny_run / "model" / "training_args.bin").exists() and not (run_dir / "model" / "training_args.bin").exists()
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (run_dir / "model").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
+    assert (run_dir / "model" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
 
     from transformers import AutoModelForCausalLM
     AutoModelForCausalLM.from_pretrained(run_dir / "model")  # plain transformers loads it
