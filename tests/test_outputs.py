@@ -107,3 +107,21 @@ def test_committed_notebooks_carry_no_absolute_paths():
         if paths := _absolute_paths(shown):
             found[path.name] = paths[:3]
     assert not found, f"absolute paths in executed notebooks (re-execute them: scripts/execute_notebooks.py): {found}"
+
+
+def test_the_recommended_run_and_only_it_has_blind_predictions_for_every_test_input():
+    """The blind test's predictions come from the recommended model (ablations.yaml), one line per input id,
+    {"id", "prediction"} only; no other run's predictions could be taken for them."""
+    recommended = load_spec(OUTPUTS / SPEC_NAME)["recommended"]
+    assert [p.parent.name for p in OUTPUTS.glob("*/blind")] == [recommended]
+    blind_inputs = ROOT.parent / "shared" / "data" / "blind"
+    ids = {}
+    for split in ("test", "test_typo"):
+        rows = [json.loads(line) for line in (OUTPUTS / recommended / "blind" / f"{split}.jsonl").open()]
+        assert all(set(row) == {"id", "prediction"} and row["prediction"].strip() for row in rows), split
+        ids[split] = [row["id"] for row in rows]
+        assert len(set(ids[split])) == len(ids[split]) > 1000, split
+        if blind_inputs.is_dir():  # the inputs live beside the repository, not in it
+            wanted = [json.loads(line)["id"] for line in (blind_inputs / f"{split}_inputs.jsonl").open()]
+            assert ids[split] == wanted, split
+    assert set(ids["test"]) == set(ids["test_typo"])
