@@ -26,20 +26,20 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, ModelLoadError, RunStateError
-from .files import (PROJECT_ROOT, _umask, atomic_write_text, check_writable, command_line, file_fingerprint, git_commit,
-                    read_json, repo_relative, safe_join)
-from .run import INFERENCE_FILE, Run
+from .files import (check_writable, command_line, file_fingerprint, git_commit, project_path, read_json,
+                    repo_relative, safe_join, umask)
+from .run import INFERENCE_FILE, Run, inference_settings, write_inference_config
 
 WEIGHTS_INDEX = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 # What must agree across ingredients besides the tensors: the tokenizer and the prompt the model was trained with.
 SAME_FILES = ("tokenizer.json", "chat_template.jinja")
-PROMPT_KEYS = ("prompt_format", "system_prompt", "max_new_tokens")
 CONFIG_KEYS_IGNORED = ("_name_or_path", "transformers_version", "dtype", "torch_dtype")
 METHOD = "average"
-# The first ingredient's files that are copied: all but its weights, its own card and metrics, and its training
-# arguments (a pickle of how that one model was trained, which the average was not).
-NOT_COPIED = ("README.md", "training_args.bin")
+# The first ingredient's files that are not copied: its weights (averaged instead), its own card and metrics,
+# its training arguments (a pickle of how that one model was trained) and qrewrite.json (written anew, naming the
+# model training started from).
+NOT_COPIED = ("README.md", "training_args.bin", INFERENCE_FILE)
 
 
 @dataclasses.dataclass
@@ -59,16 +59,10 @@ class AverageConfig:
         return [w / total for w in self.models.values()]
 
 
-def is_average_config(values: dict) -> bool:
-    return isinstance(values, dict) and "models" in values
-
-
 def load_average_config(path: str | Path, overrides: dict | None = None) -> AverageConfig:
     """The recipe at ``path`` (relative to the working directory or the project), validated; ``overrides``
     (run_name / output_root) win over the file."""
-    path = Path(path)
-    if not path.exists() and (PROJECT_ROOT / path).exists():
-        path = PROJECT_ROOT / path
+    path = project_path(path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
     except FileNotFoundError:
@@ -99,19 +93,13 @@ def load_average_config(path: str | Path, overrides: dict | None = None) -> Aver
                          output_root=str(values.get("output_root", "weights")))
 
 
-def save_average_config(cfg: AverageConfig, path: str | Path) -> Path:
-    return atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-
 # ---- the ingredients -------------------------------------------------------------------------------------------
 
 def ingredient_model_dir(source: str) -> tuple[Path, Run | None]:
     """The model directory ``source`` stands for (a complete run's ``model/``, or a model directory), and its run."""
-    path = Path(source).expanduser()
-    if not path.exists() and (PROJECT_ROOT / path).exists():
-        path = PROJECT_ROOT / path
+    path = project_path(Path(source).expanduser())
     run = Run.owning(path)
-    model_dir = run.final_model() if run is not None and path == run.path else path
+    model_dir = Run.model_dir_of(path)
     if not model_dir.is_dir():
         raise ModelLoadError(f"average: {source} is not a directory (give a run directory weights/<run> or a "
                              "model directory)")
@@ -123,7 +111,11 @@ def ingredient_model_dir(source: str) -> tuple[Path, Run | None]:
 
 def _weight_files(model_dir: Path, required: bool = True) -> list[str]:
     if (model_dir / WEIGHTS_INDEX).is_file():
-        return sorted(set(read_json(model_dir / WEIGHTS_INDEX)["weight_map"].values()))
+        try:
+            return sorted(set(read_json(model_dir / WEIGHTS_INDEX)["weight_map"].values()))
+        except (OSError, ValueError, KeyError, AttributeError) as e:
+            raise ModelLoadError(f"average: cannot read the weight map of {model_dir / WEIGHTS_INDEX} ({e!r}); "
+                                 "re-save the model") from None
     if (model_dir / SINGLE_FILE).is_file():
         return [SINGLE_FILE]
     if required:
@@ -141,12 +133,16 @@ def _architecture(model_dir: Path) -> dict:
 
 
 def _prompt(model_dir: Path) -> dict:
-    saved = model_dir / INFERENCE_FILE
-    return {k: v for k, v in read_json(saved).items() if k in PROMPT_KEYS} if saved.is_file() else {}
+    """The prompt and generation budget the model rewrites with (its qrewrite.json, else its run's config)."""
+    try:
+        return inference_settings(model_dir)
+    except (OSError, ValueError, AttributeError) as e:
+        raise ModelLoadError(f"average: cannot read {model_dir / INFERENCE_FILE}: {e}") from None
 
 
 def check_compatible(model_dirs: list[Path]) -> None:
-    """Same architecture, weight files, tokenizer and prompt as the first ingredient, or an error naming what differs."""
+    """Same architecture, weight files, tokenizer and prompt as the first ingredient, or an error naming what
+    differs."""
     first = model_dirs[0]
     for other in model_dirs[1:]:
         for what, read in (("architecture (config.json)", _architecture), ("weight files", _weight_files),
@@ -165,7 +161,7 @@ def root_base_model(model_dir: Path) -> str | None:
     base, seen = _read_base(model_dir), set()
     while base and base not in seen:
         seen.add(base)
-        parent = _read_base(Path(base) if Path(base).is_absolute() else PROJECT_ROOT / base)
+        parent = _read_base(project_path(base))
         if not parent:
             return base
         base = parent
@@ -174,38 +170,45 @@ def root_base_model(model_dir: Path) -> str | None:
 
 def _read_base(model_dir: Path) -> str | None:
     saved = Path(model_dir) / INFERENCE_FILE
-    return read_json(saved).get("base_model") if saved.is_file() else None
+    try:
+        return read_json(saved).get("base_model") if saved.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None  # an unreadable file is reported by check_compatible
 
 
 # ---- the average -----------------------------------------------------------------------------------------------
 
 def average_tensors(model_dirs: list[Path], weights: list[float], out_dir: Path) -> None:
-    """Write the weighted mean of every tensor, file by file (summed in fp32, saved in each tensor's own dtype)."""
-    import torch
-    from safetensors import safe_open
+    """Write the weighted mean of every tensor, file by file (summed in fp32, saved in the tensors' dtype)."""
     from safetensors.torch import save_file
 
     for name in _weight_files(model_dirs[0]):
-        total: dict[str, torch.Tensor] = {}
-        dtypes: dict[str, torch.dtype] = {}
+        total, dtypes = {}, {}
         for model_dir, weight in zip(model_dirs, weights):
-            with safe_open(model_dir / name, framework="pt") as f:
-                keys = set(f.keys())
-                if total and keys != set(total):
-                    missing = sorted(set(total) ^ keys)[0]
-                    raise ModelLoadError(f"average: {model_dir / name} and {model_dirs[0] / name} hold different "
-                                         f"tensors (e.g. {missing!r})")
-                for key in keys:
-                    tensor = f.get_tensor(key)
-                    if key not in total:
-                        total[key], dtypes[key] = weight * tensor.float(), tensor.dtype
-                    elif total[key].shape != tensor.shape:
-                        raise ModelLoadError(f"average: {model_dir / name}: tensor {key!r} has shape "
-                                             f"{tuple(tensor.shape)}, {tuple(total[key].shape)} in {model_dirs[0]}")
-                    else:
-                        total[key] += weight * tensor.float()
+            tensors = _read_tensors(model_dir / name)
+            if total and tensors.keys() != total.keys():
+                differs = sorted(set(total) ^ set(tensors))[0]
+                raise ModelLoadError(f"average: {model_dir / name} and {model_dirs[0] / name} hold different "
+                                     f"tensors (e.g. {differs!r})")
+            for key, tensor in tensors.items():
+                if key not in total:
+                    total[key], dtypes[key] = weight * tensor.float(), tensor.dtype
+                elif (total[key].shape, dtypes[key]) != (tensor.shape, tensor.dtype):
+                    raise ModelLoadError(f"average: {model_dir / name}: tensor {key!r} is {tensor.dtype} of shape "
+                                         f"{tuple(tensor.shape)}, {dtypes[key]} of {tuple(total[key].shape)} in "
+                                         f"{model_dirs[0]}")
+                else:
+                    total[key] += weight * tensor.float()
         save_file({k: v.to(dtypes[k]).contiguous() for k, v in total.items()}, out_dir / name,
                   metadata={"format": "pt"})
+
+
+def _read_tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+    try:
+        return load_file(path)
+    except Exception as e:  # safetensors raises its own SafetensorError (or OSError) for a damaged file
+        raise ModelLoadError(f"average: cannot read {path}: {e}") from None
 
 
 def average_models(cfg: AverageConfig) -> Path:
@@ -213,8 +216,7 @@ def average_models(cfg: AverageConfig) -> Path:
     from .memory import peak_memory_mb, reset_peak_memory
 
     run = Run(safe_join(cfg.output_root, cfg.run_name))
-    if run.path.exists() and (run.exists() or run.holds_run()):
-        raise RunStateError(f"{run.path} already holds a run; choose another run_name or delete the directory")
+    _clear_unfinished_average(run)
     ingredients = [ingredient_model_dir(source) for source in cfg.models]
     model_dirs = [model_dir for model_dir, _ in ingredients]
     if len({d.resolve() for d in model_dirs}) < len(model_dirs):
@@ -228,17 +230,14 @@ def average_models(cfg: AverageConfig) -> Path:
     info = _initial_info(cfg, ingredients)
     run.write_config(cfg)
     run.write_info(info)
-    # Built beside model/ and renamed into place: an interrupted average leaves no model/ that looks complete.
+    # Built beside model/ and renamed into place, card included; "complete" is written last: an interrupted
+    # average leaves a run that is not complete, which the next `average` of the same recipe replaces.
     tmp = Path(tempfile.mkdtemp(dir=run.path, prefix=".model-"))
     try:
-        for item in model_dirs[0].iterdir():
-            if item.is_file() and item.suffix != ".safetensors" and item.name not in NOT_COPIED \
-                    and not item.name.startswith("qrewrite_"):
-                shutil.copy2(item, tmp / item.name)
-        average_tensors(model_dirs, cfg.weights(), tmp)
-        for path in (tmp, *tmp.iterdir()):  # mkdtemp makes a private directory; give it the usual permissions
-            path.chmod((0o777 if path.is_dir() else 0o666) & ~_umask())
+        _fill_model_dir(tmp, model_dirs, cfg.weights(), info)
         tmp.rename(run.model_dir)
+        from .card import write_model_card
+        write_model_card(run.model_dir, cfg, info)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         run.write_info({**info, "status": "interrupted"})
@@ -246,12 +245,38 @@ def average_models(cfg: AverageConfig) -> Path:
     info.update(status="complete", train_time_s=round(time.perf_counter() - start, 1),
                 peak_memory_mb=round(peak_memory_mb(), 1))
     run.write_info(info)
-    from .card import write_model_card
-    write_model_card(run.model_dir, cfg, info)
     return run.path
 
 
+def _clear_unfinished_average(run: Run) -> None:
+    """Remove what an interrupted average of this run left; refuse any other run already there."""
+    if not run.path.exists() or not (run.exists() or run.holds_run()):
+        return
+    try:
+        info = run.info()
+    except (OSError, ValueError):
+        info = {}
+    if info.get("method") == METHOD and info.get("status") != "complete":
+        shutil.rmtree(run.path)
+        return
+    raise RunStateError(f"{run.path} already holds a run; choose another run_name or delete the directory")
+
+
+def _fill_model_dir(out_dir: Path, model_dirs: list[Path], weights: list[float], info: dict) -> None:
+    """The averaged weights, the first ingredient's tokenizer and configs, and qrewrite.json naming the root model."""
+    for item in model_dirs[0].iterdir():
+        if item.is_file() and item.suffix != ".safetensors" and item.name not in NOT_COPIED \
+                and not item.name.startswith("qrewrite_"):
+            shutil.copy2(item, out_dir / item.name)
+    write_inference_config(out_dir, _prompt(model_dirs[0])["prompt"], max_new_tokens=info["max_new_tokens"],
+                           base_model=info["base_model"])
+    average_tensors(model_dirs, weights, out_dir)
+    for path in (out_dir, *out_dir.iterdir()):  # mkdtemp makes a private directory; give it the usual permissions
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask())
+
+
 def _initial_info(cfg: AverageConfig, ingredients: list[tuple[Path, Run | None]]) -> dict:
+    from .config import TrainConfig
     parts = []
     for (model_dir, run), source, weight in zip(ingredients, cfg.models, cfg.weights()):
         ran = run.info() if run is not None and run.exists() else {}
@@ -260,12 +285,13 @@ def _initial_info(cfg: AverageConfig, ingredients: list[tuple[Path, Run | None]]
                       "data_fingerprint": ran.get("data_fingerprint"), "steps": ran.get("steps")})
     fingerprints = {p["data_fingerprint"] for p in parts}
     names = [p["run"] or p["source"] for p in parts]
-    prompt = _prompt(ingredients[0][0])
+    settings = _prompt(ingredients[0][0])
     return {"status": "running", "run_name": cfg.run_name, "method": METHOD,
             "model": "average of " + " + ".join(names), "model_source": repo_relative(ingredients[0][0]),
-            "base_model": root_base_model(ingredients[0][0]), "prompt_format": prompt.get("prompt_format"),
-            "max_new_tokens": prompt.get("max_new_tokens"), "average": parts, "git_commit": git_commit(),
-            "command": command_line(),
+            "base_model": root_base_model(ingredients[0][0]), "prompt_format": settings["prompt"].format,
+            "system_prompt": settings["prompt"].system_prompt,
+            "max_new_tokens": settings["max_new_tokens"] or TrainConfig().max_new_tokens, "average": parts,
+            "git_commit": git_commit(), "command": command_line(),
             "data_fingerprint": fingerprints.pop() if len(fingerprints) == 1 else None, "steps": None,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
@@ -275,16 +301,3 @@ def describe(info: dict) -> str:
     return "\n".join(f"- {p['weight']:.3g} x `{p['source']}`" + (f" (run {p['run']}, {p['steps']} steps, commit "
                                                                    f"`{p['git_commit']}`)" if p.get("run") else "")
                      for p in info.get("average", []))
-
-
-def load_run_config(path: Path):
-    """A run's saved config.yaml: a training config, or an average recipe."""
-    try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, yaml.YAMLError):
-        values = None
-    if is_average_config(values):
-        return load_average_config(path)
-    from .config import load_config
-    return load_config(path)
-

@@ -9,6 +9,7 @@ question with plain transformers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -49,7 +50,7 @@ def _front_matter(base: str, method: str, run_name: str, metrics: dict) -> dict:
 def render_card(cfg, info: dict, metrics: dict, model_dir: str = "weights/RUN/model") -> str:
     """The card's text for a run made with ``cfg`` (a TrainConfig, or an AverageConfig; ``info``: its run.json;
     ``metrics``: label -> dict)."""
-    base, prompt, max_new_tokens, origin, making = _provenance(cfg, info, model_dir)
+    base, prompt, max_new_tokens, origin, making = _provenance(cfg, info)
     example = "What year no sorry which city hosted the 1996 games?"
     messages = [{"role": "user", "content": example}]
     if prompt.format == "chat":
@@ -91,18 +92,26 @@ OpenAI-compatible server with the chat template saved here).
 """
 
 
-def _provenance(cfg, info: dict, model_dir: str) -> tuple:
-    """(base model, prompt, generation budget, where the model comes from, the card's last section)."""
+class Provenance(NamedTuple):
+    base: str              # the model training started from
+    prompt: PromptSpec
+    max_new_tokens: int
+    origin: str            # one sentence: how the model was made
+    making: str            # the card's last section: the training, or the averaged ingredients
+
+
+def _provenance(cfg, info: dict) -> Provenance:
+    """What the card says about where the model comes from: a trained run (TrainConfig) or an average."""
     from .average import AverageConfig, describe
     if isinstance(cfg, AverageConfig):
         base = info.get("base_model") or ""
-        prompt = PromptSpec(info.get("prompt_format") or "minimal")
-        max_new_tokens = info.get("max_new_tokens") or 64
+        prompt = PromptSpec(info.get("prompt_format", "chat"), info.get("system_prompt"))
+        max_new_tokens = info.get("max_new_tokens")
         origin = (f"The weighted average of {len(info.get('average', []))} models fine-tuned from "
                   f"`{BASE_MODELS.get(base, base)}` with qrewrite on Disfl-QA (CC BY 4.0, Gupta et al., 2021)")
-        making = ("## Made by averaging\nEvery tensor is the weighted mean of the same tensor in (weights sum to "
-                  f"1):\n{describe(info)}\n\nNo training of its own; git commit `{info.get('git_commit')}`. The recipe "
-                  "is `config.yaml` of the run directory (`python -m qrewrite average --config ...`).")
+        making = ("## Made by averaging\nEvery tensor is the weighted mean of the same tensor in (weights sum "
+                  f"to 1):\n{describe(info)}\n\nNo training of its own; git commit `{info.get('git_commit')}`. The "
+                  "recipe is `config.yaml` of the run directory (`python -m qrewrite average --config ...`).")
     else:
         base = cfg.model
         prompt = PromptSpec.of_config(cfg)
@@ -114,7 +123,7 @@ def _provenance(cfg, info: dict, model_dir: str) -> tuple:
 {info.get("steps")} steps at batch {cfg.batch_size} x {cfg.grad_accum}, learning rate {cfg.learning_rate} ({cfg.lr_scheduler}),
 max length {cfg.max_length}, seed {cfg.seed}; git commit `{info.get("git_commit")}`, data fingerprint
 `{info.get("data_fingerprint")}`. The full config is `config.yaml` of the run directory."""
-    return base, prompt, max_new_tokens, origin, making
+    return Provenance(base, prompt, max_new_tokens, origin, making)
 
 
 def write_model_card(model_dir: str | Path, cfg, info: dict, new_metrics: dict | None = None) -> Path:

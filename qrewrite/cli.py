@@ -293,8 +293,7 @@ def cmd_push(args) -> int:
     from .models import hub_reachable
     from .run import Run
 
-    run = Run.owning(args.model)
-    folder = run.final_model() if run is not None and Path(args.model).expanduser() == run.path else Path(args.model)
+    folder = Run.model_dir_of(args.model)
     if not (folder / "config.json").is_file():
         raise ConfigError(f"--model {args.model}: {folder} holds no model (config.json); point it at a complete "
                           "run directory or its model/ directory")
@@ -408,7 +407,8 @@ def cmd_quickstart(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m qrewrite", description=__doc__.split("\n\n")[0].strip("`. "))
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_prepare, add_train, add_average, add_evaluate, add_rewrite, add_push, add_results, add_quickstart, add_serve):
+    for add in (add_prepare, add_train, add_average, add_evaluate, add_rewrite, add_push, add_results, add_quickstart,
+                add_serve):
         add(sub)
     return parser
 

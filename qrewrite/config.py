@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError  # also importable from here, as before
-from .files import PROJECT_ROOT
+from .files import project_path
 from .prompt import PROMPT_FORMATS
 
 QWEN2_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -243,8 +243,7 @@ BASE_KEY = "base"  # a config file may start from another: `base: other.yaml` (r
 
 def _config_file_values(path: Path, children: tuple[Path, ...] = ()) -> dict:
     """The field values a YAML config file sets, its ``base`` chain's first (a file's own keys win)."""
-    if not path.exists() and (PROJECT_ROOT / path).exists():
-        path = PROJECT_ROOT / path
+    path = project_path(path)
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
     except FileNotFoundError:

@@ -26,7 +26,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -36,7 +36,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the file ordinary permissions
+    os.fchmod(fd, 0o666 & ~umask())  # mkstemp creates 0600; give the file ordinary permissions
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -97,6 +97,15 @@ def command_line() -> str:
     elif argv and Path(argv[0]).is_absolute() and Path(argv[0]).is_relative_to(PROJECT_ROOT):
         argv[0] = str(Path(argv[0]).relative_to(PROJECT_ROOT))
     return " ".join(["python", *(shlex.quote(a) for a in argv)])
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` as given when it exists, else relative to the project root when it exists there (so a relative
+    path in a config means the same from any working directory), else as given."""
+    path = Path(path)
+    if not path.exists() and (PROJECT_ROOT / path).exists():
+        return PROJECT_ROOT / path
+    return path
 
 
 def repo_relative(path: str | os.PathLike) -> str:

@@ -328,9 +328,8 @@ def load_for_inference(model_arg: str, *, precision: str = "auto", trust_remote_
     which stands for its final ``model/`` (or ``adapter/``)."""
     from .run import Run
 
-    run = Run.owning(model_arg)
-    if run is not None and Path(model_arg).expanduser() == run.path:
-        model_arg = str(run.final_model())
+    if Run.owning(model_arg) is not None:
+        model_arg = str(Run.model_dir_of(model_arg))
     source = resolve_model_source(model_arg)
     tok_source = source
     if is_adapter_dir(source) and not (Path(source) / "tokenizer_config.json").exists():

@@ -76,8 +76,16 @@ class Run:
 
     def config(self):
         """The saved config: a TrainConfig, or an AverageConfig for a run built by ``qrewrite average``."""
-        from .average import load_run_config
-        return load_run_config(self.config_file)
+        import yaml
+        try:
+            values = yaml.safe_load(self.config_file.read_text(encoding="utf-8-sig"))
+        except (OSError, yaml.YAMLError):
+            values = None  # load_config names the problem
+        if isinstance(values, dict) and "models" in values:
+            from .average import load_average_config
+            return load_average_config(self.config_file)
+        from .config import load_config
+        return load_config(self.config_file)
 
     def last_checkpoint(self) -> str | None:
         if not self.path.is_dir():
@@ -87,6 +95,14 @@ class Run:
 
     def holds_run(self) -> bool:
         return self.last_checkpoint() is not None or self.model_dir.exists()
+
+    @classmethod
+    def model_dir_of(cls, model_arg: str | Path) -> Path:
+        """The model directory ``model_arg`` stands for: a run directory's final ``model/`` (or ``adapter/``),
+        anything else as given."""
+        path = Path(model_arg).expanduser()
+        run = cls.owning(path)
+        return run.final_model() if run is not None and path == run.path else path
 
     def final_model(self) -> Path:
         """``model/`` (or ``adapter/`` when no merged model was saved) of a complete run."""
@@ -124,15 +140,14 @@ def inference_settings(model_arg: str | Path) -> dict:
 
     Read from the model directory's own ``qrewrite.json`` (so a copied directory behaves as in place), else,
     for runs saved before it existed, from the owning run's config; else the defaults (an untuned model)."""
-    path = Path(model_arg).expanduser()
-    run = Run.owning(path)
-    model_dir = run.final_model() if run is not None and path == run.path else path
+    model_dir = Run.model_dir_of(model_arg)
+    run = Run.owning(model_dir)
     saved = model_dir / INFERENCE_FILE
     if saved.is_file():
         doc = read_json(saved)
         return {"prompt": PromptSpec(doc.get("prompt_format", "chat"), doc.get("system_prompt")),
                 "max_new_tokens": doc.get("max_new_tokens")}
-    if run is not None and run.config_file.is_file():
+    if run is not None and run.config_file.is_file() and run.info().get("method") != "average":
         cfg = run.config()
         return {"prompt": PromptSpec.of_config(cfg), "max_new_tokens": cfg.max_new_tokens}
     return {"prompt": PromptSpec(), "max_new_tokens": None}

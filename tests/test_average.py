@@ -54,11 +54,13 @@ def test_each_tensor_is_the_weighted_mean_and_the_run_works_like_a_trained_one(t
     assert info["average"][1]["git_commit"] == "abc123"
     assert info["max_new_tokens"] == json.loads((tiny_run / "model" / "qrewrite.json").read_text())["max_new_tokens"]
     assert isinstance(run.config(), AverageConfig) and run.config().models == cfg.models
-    assert (run_dir / "model" / "qrewrite.json").read_text() == (tiny_run / "model" / "qrewrite.json").read_text()
+    saved, trained = (json.loads((d / "model" / "qrewrite.json").read_text()) for d in (run_dir, tiny_run))
+    assert saved == trained  # the same prompt and budget; base_model: the model both started from
     card = (run_dir / "model" / "README.md").read_text()
     assert "Made by averaging" in card and "0.75 x" in card and "tiny-full" in card
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary directory left
-    assert (tiny_run / "model" / "training_args.bin").exists() and not (run_dir / "model" / "training_args.bin").exists()
+    assert (tiny_run / "model" / "training_args.bin").exists()
+    assert not (run_dir / "model" / "training_args.bin").exists()
     import os
     umask = os.umask(0)
     os.umask(umask)
@@ -111,6 +113,9 @@ def test_an_interrupted_average_leaves_no_model_that_looks_complete(tiny_run, tm
     assert not [p for p in run.path.iterdir() if p.name.startswith(".model-")]
     with pytest.raises(RunStateError, match="not complete"):
         run.final_model()
+    monkeypatch.undo()  # the same recipe again replaces what the interrupted average left
+    average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1})))
+    assert run.is_complete() and (run.model_dir / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("change,message", [
@@ -134,6 +139,43 @@ def test_models_that_cannot_be_averaged_are_named(tiny_run, tmp_path, change, me
         average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1})))
     assert str(other) in str(err.value)
     assert not (tmp_path / "w" / "soup").exists()  # refused before anything is written
+
+
+def _rewrite_weights(model_dir, change):
+    path = model_dir / "model.safetensors"
+    save_file(change(load_file(path)), path, metadata={"format": "pt"})
+
+
+def test_bf16_models_average_in_fp32_and_stay_bf16(tiny_run, tmp_path):
+    a, b = perturbed_copy(tiny_run, tmp_path / "a16", seed=2), perturbed_copy(tiny_run, tmp_path / "b16")
+    for d in (a, b):
+        _rewrite_weights(d / "model", lambda t: {k: v.to(torch.bfloat16) for k, v in t.items()})
+    soup = load_file(average_models(load_average_config(recipe(tmp_path, {a: 1, b: 1}))) / "model" /
+                     "model.safetensors")
+    wa, wb = load_file(a / "model" / "model.safetensors"), load_file(b / "model" / "model.safetensors")
+    for key in wa:
+        assert soup[key].dtype == torch.bfloat16
+        assert torch.equal(soup[key], (0.5 * wa[key].float() + 0.5 * wb[key].float()).to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda t: dict(list(t.items())[1:]), "hold different tensors"),
+    (lambda t: {k: v.to(torch.bfloat16) for k, v in t.items()}, "is torch.bfloat16"),
+])
+def test_weights_that_do_not_match_are_named_and_leave_no_model(tiny_run, tmp_path, change, message):
+    other = perturbed_copy(tiny_run, tmp_path / "other")
+    _rewrite_weights(other / "model", change)
+    with pytest.raises(ModelLoadError, match=message) as err:
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1})))
+    assert str(other / "model" / "model.safetensors") in str(err.value)
+    run = Run(tmp_path / "w" / "soup")
+    assert run.status == "interrupted" and not run.model_dir.exists()
+    (other / "model" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelLoadError, match="cannot read .*other/model/model.safetensors"):
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1})))
+    (other / "model" / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="has no model.safetensors"):
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1})))
 
 
 def test_ingredients_that_are_not_finished_models_are_refused(tiny_run, tmp_path):
@@ -187,5 +229,5 @@ def test_every_shipped_average_recipe_names_runs_the_repo_trains_and_matches_its
     trained = {load_config(p).run_name for p in (ROOT / "configs").glob("*.yaml")}
     assert all(source.startswith("weights/") and source[len("weights/"):] in trained for source in cfg.models)
     saved = ROOT / "outputs" / cfg.run_name / "config.yaml"
-    if saved.is_file():  # the committed evaluation was made from exactly this recipe
-        assert load_average_config(saved) == cfg
+    assert saved.is_file(), f"{path.name}: commit its evaluation (scripts/reproduce_cpu.sh {cfg.run_name})"
+    assert load_average_config(saved) == cfg  # the committed evaluation was made from exactly this recipe
