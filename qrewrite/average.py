@@ -28,6 +28,7 @@ import yaml
 from .errors import ConfigError, ModelLoadError, RunStateError
 from .files import (check_writable, command_line, file_fingerprint, git_commit, project_path, read_json,
                     repo_relative, safe_join, umask)
+from .prompt import PromptSpec
 from .run import INFERENCE_FILE, Run, inference_settings, write_inference_config
 
 WEIGHTS_INDEX = "model.safetensors.index.json"
@@ -268,8 +269,8 @@ def _fill_model_dir(out_dir: Path, model_dirs: list[Path], weights: list[float],
         if item.is_file() and item.suffix != ".safetensors" and item.name not in NOT_COPIED \
                 and not item.name.startswith("qrewrite_"):
             shutil.copy2(item, out_dir / item.name)
-    write_inference_config(out_dir, _prompt(model_dirs[0])["prompt"], max_new_tokens=info["max_new_tokens"],
-                           base_model=info["base_model"])
+    write_inference_config(out_dir, PromptSpec(info["prompt_format"], info["system_prompt"]),
+                           max_new_tokens=info["max_new_tokens"], base_model=info["base_model"])
     average_tensors(model_dirs, weights, out_dir)
     for path in (out_dir, *out_dir.iterdir()):  # mkdtemp makes a private directory; give it the usual permissions
         path.chmod((0o777 if path.is_dir() else 0o666) & ~umask())

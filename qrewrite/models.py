@@ -328,7 +328,7 @@ def load_for_inference(model_arg: str, *, precision: str = "auto", trust_remote_
     which stands for its final ``model/`` (or ``adapter/``)."""
     from .run import Run
 
-    if Run.owning(model_arg) is not None:
+    if Run.owning(model_arg) is not None:  # a run directory stands for its model; anything else is used as given
         model_arg = str(Run.model_dir_of(model_arg))
     source = resolve_model_source(model_arg)
     tok_source = source

@@ -74,14 +74,13 @@ class Run:
     def is_complete(self) -> bool:
         return self.status == "complete"
 
+    def is_average(self) -> bool:
+        """Made by ``qrewrite average`` (no training; config.yaml is the average recipe)."""
+        return self.status is not None and self.info().get("method") == "average"
+
     def config(self):
         """The saved config: a TrainConfig, or an AverageConfig for a run built by ``qrewrite average``."""
-        import yaml
-        try:
-            values = yaml.safe_load(self.config_file.read_text(encoding="utf-8-sig"))
-        except (OSError, yaml.YAMLError):
-            values = None  # load_config names the problem
-        if isinstance(values, dict) and "models" in values:
+        if self.is_average():
             from .average import load_average_config
             return load_average_config(self.config_file)
         from .config import load_config
@@ -147,7 +146,7 @@ def inference_settings(model_arg: str | Path) -> dict:
         doc = read_json(saved)
         return {"prompt": PromptSpec(doc.get("prompt_format", "chat"), doc.get("system_prompt")),
                 "max_new_tokens": doc.get("max_new_tokens")}
-    if run is not None and run.config_file.is_file() and run.info().get("method") != "average":
+    if run is not None and run.config_file.is_file() and not run.is_average():
         cfg = run.config()
         return {"prompt": PromptSpec.of_config(cfg), "max_new_tokens": cfg.max_new_tokens}
     return {"prompt": PromptSpec(), "max_new_tokens": None}
