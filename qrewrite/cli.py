@@ -66,6 +66,12 @@ def add_prepare(sub):
     p.add_argument("--test", help="test file when --source is a single file")
     p.add_argument("--valid-fraction", type=open_fraction, default=0.1,
                    help="share of a single source file held out for validation (default: 0.1)")
+    p.add_argument("--valid-split", choices=("auto", "topic"), default="auto",
+                   help="auto (default): the validation file, else a random --valid-fraction of the source; topic: "
+                        "hold out whole topics of train as valid.json (about --valid-size questions, seeded), the "
+                        "validation file (Disfl-QA dev, same topics as train) written beside it as valid_dev.json")
+    p.add_argument("--valid-size", type=positive_int, default=1000,
+                   help="questions held out by --valid-split topic (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed for the split and the typo noise (default: 0)")
     p.add_argument("--typo-copies", type=non_negative_int, default=0, help="typo'd copies of each training input to add")
     p.add_argument("--typo-rate", type=probability, default=0.05, help="per-character typo probability (default: 0.05)")
@@ -85,7 +91,7 @@ def cmd_prepare(args) -> int:
                           valid_fraction=args.valid_fraction, seed=args.seed, typo_copies=args.typo_copies,
                           typo_rate=args.typo_rate, typo_eval=not args.no_typo_eval, strict=args.strict,
                           input_field=args.input_field, target_field=args.target_field, id_field=args.id_field,
-                          download=args.download)
+                          download=args.download, valid_split=args.valid_split, valid_size=args.valid_size)
     print(format_prepare_report(report))
     return 0
 
@@ -99,6 +105,13 @@ def format_prepare_report(report: dict) -> str:
                 if ids:
                     shown = ", ".join(map(str, ids[:10])) + (" ..." if len(ids) > 10 else "")
                     lines.append(f"  {kind} ({reason}): {len(ids)} [{shown}]")
+    split_off = report.get("split_off") or {}
+    if split_off.get("method") == "topic":
+        lines.append(f"valid: {split_off['n_topics_held_out']} of {split_off['n_topics_found']} topics held out "
+                     f"({', '.join(' '.join(w[:3]) for w in split_off['held_out_topic_words'])})")
+        for split, share in split_off.get("seen_name_share", {}).items():
+            if share is not None:
+                lines.append(f"  {split}: {share:.0%} of its references' capitalised words occur in train's")
     lines.append(f"written: {', '.join(report.get('files', [])) or '(see prepare_report.json)'}")
     return "\n".join(lines)
 

@@ -80,6 +80,9 @@ class TrainConfig:
                                        "to typo_rate_max (heavier noise for later copies); 0 = all at typo_rate")
     synthetic_copies: int = _field(0, "add this many synthetic disfluent copies of each training question, built "
                                       "from its clean target (qrewrite.synthetic: corrections and restarts)")
+    name_swap_copies: int = _field(0, "add this many copies of each training pair with its names and numbers "
+                                      "replaced consistently in input and target (qrewrite.name_swap: copy what "
+                                      "is new)")
     max_train_examples: int = _field(0, "use only the first N training examples after shuffling (0 = all)")
     prompt_format: str = _field("chat", "chat (system instruction + the model's chat template) | minimal (user and "
                                         "assistant turns only: ~40 percent fewer tokens per example)")
@@ -163,7 +166,7 @@ class TrainConfig:
         elif self.best_metric != "loss" and self.eval_sample < 1:
             errors.append(f"best_metric: {self.best_metric} needs eval_sample >= 1 (the questions it is measured on)")
         for name in ("eval_steps", "save_steps", "eval_sample", "save_total_limit", "max_train_examples",
-                     "max_eval_examples", "dataloader_workers", "synthetic_copies"):
+                     "max_eval_examples", "dataloader_workers", "synthetic_copies", "name_swap_copies"):
             if getattr(self, name) < 0:
                 errors.append(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.attn_implementation not in ATTENTION:

@@ -21,6 +21,7 @@ from .files import atomic_write_bytes, atomic_write_text, check_writable
 from .noise import typo_variant
 from .errors import DataError
 from .records import INPUT_FIELDS, TARGET_FIELDS, DataReport, data_fingerprint, load_split, read_records
+from .topics import seen_name_share, topic_split
 
 __all__ = [
     "DataError", "DataReport", "read_records", "prepare_data", "load_split", "data_fingerprint",
@@ -32,7 +33,12 @@ DISFL_QA_URL = "https://raw.githubusercontent.com/google-research-datasets/disfl
 _SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "dev", "validation"), "test": ("test",)}
 _EXTS = (".json", ".jsonl", ".csv")
 # Outputs prepare_data may write; the ones a run does not write are removed so none is left stale.
-_OUTPUT_NAMES = ("train.json", "valid.json", "test.json", "valid_typo.json", "test_typo.json")
+_OUTPUT_NAMES = ("train.json", "valid.json", "valid_dev.json", "test.json", "valid_typo.json", "valid_dev_typo.json",
+                 "test_typo.json")
+VALID_SPLITS = ("auto", "topic")
+# The evaluation splits, in the order they are written; valid_dev is the given validation file when
+# valid_split="topic" holds out topics of train as valid.
+_EVAL_SPLITS = ("valid", "valid_dev", "test")
 
 
 def _match_key(s: str) -> str:
@@ -118,7 +124,11 @@ def _dump(records: list[dict]) -> str:
     return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
 
 
-def _check_options(valid_fraction, typo_copies, typo_rate) -> None:
+def _check_options(valid_fraction, typo_copies, typo_rate, valid_split="auto", valid_size=1000) -> None:
+    if valid_split not in VALID_SPLITS:
+        raise DataError(f"--valid-split must be one of {', '.join(VALID_SPLITS)}, got {valid_split!r}")
+    if not isinstance(valid_size, int) or isinstance(valid_size, bool) or valid_size < 1:
+        raise DataError(f"--valid-size must be a whole number >= 1, got {valid_size}")
     if not 0 < valid_fraction < 1:
         raise DataError(f"--valid-fraction must be between 0 and 1 (exclusive), got {valid_fraction}")
     if typo_copies < 0 or int(typo_copies) != typo_copies:
@@ -167,25 +177,42 @@ def _split_off_valid(records: dict, reports: dict, train_file: Path, valid_fract
     reports["valid"] = DataReport(source=f"{train_file} (split off: valid_fraction={valid_fraction}, "
                                          f"seed={seed})", n_read=len(valid_recs), format=read_report.format,
                                   fields=dict(read_report.fields))
-    # Cleaning / flag notes of the records that moved to valid go with them.
-    moved = {r["id"] for r in valid_recs}
-    for kind in ("cleaned", "flagged"):
-        for reason, ids in list(getattr(read_report, kind).items()):
-            stay = [i for i in ids if i not in moved]
-            go = [i for i in ids if i in moved]
-            if go:
-                getattr(reports["valid"], kind)[reason] = go
-            if stay:
-                getattr(read_report, kind)[reason] = stay
-            else:
-                del getattr(read_report, kind)[reason]
+    _move_notes(read_report, reports["valid"], {r["id"] for r in valid_recs})
     return {"from": str(train_file), "valid_fraction": valid_fraction, "seed": seed,
             "n_train": len(train_recs), "n_valid": len(valid_recs), "grouped_by": "target"}
 
 
+def _split_off_topics(records: dict, reports: dict, train_file: Path, size: int, seed: int) -> dict:
+    """Move whole topics of the training records (about ``size``) to a new, topic-disjoint valid split."""
+    train_recs, valid_recs, info = topic_split(records["train"], size, seed,
+                                               also_cluster=records.get("valid_dev", []))
+    records["train"], records["valid"] = train_recs, valid_recs
+    read_report = reports["train"]
+    reports["valid"] = DataReport(source=f"{train_file} (topics held out: valid_size={size}, seed={seed})",
+                                  n_read=len(valid_recs), format=read_report.format,
+                                  fields=dict(read_report.fields))
+    read_report.n_read -= len(valid_recs)
+    _move_notes(read_report, reports["valid"], {r["id"] for r in valid_recs})
+    return {"from": str(train_file), **info}
+
+
+def _move_notes(source: DataReport, dest: DataReport, moved: set[str]) -> None:
+    """The cleaning / flag / skip notes of records that moved to another split go with them."""
+    for kind in ("cleaned", "flagged"):
+        for reason, ids in list(getattr(source, kind).items()):
+            stay = [i for i in ids if i not in moved]
+            go = [i for i in ids if i in moved]
+            if go:
+                getattr(dest, kind)[reason] = go
+            if stay:
+                getattr(source, kind)[reason] = stay
+            else:
+                del getattr(source, kind)[reason]
+
+
 def _drop_leaks(records: dict, reports: dict, warnings: list[str]) -> None:
     """Skip train records sharing their input or target with an evaluation record (valid / test untouched)."""
-    for split in ("valid", "test"):
+    for split in _EVAL_SPLITS:
         if split not in records:
             continue
         inputs = {_match_key(r["input"]) for r in records[split]}
@@ -199,10 +226,11 @@ def _drop_leaks(records: dict, reports: dict, warnings: list[str]) -> None:
         records["train"] = kept
     if "test" in records:
         targets = {_match_key(r["target"]) for r in records["test"]}
-        overlap = [r["id"] for r in records["valid"] if _match_key(r["target"]) in targets]
-        if overlap:
-            warnings.append(f"{len(overlap)} valid records share their target with a test record "
-                            f"(left as they are): {', '.join(overlap[:10])}")
+        for split in ("valid", "valid_dev"):
+            overlap = [r["id"] for r in records.get(split, []) if _match_key(r["target"]) in targets]
+            if overlap:
+                warnings.append(f"{len(overlap)} {split} records share their target with a test record "
+                                f"(left as they are): {', '.join(overlap[:10])}")
 
 
 def _output_texts(records: dict, seed, typo_copies, typo_rate, typo_eval, warnings) -> tuple[dict, dict]:
@@ -213,11 +241,12 @@ def _output_texts(records: dict, seed, typo_copies, typo_rate, typo_eval, warnin
     texts = {"train.json": _dump(train_out), "valid.json": _dump(records["valid"])}
     counts = {"train": len(train_out), "train_original": len(records["train"]),
               "train_typo_copies": len(train_out) - len(records["train"]), "valid": len(records["valid"])}
-    if "test" in records:
-        texts["test.json"] = _dump(records["test"])
-        counts["test"] = len(records["test"])
+    for split in ("valid_dev", "test"):
+        if split in records:
+            texts[f"{split}.json"] = _dump(records[split])
+            counts[split] = len(records[split])
     if typo_eval and typo_rate > 0:
-        for split in ("valid", "test"):
+        for split in _EVAL_SPLITS:
             if split in records:
                 texts[f"{split}_typo.json"] = _dump(typo_variant(records[split], seed=seed, rate=typo_rate))
                 counts[f"{split}_typo"] = len(records[split])
@@ -228,7 +257,7 @@ def _output_texts(records: dict, seed, typo_copies, typo_rate, typo_eval, warnin
 
 def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_fraction=0.1, seed=0,
                  typo_copies=0, typo_rate=0.05, typo_eval=True, strict=False, input_field=None,
-                 target_field=None, id_field=None, download=False) -> dict:
+                 target_field=None, id_field=None, download=False, valid_split="auto", valid_size=1000) -> dict:
     """Convert raw data into canonical splits in ``out_dir`` and return the report dict.
 
     Writes ``train.json``, ``valid.json`` (and ``test.json`` when there is a test split), each a JSON list of
@@ -244,8 +273,14 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
     copies of each training record (ids ``<id>#typo1`` .. ``<id>#typo<k>``). Everything is read and checked
     before anything is written; each file is written atomically, and output files from an earlier run that
     this run does not produce (``test.json``, ``*_typo.json``) are removed. Prints nothing.
+
+    ``valid_split="topic"`` makes ``valid.json`` topic-disjoint (:mod:`qrewrite.topics`): about ``valid_size``
+    training records of whole held-out topics (seeded), so no held-out topic has a question in ``train.json``;
+    the given validation file (Disfl-QA dev: the same topics as train) is written beside it as ``valid_dev.json``
+    (and ``valid_dev_typo.json``). The report's ``split_off`` says which topics went and, per evaluation split,
+    the share of its references' capitalised words seen in the training references.
     """
-    _check_options(valid_fraction, typo_copies, typo_rate)
+    _check_options(valid_fraction, typo_copies, typo_rate, valid_split, valid_size)
     source, out_dir = Path(source), Path(out_dir)
     warnings: list[str] = []
     files = _source_files(source, out_dir, valid, test, download)
@@ -256,15 +291,23 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
     for split, p in files.items():
         records[split], reports[split] = read_records(p, **opts)
     split_info = None
-    if "valid" not in files:
+    if valid_split == "topic" and "valid" in records:
+        records["valid_dev"], reports["valid_dev"] = records.pop("valid"), reports.pop("valid")
+    if "valid" not in files and valid_split == "auto":
         split_info = _split_off_valid(records, reports, files["train"], valid_fraction, seed)
     for split in records:
         records[split] = _drop_duplicate_pairs(records[split], reports[split])
+    if valid_split == "topic":
+        split_info = _split_off_topics(records, reports, files["train"], valid_size, seed)
     _drop_leaks(records, reports, warnings)
+    if valid_split == "topic":
+        split_info["seen_name_share"] = {split: seen_name_share(records[split], records["train"])
+                                         for split in _EVAL_SPLITS if split in records}
     for split in records:
         reports[split].n_kept = len(records[split])
         if not records[split]:
-            raise DataError(f"{files.get(split, files['train'])}: no usable {split} records left after "
+            source_file = files.get("valid" if split == "valid_dev" else split, files["train"])
+            raise DataError(f"{source_file}: no usable {split} records left after "
                             f"removing duplicates and leaks")
     texts, counts = _output_texts(records, seed, typo_copies, typo_rate, typo_eval, warnings)
 
@@ -273,7 +316,8 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
         "source": str(source),
         "out_dir": str(out_dir),
         "seed": seed,
-        "options": {"valid_fraction": valid_fraction, "typo_copies": int(typo_copies), "typo_rate": typo_rate,
+        "options": {"valid_split": valid_split, "valid_size": valid_size,
+                    "valid_fraction": valid_fraction, "typo_copies": int(typo_copies), "typo_rate": typo_rate,
                     "typo_eval": typo_eval, "strict": strict, "input_field": input_field,
                     "target_field": target_field, "id_field": id_field, "download": download,
                     "valid": None if valid is None else str(valid), "test": None if test is None else str(test)},

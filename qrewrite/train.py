@@ -28,6 +28,7 @@ from .noise import typo_variant
 from .progress import interactive
 from .prompt import PromptSpec, encode_records
 from .run import Run, write_inference_config
+from .name_swap import name_pool, name_swap_variant
 from .synthetic import synthetic_variant
 
 
@@ -36,7 +37,7 @@ def run_dir_for(cfg: TrainConfig) -> Path:
 
 
 def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
-    """The train / valid records a config trains on (subset, typo'd and synthetic copies applied, seeded)."""
+    """The train / valid records a config trains on (subset, typo'd, synthetic and name-swapped copies, seeded)."""
     train, valid = load_split(cfg.train_file), load_split(cfg.valid_file)
     if cfg.max_train_examples:
         train = random.Random(cfg.seed).sample(train, min(cfg.max_train_examples, len(train)))
@@ -45,6 +46,9 @@ def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
         train += typo_variant(originals, seed=cfg.seed + k, rate=rate, id_suffix=f"#typo{k + 1}")
     for k in range(cfg.synthetic_copies):
         train += synthetic_variant(originals, seed=cfg.seed + k, id_suffix=f"#synth{k + 1}")
+    pool = name_pool(originals) if cfg.name_swap_copies else []
+    for k in range(cfg.name_swap_copies):
+        train += name_swap_variant(originals, seed=cfg.seed + k, id_suffix=f"#names{k + 1}", pool=pool)
     if cfg.max_eval_examples:
         valid = valid[:cfg.max_eval_examples]
     n_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(

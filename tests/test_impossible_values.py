@@ -22,7 +22,8 @@ COMMON = {
 # option -> impossible values, per command (train: every config field, below)
 IMPOSSIBLE = {
     "prepare": {"--valid-fraction": ["1.5", "0", "-0.2", "half"], "--typo-rate": ["3", "-0.1"],
-                "--typo-copies": ["-2", "1.5"], "--seed": ["abc"]},
+                "--typo-copies": ["-2", "1.5"], "--seed": ["abc"], "--valid-split": ["article"],
+                "--valid-size": ["0", "-3", "many"]},
     "evaluate": {"--batch-size": ["0", "-4"], "--max-new-tokens": ["0"], "--limit": ["-1"],
                  "--train-sample": ["-1"], "--precision": ["fp8"], "--few-shot": ["-1", "two"], "--num-beams": ["0", "2.5"],
                  "--copy-bonus": ["-1", "nan", "inf", "x"],
@@ -43,7 +44,7 @@ TRAIN_FIELDS = {
     "optim": ["adam_what"], "precision": ["fp8"], "gradient_checkpointing": ["maybe"],
     "attn_implementation": ["fast"], "max_length": ["0"], "group_by_length": ["2"], "dataloader_workers": ["-1"],
     "supervised_logits": ["sometimes"], "padding_free": ["perhaps"], "typo_copies": ["-2"], "typo_rate": ["3"],
-    "synthetic_copies": ["-1", "two"], "torch_compile": ["maybe"],
+    "synthetic_copies": ["-1", "two"], "name_swap_copies": ["-1", "1.5"], "torch_compile": ["maybe"],
     "max_train_examples": ["-1"], "prompt_format": ["short"], "typo_rate_max": ["0.01", "2"],
     "best_metric": ["bleu", ("--best-metric", "rougeL_sample", "--eval-sample", "0")], "lora_r": ["0"], "lora_alpha": ["0"],
     "lora_dropout": ["1", "-0.5"], "merge_after": ["never"], "eval_steps": ["-1"], "eval_sample": ["-1"],

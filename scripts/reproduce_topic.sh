@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Reproduces the unseen-topics results in outputs/ (the topic-disjoint validation split): Disfl-QA prepared with
+# whole SQuAD articles of train held out (dataset/topic/), the copy and rules baselines, the 200-step reference
+# full fine-tune on the topic-disjoint train split and its name-swapped variant, each scored on the held-out
+# topics (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev (outputs/<run>/: in-topic), then the
+# blind-test predictions of the run named by RECOMMENDED. ~2.5 h on 2 slow CPU cores (no avx512).
+#   bash scripts/reproduce_topic.sh [RAW_DISFL_QA_DIR] [STEP ...]    (STEP: only these runs / baselines / blind)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RAW=${1:-../shared/data/disfl-qa}
+shift || true
+ONLY=" $* "
+wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
+BLIND=../shared/data/blind
+RECOMMENDED=${RECOMMENDED:-topic-smollm2-full-names}
+export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+q() { echo "+ python -m qrewrite $*"; python -m qrewrite "$@"; }
+logged() { local log=$1; shift; mkdir -p "$(dirname "$log")"; { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)"; "$@"; } 2>&1 | tee "$log"; }
+
+wanted prepare && logged outputs/logs/prepare_topic.log q prepare --source "$RAW" --out dataset/topic --valid-split topic
+# evaluate NAME MODEL [args]: held-out topics -> outputs/NAME/topic/ (+ typo'd: topic/typo/ when TYPO=1),
+# Disfl-QA dev (in-topic) -> outputs/NAME/
+evaluate() {
+  local name=$1 model=$2; shift 2
+  logged outputs/$name/topic/evaluate.log q evaluate --model "$model" --data dataset/topic/valid.json \
+    --out outputs/$name/topic --name $name --data-label "topic-disjoint valid" "$@"
+  if [ -n "${TYPO:-}" ]; then
+    logged outputs/$name/topic/typo/evaluate.log q evaluate --model "$model" --data dataset/topic/valid_typo.json \
+      --out outputs/$name/topic/typo --name $name --data-label "topic-disjoint valid (typo)" "$@"
+  fi
+  if [ -z "${TOPIC_ONLY:-}" ]; then
+    logged outputs/$name/evaluate.log q evaluate --model "$model" --data dataset/topic/valid_dev.json \
+      --out outputs/$name --name $name --data-label "disfl-qa dev" "$@"
+  fi
+}
+
+# the baselines' Disfl-QA dev evaluations are committed already (scripts/reproduce_cpu.sh)
+wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
+wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
+for run in topic-smollm2-full topic-smollm2-full-names; do
+  wanted $run || continue
+  recipe=${run#topic-}
+  [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
+    logged outputs/$run/train.log q train --config configs/topic/$recipe.yaml $([ -d weights/$run ] && echo --resume)
+  TYPO=1 evaluate $run weights/$run
+done
+# the blind test inputs (no references here; they are scored elsewhere) rewritten by the recommended run
+if wanted blind && [ -d "$BLIND" ]; then
+  for split in test test_typo; do
+    logged outputs/$RECOMMENDED/blind/$split.log q rewrite --model weights/$RECOMMENDED \
+      --input "$BLIND/${split}_inputs.jsonl" --output outputs/$RECOMMENDED/blind/$split.jsonl --no-input --strict
+  done
+fi
+q results --outputs outputs
