@@ -1,4 +1,4 @@
-"""``python -m qrewrite prepare | train | average | evaluate | rewrite | results | quickstart | serve``.
+"""``python -m qrewrite prepare | train | average | evaluate | rewrite | results | quickstart | serve | score``.
 
 Thin: each command parses its options and calls one function of the package. Errors the user can fix
 (bad data, bad config, unusable model path) print one clear message and exit with status 2.
@@ -415,13 +415,36 @@ def cmd_quickstart(args) -> int:
     return 0
 
 
+# ---- score -------------------------------------------------------------------------------------------------
+
+def add_score(sub):
+    p = sub.add_parser("score", help="score a predictions file against references (e.g. the blind test's)",
+                       description="Score {\"id\", \"prediction\"} JSON Lines (what rewrite --no-input writes) against "
+                                   "references in any format prepare reads (raw Disfl-QA included): ROUGE-1/2/L, "
+                                   "BLEU, exact match. Every reference needs one prediction and every prediction a "
+                                   "reference.")
+    p.add_argument("--predictions", required=True, help="JSON Lines of {\"id\", \"prediction\"}")
+    p.add_argument("--references", required=True, help="references: raw Disfl-QA, JSON, JSONL or CSV")
+    p.add_argument("--json", action="store_true", help="print one JSON object (rougeL, exact_match in 0..1, ...)")
+    p.set_defaults(func=cmd_score)
+
+
+def cmd_score(args) -> int:
+    import json
+
+    from .scoring import format_scores, score_predictions
+    scores = score_predictions(args.predictions, args.references)
+    print(json.dumps(scores, ensure_ascii=False) if args.json else format_scores(scores))
+    return 0
+
+
 # ---- entry point -------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m qrewrite", description=__doc__.split("\n\n")[0].strip("`. "))
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (add_prepare, add_train, add_average, add_evaluate, add_rewrite, add_push, add_results, add_quickstart,
-                add_serve):
+                add_serve, add_score):
         add(sub)
     return parser
 
