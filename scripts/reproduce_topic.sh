@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the unseen-topics results in outputs/ (the topic-disjoint validation split): Disfl-QA prepared with
 # whole SQuAD articles of train held out (dataset/topic/), the copy and rules baselines, the 200-step reference
-# full fine-tune on the topic-disjoint train split and its name-swapped variant, each scored on the held-out
+# full fine-tune on the topic-disjoint train split and its name-swapped + typo'd variant, each scored on the held-out
 # topics (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev (outputs/<run>/: in-topic), then the
 # blind-test predictions of the run named by RECOMMENDED. ~2.5 h on 2 slow CPU cores (no avx512).
 #   bash scripts/reproduce_topic.sh [RAW_DISFL_QA_DIR] [STEP ...]    (STEP: only these runs / baselines / blind)
@@ -12,7 +12,7 @@ shift || true
 ONLY=" $* "
 wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
 BLIND=../shared/data/blind
-RECOMMENDED=${RECOMMENDED:-topic-smollm2-full-names}
+RECOMMENDED=${RECOMMENDED:-topic-smollm2-full-typo-names}
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 q() { echo "+ python -m qrewrite $*"; python -m qrewrite "$@"; }
 logged() { local log=$1; shift; mkdir -p "$(dirname "$log")"; { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)"; "$@"; } 2>&1 | tee "$log"; }
@@ -37,7 +37,7 @@ evaluate() {
 # the baselines' Disfl-QA dev evaluations are committed already (scripts/reproduce_cpu.sh)
 wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
-for run in topic-smollm2-full topic-smollm2-full-names; do
+for run in topic-smollm2-full topic-smollm2-full-typo-names; do
   wanted $run || continue
   recipe=${run#topic-}
   [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
