@@ -123,6 +123,9 @@ def topic_split(train: list[dict], size: int, seed: int, *, also_cluster: list[d
     """
     if size < 1:
         raise DataError(f"--valid-size must be >= 1, got {size}")
+    if size > len(train) / 2:
+        raise DataError(f"--valid-size {size} is more than half of the {len(train)} training records; hold out "
+                        f"at most {len(train) // 2}")
     pool = list(train) + list(also_cluster)
     groups = [[i for i in g if i < len(train)] for g in topic_groups(pool, n_topics=n_topics)]
     groups = [g for g in groups if g]

@@ -83,7 +83,8 @@ def work(tmp_path_factory):
 @pytest.fixture(scope="module")
 def prepared(work, python3_kernel):
     nb = execute(NAMES[0], work, python3_kernel, work / "01.ipynb",
-                 ROOT=str(ROOT), SOURCE=str(SAMPLE), OUT_DIR=str(work / "dataset"), SEED=0)
+                 ROOT=str(ROOT), SOURCE=str(SAMPLE), OUT_DIR=str(work / "dataset"), SEED=0,
+                 TOPIC_OUT_DIR=str(work / "dataset" / "topic"), VALID_SIZE=60)
     return work / "dataset", nb
 
 
@@ -157,7 +158,12 @@ def test_prepare_notebook_writes_the_splits_prepare_data_writes(prepared, tmp_pa
     prepare_data(SAMPLE, tmp_path, seed=0)
     for name in ("train.json", "valid.json", "valid_typo.json"):
         assert (dataset / name).read_bytes() == (tmp_path / name).read_bytes(), name
+    topic = dataset / "topic"
+    prepare_data(SAMPLE, tmp_path / "topic", seed=0, valid_split="topic", valid_size=60)
+    for name in ("train.json", "valid.json", "valid_dev.json", "valid_typo.json", "valid_dev_typo.json"):
+        assert (topic / name).read_bytes() == (tmp_path / "topic" / name).read_bytes(), name
     text = outputs_text(nb)
+    assert "topics held out" in text and "capitalised words seen in train" in text
     assert "train: 300 kept of 300 read" in text
     assert "correction" in text and "image/png" in json.dumps([c.get("outputs") for c in nb.cells])
 

@@ -68,8 +68,10 @@ def test_topic_split_refuses_when_nothing_would_be_left():
     records = corpus(n_per_article=10)[:10]
     with pytest.raises(DataError, match="valid-size"):
         topic_split(records, 0, seed=0)
+    with pytest.raises(DataError, match="more than half of the 10 training records"):
+        topic_split(records, 6, seed=0)
     with pytest.raises(DataError, match="too large"):
-        topic_split([r for r in records if r["article"] == records[0]["article"]], 5, seed=0, n_topics=1)
+        topic_split([r for r in corpus(n_per_article=10) if r["article"] == "opera"], 5, seed=0, n_topics=1)
 
 
 def test_seen_name_share_counts_capitalised_words_after_the_first():
