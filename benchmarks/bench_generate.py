@@ -33,11 +33,11 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import torch  # noqa: E402
+
 from benchmarks import common  # noqa: E402
 from benchmarks.common import default_data, fmt_ratio, markdown_table, median, ratio  # noqa: E402
 from qrewrite.config import GENERATION_BATCH_SIZE  # noqa: E402
-
-import torch  # noqa: E402
 
 CPU_TARGET = 5.0  # project questions/s >= 5 x baseline on CPU
 

@@ -283,7 +283,7 @@ greedy), {single['order']}
 
 ## Provenance
 {common.provenance_markdown(result)}
-"""
+"""  # noqa: E501
 
 
 # ---- main ----------------------------------------------------------------------------------------------------

@@ -45,10 +45,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import torch  # noqa: E402
+
 from benchmarks import common  # noqa: E402
 from benchmarks.common import ROOT, default_data, fmt_ratio, markdown_table, median, ratio  # noqa: E402
-
-import torch  # noqa: E402
 
 SIDES = ("naive", "before", "project", "padfree", "compiled", "trl")
 CPU_TARGETS = {"naive": 1.5, "before": 2.0, "trl": 1.5}  # project examples/s >= this x the side's, on CPU

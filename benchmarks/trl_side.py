@@ -47,7 +47,8 @@ Defaults changed from TRL's, to run the same computation as the project side:
     ``--precision bf16-mixed`` does: TRL's own default, next to the project's ``precision: bf16-mixed``).
   * ``gradient_checkpointing``: TRL defaults to True (base_config.py:62-67); the project trains without it
     unless asked, so it is a parameter, default False.
-  * ``lr_scheduler_type="constant"``, no warm-up, no weight decay, ``max_grad_norm=1.0``, fused AdamW (``adamw_torch_fused``):
+  * ``lr_scheduler_type="constant"``, no warm-up, no weight decay, ``max_grad_norm=1.0``, fused AdamW
+    (``adamw_torch_fused``):
     the project benchmark's plain loop (constant-lr AdamW, clip 1.0). Override through ``**config_overrides``.
   * no eval, no saving, ``report_to="none"``, logging every step, ``use_cpu`` when there is no CUDA.
 

@@ -7,6 +7,7 @@ which lines compare against it and what each one changed); every number comes fr
     reference: smollm2-full              # run name (metrics.json run.name)
     splits: {clean: "disfl-qa dev", typo: "disfl-qa dev (typo)"}
     targets: {clean: {rougeL: 0.96, exact_match: 0.77}, typo: {rougeL: 0.88, exact_match: 0.40}}
+    notes: ["Runs trained on all of train have no topic-disjoint evaluation."]   # optional, under the table
     lines:
       - {run: smollm2-full-typo, change: "+2 typo'd copies, 1000 steps"}
 
@@ -42,6 +43,9 @@ def load_spec(path: str | Path) -> dict:
     for n, line in enumerate(spec["lines"], 1):
         if not isinstance(line, dict) or not isinstance(line.get("run"), str) or not line.get("change"):
             raise ValueError(f"{path}: line {n} needs 'run' (a run name) and 'change' (what it changes)")
+    notes = spec.get("notes", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) and n.strip() for n in notes):
+        raise ValueError(f"{path}: field 'notes' must be a list of sentences")
     for split, targets in (spec.get("targets") or {}).items():
         if split not in spec["splits"] or not all(_is_number(v) for v in targets.values()):
             raise ValueError(f"{path}: targets.{split} must name a split of 'splits' and hold numbers")
@@ -88,7 +92,8 @@ def ablation_table(spec: dict, outputs_dir) -> str:
                 cells.append(_fmt(value, kind) + _delta(value, reference, kind))
         cells.append(_fmt(first["run"].get("train_time_s"), "time") if first else MISSING)
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", *_target_lines(spec, runs), ""]
+    lines += ["", *(f"- {note}" for note in spec.get("notes", [])), *([""] if spec.get("notes") else []),
+              *_target_lines(spec, runs), ""]
     return "\n".join(lines)
 
 

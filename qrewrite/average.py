@@ -26,8 +26,17 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, ModelLoadError, RunStateError
-from .files import (check_writable, command_line, file_fingerprint, git_commit, project_path, read_json,
-                    repo_relative, safe_join, umask)
+from .files import (
+    check_writable,
+    command_line,
+    file_fingerprint,
+    git_commit,
+    project_path,
+    read_json,
+    repo_relative,
+    safe_join,
+    umask,
+)
 from .prompt import PromptSpec
 from .run import INFERENCE_FILE, Run, inference_settings, write_inference_config
 

@@ -122,7 +122,7 @@ def _provenance(cfg, info: dict) -> Provenance:
         making = f"""## Training
 {info.get("steps")} steps at batch {cfg.batch_size} x {cfg.grad_accum}, learning rate {cfg.learning_rate} ({cfg.lr_scheduler}),
 max length {cfg.max_length}, seed {cfg.seed}; git commit `{info.get("git_commit")}`, data fingerprint
-`{info.get("data_fingerprint")}`. The full config is `config.yaml` of the run directory."""
+`{info.get("data_fingerprint")}`. The full config is `config.yaml` of the run directory."""  # noqa: E501
     return Provenance(base, prompt, max_new_tokens, origin, making)
 
 

@@ -73,7 +73,8 @@ def add_prepare(sub):
     p.add_argument("--valid-size", type=positive_int, default=1000,
                    help="questions held out by --valid-split topic (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed for the split and the typo noise (default: 0)")
-    p.add_argument("--typo-copies", type=non_negative_int, default=0, help="typo'd copies of each training input to add")
+    p.add_argument("--typo-copies", type=non_negative_int, default=0,
+                   help="typo'd copies of each training input to add")
     p.add_argument("--typo-rate", type=probability, default=0.05, help="per-character typo probability (default: 0.05)")
     p.add_argument("--no-typo-eval", action="store_true", help="do not write valid_typo.json / test_typo.json")
     p.add_argument("--strict", action="store_true", help="fail on the first bad record instead of skipping it")
@@ -174,7 +175,8 @@ def add_evaluate(sub):
     p.add_argument("--name", help="run name shown in the results table (default: --out's name)")
     p.add_argument("--data-label", help="data name shown in the results table (default: the file's stem)")
     p.add_argument("--train-data", help="also rewrite a sample of this split into train_io.json")
-    p.add_argument("--train-sample", type=non_negative_int, default=100, help="questions in train_io.json (default: 100)")
+    p.add_argument("--train-sample", type=non_negative_int, default=100,
+                   help="questions in train_io.json (default: 100)")
     p.add_argument("--few-shot", type=non_negative_int, default=0, metavar="K",
                    help="put K seeded pairs of --shots-from in the prompt as earlier turns (an untuned model's best "
                         "effort without training; default 0)")

@@ -17,9 +17,9 @@ import urllib.request
 from pathlib import Path
 
 from . import __version__
+from .errors import DataError
 from .files import atomic_write_bytes, atomic_write_text, check_writable
 from .noise import typo_variant
-from .errors import DataError
 from .records import INPUT_FIELDS, TARGET_FIELDS, DataReport, data_fingerprint, load_split, read_records
 from .topics import seen_name_share, topic_split
 

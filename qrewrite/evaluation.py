@@ -22,8 +22,15 @@ from .config import GENERATION_BATCH_SIZE
 from .data import load_split
 from .decoding import GREEDY, Decoding
 from .errors import ConfigError, QrewriteError
-from .files import atomic_write_json, atomic_write_jsonl, check_writable, command_line, file_fingerprint, git_commit, \
-    repo_relative
+from .files import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    check_writable,
+    command_line,
+    file_fingerprint,
+    git_commit,
+    repo_relative,
+)
 from .metrics import compute_metrics, per_example
 from .progress import progress_bar
 from .rewriter import BASELINES, load_rewriter

@@ -27,7 +27,6 @@ from .errors import RunStateError
 from .models import end_of_turn_ids
 from .prompt import PromptSpec, build_prompt
 
-
 # Questions are sorted by length within windows of this many batches: less padding, results still stream in order.
 SORT_WINDOW_BATCHES = 8
 

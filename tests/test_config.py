@@ -6,10 +6,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, run_cli
-from qrewrite.config import (BASE_KEY, FIELDS, QWEN2_TARGETS, ConfigError, TrainConfig, add_config_arguments, coerce,
-                             load_config)
+
+from qrewrite.config import (
+    BASE_KEY,
+    FIELDS,
+    QWEN2_TARGETS,
+    ConfigError,
+    TrainConfig,
+    add_config_arguments,
+    coerce,
+    load_config,
+)
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qrewrite.data import (DataError, DataReport, data_fingerprint, load_split, prepare_data,
-                           read_records)
+from qrewrite.data import DataError, DataReport, data_fingerprint, load_split, prepare_data, read_records
 from qrewrite.files import file_fingerprint
 
 DISFL_QA = Path(os.environ.get("QREWRITE_DISFL_QA", "/work/shared/data/disfl-qa"))

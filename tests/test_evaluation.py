@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-
 from conftest import SAMPLE, run_cli
+
 from qrewrite.files import file_fingerprint
 from qrewrite.metrics import rouge_scores
 

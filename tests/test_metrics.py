@@ -4,8 +4,16 @@ import math
 
 import pytest
 
-from qrewrite.metrics import (bleu_score, bleu_signature, compute_metrics, exact_match, normalize_whitespace,
-                              per_example, per_example_rouge_l, rouge_scores)
+from qrewrite.metrics import (
+    bleu_score,
+    bleu_signature,
+    compute_metrics,
+    exact_match,
+    normalize_whitespace,
+    per_example,
+    per_example_rouge_l,
+    rouge_scores,
+)
 
 
 def f1(p, r):

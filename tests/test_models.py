@@ -8,9 +8,19 @@ import torch
 
 from qrewrite.config import ConfigError
 from qrewrite.errors import RunStateError
-from qrewrite.models import (END_OF_TURN, ModelLoadError, apply_lora, check_4bit_support, ensure_offline_model,
-                             is_adapter_dir, linear_module_names, load_for_inference, load_model, load_tokenizer,
-                             resolve_model_source)
+from qrewrite.models import (
+    END_OF_TURN,
+    ModelLoadError,
+    apply_lora,
+    check_4bit_support,
+    ensure_offline_model,
+    is_adapter_dir,
+    linear_module_names,
+    load_for_inference,
+    load_model,
+    load_tokenizer,
+    resolve_model_source,
+)
 
 QWEN2_LINEAR = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
 

@@ -16,10 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import ROOT, SAMPLE, run_cli
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
-
-from conftest import ROOT, SAMPLE, run_cli
 
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("01_prepare_data.ipynb", "02_finetune.ipynb", "03_evaluate.ipynb")

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from qrewrite.ablations import SPEC_NAME, TABLE_NAME, ablation_table, load_spec
 from qrewrite.results import collect_runs, results_table
 

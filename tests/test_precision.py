@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from conftest import smoke_config
 from safetensors import safe_open
 from transformers import TrainerCallback
 
-from conftest import smoke_config
 from qrewrite.config import ConfigError, load_config
 from qrewrite.train import train
 

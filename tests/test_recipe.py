@@ -4,8 +4,8 @@ prompts for an untuned model, blind-test output without inputs, and the ablation
 import json
 
 import pytest
-
 from conftest import SAMPLE, run_cli, smoke_config
+
 from qrewrite.ablations import ablation_table, load_spec, write_ablations
 from qrewrite.config import ConfigError, load_config
 from qrewrite.data import load_split
@@ -13,7 +13,6 @@ from qrewrite.decoding import Decoding
 from qrewrite.models import load_tokenizer
 from qrewrite.prompt import PromptSpec, build_prompt, completion_text
 from qrewrite.train import train, training_records
-
 
 # ---- typo'd copies -------------------------------------------------------------------------------------------
 
@@ -161,6 +160,7 @@ reference: ref
 recommended: new
 splits: {clean: "dev", typo: "dev (typo)"}
 targets: {clean: {rougeL: 0.95}, typo: {exact_match: 0.5}}
+notes: ["Line 2 has not been trained yet."]
 lines:
   - {run: new, change: "more steps"}
   - {run: missing, change: "not run yet"}
@@ -176,6 +176,7 @@ def test_ablation_lines_show_differences_to_the_reference_and_targets(tmp_path):
     new = next(line for line in table.splitlines() if line.startswith("| 1 |"))
     assert "0.960 (+0.060)" in new and "70.0% (+10.0)" in new and "0.800 (+0.100)" in new and "35.0% (+25.0)" in new
     assert "not evaluated" in next(line for line in table.splitlines() if line.startswith("| 2 |"))
+    assert "\n- Line 2 has not been trained yet.\n" in table
     assert "clean ROUGE-L >= 0.950: 0.960, met" in table and "typo EM >= 50.0%: 35.0%, **not met**" in table
     written = write_ablations(tmp_path)
     assert written.read_text() == table
@@ -187,3 +188,6 @@ def test_a_bad_ablation_spec_is_one_error_naming_the_file(tmp_path):
     r = run_cli("results", "--outputs", tmp_path)
     assert r.returncode == 2 and "ablations.yaml" in r.stderr and "line 1" in r.stderr
     assert "Traceback" not in r.stderr
+    (tmp_path / "ablations.yaml").write_text("reference: ref\nsplits: {clean: dev}\nnotes: [3]\nlines: []\n")
+    r = run_cli("results", "--outputs", tmp_path)
+    assert r.returncode == 2 and "ablations.yaml" in r.stderr and "'notes'" in r.stderr

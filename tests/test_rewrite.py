@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SAMPLE, run_cli, smoke_config
 
 QUESTIONS = [

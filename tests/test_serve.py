@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SAMPLE, run_cli
 
 httpx = pytest.importorskip("httpx")
@@ -113,6 +112,7 @@ def free_port() -> int:
 def test_prompt_lookup_equals_plain_greedy_token_for_token(which, tiny_model, lively_dir):
     """Stock init repeats itself, so drafts are accepted (fewer forward passes); lively depends on the input."""
     import torch
+
     from qrewrite.models import load_for_inference
     from qrewrite.serving import generate_one_ids
     model, tok, _ = load_for_inference(str(tiny_model if which == "stock" else lively_dir), precision="fp32")

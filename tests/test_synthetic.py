@@ -3,8 +3,8 @@
 import random
 
 import pytest
-
 from conftest import SAMPLE
+
 from qrewrite.config import ConfigError, load_config
 from qrewrite.data import load_split
 from qrewrite.synthetic import CUES, synthetic_disfluency, synthetic_variant

@@ -6,8 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from qrewrite.data import load_split, prepare_data
 from qrewrite.errors import DataError
 from qrewrite.name_swap import name_swap_variant, swappable_words

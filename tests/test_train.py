@@ -12,9 +12,9 @@ import time
 
 import pytest
 import torch
+from conftest import ROOT, SAMPLE, run_cli, smoke_config
 from safetensors.torch import load_file
 
-from conftest import ROOT, SAMPLE, run_cli, smoke_config
 from qrewrite.models import load_tokenizer
 from qrewrite.prompt import IGNORE_INDEX, build_prompt, encode_example
 from qrewrite.train import train

@@ -7,14 +7,18 @@ import sys
 
 import pytest
 import torch
-
 from conftest import ROOT, SAMPLE
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.trl_side import (build_trl_trainer, mean_training_loss, step_losses,  # noqa: E402
-                                 supervised_token_count, supervised_token_ids)
+from benchmarks.trl_side import (  # noqa: E402
+    build_trl_trainer,
+    mean_training_loss,
+    step_losses,
+    supervised_token_count,
+    supervised_token_ids,
+)
 from qrewrite.models import END_OF_TURN, load_model, load_tokenizer  # noqa: E402
 from qrewrite.prompt import PromptSpec, encode_records  # noqa: E402
 
