@@ -164,11 +164,13 @@ notes: ["Line 2 has not been trained yet."]
 lines:
   - {run: new, change: "more steps"}
   - {run: missing, change: "not run yet"}
+  - {run: newer, change: "even more steps", against: new}
 """
 
 
 def test_ablation_lines_show_differences_to_the_reference_and_targets(tmp_path):
-    for name, clean, typo in (("ref", (0.90, 0.60), (0.70, 0.10)), ("new", (0.96, 0.70), (0.80, 0.35))):
+    for name, clean, typo in (("ref", (0.90, 0.60), (0.70, 0.10)), ("new", (0.96, 0.70), (0.80, 0.35)),
+                              ("newer", (0.97, 0.75), (0.85, 0.40))):
         _evaluation(tmp_path, name, "dev", *clean, steps=10)
         _evaluation(tmp_path, name, "dev (typo)", *typo, steps=10)
     (tmp_path / "ablations.yaml").write_text(SPEC)
@@ -176,6 +178,8 @@ def test_ablation_lines_show_differences_to_the_reference_and_targets(tmp_path):
     new = next(line for line in table.splitlines() if line.startswith("| 1 |"))
     assert "0.960 (+0.060)" in new and "70.0% (+10.0)" in new and "0.800 (+0.100)" in new and "35.0% (+25.0)" in new
     assert "not evaluated" in next(line for line in table.splitlines() if line.startswith("| 2 |"))
+    newer = next(line for line in table.splitlines() if line.startswith("| 3 |"))
+    assert "vs line 1: even more steps" in newer and "0.970 (+0.010)" in newer and "40.0% (+5.0)" in newer
     assert "\n- Line 2 has not been trained yet.\n" in table
     assert "clean ROUGE-L >= 0.950: 0.960, met" in table and "typo EM >= 50.0%: 35.0%, **not met**" in table
     written = write_ablations(tmp_path)
@@ -188,6 +192,10 @@ def test_a_bad_ablation_spec_is_one_error_naming_the_file(tmp_path):
     r = run_cli("results", "--outputs", tmp_path)
     assert r.returncode == 2 and "ablations.yaml" in r.stderr and "line 1" in r.stderr
     assert "Traceback" not in r.stderr
+    (tmp_path / "ablations.yaml").write_text("reference: ref\nsplits: {clean: dev}\nlines:\n"
+                                             "  - {run: a, change: b, against: later}\n  - {run: later, change: c}\n")
+    r = run_cli("results", "--outputs", tmp_path)
+    assert r.returncode == 2 and "line 1: 'against' must name the run of an earlier line" in r.stderr
     (tmp_path / "ablations.yaml").write_text("reference: ref\nsplits: {clean: dev}\nnotes: [3]\nlines: []\n")
     r = run_cli("results", "--outputs", tmp_path)
     assert r.returncode == 2 and "ablations.yaml" in r.stderr and "'notes'" in r.stderr
