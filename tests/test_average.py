@@ -226,7 +226,8 @@ RECIPES = sorted((ROOT / "configs" / "average").glob("*.yaml"))
 def test_every_shipped_average_recipe_names_runs_the_repo_trains_and_matches_its_committed_run(path):
     from qrewrite.config import load_config
     cfg = load_average_config(path)
-    trained = {load_config(p).run_name for p in (ROOT / "configs").glob("*.yaml")}
+    recipes = [*(ROOT / "configs").glob("*.yaml"), *(ROOT / "configs").glob("topic/*.yaml")]
+    trained = {load_config(p).run_name for p in recipes}
     assert all(source.startswith("weights/") and source[len("weights/"):] in trained for source in cfg.models)
     saved = ROOT / "outputs" / cfg.run_name / "config.yaml"
     assert saved.is_file(), f"{path.name}: commit its evaluation (scripts/reproduce_cpu.sh {cfg.run_name})"

@@ -19,7 +19,7 @@ from qrewrite.config import (
     load_config,
 )
 
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+CONFIGS = sorted([*(ROOT / "configs").glob("*.yaml"), *(ROOT / "configs").glob("topic/*.yaml")])
 
 
 def write(path: Path, text: str) -> Path:
@@ -143,7 +143,7 @@ def test_each_committed_run_was_trained_with_what_its_recipe_resolves_to():
     assert checked >= 10
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.relative_to(ROOT / "configs").as_posix() for p in CONFIGS])
 def test_every_shipped_config_loads(path):
     cfg = load_config(path)
     for k, v in yaml.safe_load(path.read_text()).items():
@@ -155,7 +155,7 @@ def test_every_shipped_config_loads(path):
         assert cfg.lora_targets == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     assert cfg.trust_remote_code is False
     # a path relative to the project root works from any working directory
-    assert load_config(Path("configs") / path.name) == cfg
+    assert load_config(path.relative_to(ROOT)) == cfg
 
 
 def test_add_config_arguments_covers_every_field():

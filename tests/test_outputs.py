@@ -110,14 +110,21 @@ def test_committed_notebooks_carry_no_absolute_paths():
 
 
 def test_the_recommended_run_and_only_it_has_blind_predictions_for_every_test_input():
-    """The blind test's predictions come from the recommended model (ablations.yaml), one line per input id,
-    {"id", "prediction"} only; no other run's predictions could be taken for them."""
+    """The blind test's predictions come from the recommended model (ablations.yaml), greedy and, where the README
+    recommends another decoding, decoded that way too (an evaluation named <recommended>-<decoding>), one line per
+    input id, {"id", "prediction"} only; no other run's predictions could be taken for them."""
     recommended = load_spec(OUTPUTS / SPEC_NAME)["recommended"]
-    assert [p.parent.name for p in OUTPUTS.glob("*/blind")] == [recommended]
+    blind = sorted(p.parent.name for p in OUTPUTS.glob("*/blind"))
+    assert recommended in blind and all(name.startswith(f"{recommended}-") for name in blind if name != recommended)
+    for name in blind:
+        _check_blind_predictions(OUTPUTS / name / "blind")
+
+
+def _check_blind_predictions(directory: Path):
     blind_inputs = ROOT.parent / "shared" / "data" / "blind"
     ids = {}
     for split in ("test", "test_typo"):
-        rows = [json.loads(line) for line in (OUTPUTS / recommended / "blind" / f"{split}.jsonl").open()]
+        rows = [json.loads(line) for line in (directory / f"{split}.jsonl").open()]
         assert all(set(row) == {"id", "prediction"} and row["prediction"].strip() for row in rows), split
         ids[split] = [row["id"] for row in rows]
         assert len(set(ids[split])) == len(ids[split]) > 1000, split
