@@ -44,11 +44,19 @@ for run in topic-smollm2-full topic-smollm2-full-typo-names; do
     logged outputs/$run/train.log q train --config configs/topic/$recipe.yaml $([ -d weights/$run ] && echo --resume)
   TYPO=1 evaluate $run weights/$run
 done
-# the blind test inputs (no references here; they are scored elsewhere) rewritten by the recommended run
-if wanted blind && [ -d "$BLIND" ]; then
+# the decoding ablation, chosen on the held-out topics: greedy with the copy bonus on the question's own tokens
+wanted topic-smollm2-full-typo-names-copy1 && TOPIC_ONLY=1 TYPO=1 \
+  evaluate topic-smollm2-full-typo-names-copy1 weights/topic-smollm2-full-typo-names --copy-bonus 1
+# blind NAME [decoding args]: the blind test inputs (no references here; they are scored elsewhere) rewritten by
+# the recommended run, greedy (NAME = the run) or decoded as the README recommends (NAME = <run>-<decoding>)
+blind() {
+  local name=$1; shift
+  [ -d "$BLIND" ] || { echo "no blind inputs at $BLIND"; return; }
   for split in test test_typo; do
-    logged outputs/$RECOMMENDED/blind/$split.log q rewrite --model weights/$RECOMMENDED \
-      --input "$BLIND/${split}_inputs.jsonl" --output outputs/$RECOMMENDED/blind/$split.jsonl --no-input --strict
+    logged outputs/$name/blind/$split.log q rewrite --model weights/$RECOMMENDED "$@" \
+      --input "$BLIND/${split}_inputs.jsonl" --output outputs/$name/blind/$split.jsonl --no-input --strict
   done
-fi
+}
+wanted blind && blind $RECOMMENDED
+wanted blind-copy1 && blind $RECOMMENDED-copy1 --copy-bonus 1
 q results --outputs outputs
