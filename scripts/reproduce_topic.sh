@@ -15,7 +15,8 @@ BLIND=../shared/data/blind
 RECOMMENDED=${RECOMMENDED:-topic-smollm2-full-typo-names}
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 q() { echo "+ python -m qrewrite $*"; python -m qrewrite "$@"; }
-logged() { local log=$1; shift; mkdir -p "$(dirname "$log")"; { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)"; "$@"; } 2>&1 | tee "$log"; }
+# logs name files relative to the repository (a warning's path to this checkout's qrewrite/ says nothing elsewhere)
+logged() { local log=$1; shift; mkdir -p "$(dirname "$log")"; { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)"; "$@"; } 2>&1 | sed -u "s|$PWD/||g" | tee "$log"; }
 
 wanted prepare && logged outputs/logs/prepare_topic.log q prepare --source "$RAW" --out dataset/topic --valid-split topic
 # evaluate NAME MODEL [args]: held-out topics -> outputs/NAME/topic/ (+ typo'd: topic/typo/ when TYPO=1),
