@@ -47,5 +47,8 @@ for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-n
 done
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens
-wanted topic-smollm2-full-copy1 && TOPIC_ONLY=1 evaluate topic-smollm2-full-copy1 weights/topic-smollm2-full --copy-bonus 1
+for bonus in 1 2; do
+  wanted topic-smollm2-full-copy$bonus && \
+    TOPIC_ONLY=1 evaluate topic-smollm2-full-copy$bonus weights/topic-smollm2-full --copy-bonus $bonus
+done
 q results --outputs outputs
