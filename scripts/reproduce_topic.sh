@@ -46,9 +46,10 @@ for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-n
   TYPO=$([ $run = topic-smollm2-full-names ] || echo 1) evaluate $run weights/$run
 done
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
-# own tokens
+# own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)
 for bonus in 1 2; do
   wanted topic-smollm2-full-copy$bonus && \
-    TOPIC_ONLY=1 evaluate topic-smollm2-full-copy$bonus weights/topic-smollm2-full --copy-bonus $bonus
+    TYPO=$([ $bonus = 1 ] && echo 1) TOPIC_ONLY=$([ $bonus = 1 ] || echo 1) \
+    evaluate topic-smollm2-full-copy$bonus weights/topic-smollm2-full --copy-bonus $bonus
 done
 q results --outputs outputs
