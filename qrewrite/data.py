@@ -197,7 +197,7 @@ def _split_off_topics(records: dict, reports: dict, train_file: Path, size: int,
 
 
 def _move_notes(source: DataReport, dest: DataReport, moved: set[str]) -> None:
-    """The cleaning / flag / skip notes of records that moved to another split go with them."""
+    """The cleaning and flag notes of records that moved to another split go with them."""
     for kind in ("cleaned", "flagged"):
         for reason, ids in list(getattr(source, kind).items()):
             stay = [i for i in ids if i not in moved]
