@@ -78,6 +78,8 @@ class TrainConfig:
     typo_rate: float = _field(0.05, "per-character typo probability for typo augmentation")
     typo_rate_max: float = _field(0.0, "if > typo_rate: the typo'd copies get rates spaced evenly from typo_rate "
                                        "to typo_rate_max (heavier noise for later copies); 0 = all at typo_rate")
+    typo_nonwords: bool = _field(False, "typo'd copies never spell another real word (a word of the training "
+                                        "inputs or targets): an edit that would is drawn again (qrewrite.noise)")
     synthetic_copies: int = _field(0, "add this many synthetic disfluent copies of each training question, built "
                                       "from its clean target (qrewrite.synthetic: corrections and restarts)")
     name_swap_copies: int = _field(0, "add this many copies of each training pair with its names and numbers "
@@ -158,6 +160,8 @@ class TrainConfig:
             errors.append(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
         if not 0 <= self.typo_rate <= 1 or self.typo_copies < 0:
             errors.append("typo_rate must be in [0, 1] and typo_copies >= 0")
+        if self.typo_nonwords and not self.typo_copies:
+            errors.append("typo_nonwords: set typo_copies >= 1 too (it shapes the typo'd copies; there are none)")
         if not (self.typo_rate_max == 0 or self.typo_rate <= self.typo_rate_max <= 1):
             errors.append(f"typo_rate_max: must be 0 (off) or between typo_rate ({self.typo_rate}) and 1, "
                           f"got {self.typo_rate_max}")

@@ -2,7 +2,10 @@
 
 ``add_typos`` edits letters only (digits and punctuation are left alone: a changed year or number would change
 the question's meaning, which no rewriter could recover). The edits are keyboard-neighbour substitutions on a
-QWERTY layout, dropped letters, swapped adjacent letters, doubled letters and case flips.
+QWERTY layout, dropped letters, swapped adjacent letters, doubled letters and case flips. Given a ``lexicon``
+(lower-cased words), an edit that would spell another lexicon word ("form" -> "from") is drawn again, and a word
+whose edits keep landing on real words is left as it is: the noise then only ever makes non-words, so a model
+trained on it learns to repair misspellings, never to replace one real word by another.
 
 ``typo_variant`` applies it to records with one ``random.Random`` per record, seeded from the seed and the
 record's id, so the noise a record gets does not depend on the order or the company it comes in.
@@ -11,8 +14,9 @@ record's id, so the noise a record gets does not depend on the order or the comp
 from __future__ import annotations
 
 import random
+import re
 
-__all__ = ["QWERTY_NEIGHBOURS", "add_typos", "seeded_copies", "typo_variant"]
+__all__ = ["QWERTY_NEIGHBOURS", "add_typos", "lexicon_of", "seeded_copies", "typo_variant"]
 
 _ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
 # Row offsets of a staggered keyboard: a row's key i sits between keys i and i+1 of the row above.
@@ -75,30 +79,54 @@ def _edit_word(word: str, rng: random.Random, rate: float) -> str:
     return "".join(out)
 
 
-def add_typos(text: str, rng: random.Random, rate: float = 0.05) -> str:
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
+
+def lexicon_of(texts) -> frozenset[str]:
+    """The lower-cased words (letters, with an inner apostrophe) of ``texts``."""
+    return frozenset(w.lower() for t in texts for w in _WORD.findall(t))
+
+
+def _makes_other_word(before: str, after: str, lexicon) -> bool:
+    old, new = _WORD.findall(before.lower()), _WORD.findall(after.lower())
+    return any(w in lexicon for w in new if w not in old)
+
+
+def _edit_word_nonword(word: str, rng: random.Random, rate: float, lexicon, tries: int = 10) -> str:
+    for _ in range(tries):
+        edited = _edit_word(word, rng, rate)
+        if not lexicon or not _makes_other_word(word, edited, lexicon):
+            return edited
+    return word
+
+
+def add_typos(text: str, rng: random.Random, rate: float = 0.05, lexicon: frozenset[str] = frozenset()) -> str:
     """Seeded character noise on words (see the module docstring).
 
     ``rate`` is about the probability that a letter gets an edit. For ``rate > 0`` and a text with letters the
     result always differs from ``text`` (at least one edit is forced), is never empty, and has sane whitespace:
     words joined by single spaces, nothing leading or trailing. ``rate <= 0`` returns ``text`` unchanged, and so
-    does a text without letters.
+    does a text without letters. With a ``lexicon`` no edit spells a word of it that the text did not have (a
+    text whose every possible edit does is returned with its whitespace normalised only).
     """
     if rate <= 0 or not any(c.isalpha() for c in text):
         return text
     words = text.split()
-    result = " ".join(_edit_word(w, rng, rate) for w in words)
+    result = " ".join(_edit_word_nonword(w, rng, rate, lexicon) for w in words)
     if result == " ".join(words):
         # No edit landed (short text or low rate), or edits cancelled out: force one on a random word.
         candidates = [k for k, w in enumerate(words) if any(c.isalpha() for c in w)]
         k = rng.choice(candidates)
         forced = words[:]
         for _ in range(20):
-            forced[k] = _edit_word(words[k], rng, 1.0 / max(1, sum(c.isalpha() for c in words[k])))
+            forced[k] = _edit_word_nonword(words[k], rng, 1.0 / max(1, sum(c.isalpha() for c in words[k])), lexicon)
             if forced[k] != words[k]:
                 break
         else:  # doubling a letter always changes the word
             j = next(j for j, c in enumerate(words[k]) if c.isalpha())
             forced[k] = words[k][: j + 1] + words[k][j:]
+            if _makes_other_word(words[k], forced[k], lexicon):  # "of" -> "off": every edit tried spells a word
+                forced[k] = words[k]
         result = " ".join(forced)
     return result
 
@@ -116,7 +144,9 @@ def seeded_copies(records: list[dict], seed, id_suffix: str, new_input) -> list[
     return out
 
 
-def typo_variant(records: list[dict], seed: int = 0, rate: float = 0.05, id_suffix: str = "") -> list[dict]:
+def typo_variant(records: list[dict], seed: int = 0, rate: float = 0.05, id_suffix: str = "",
+                 lexicon: frozenset[str] = frozenset()) -> list[dict]:
     """New records with typo'd ``"input"``, the same ``"target"`` (never touched) and ``id + id_suffix``
-    (seeded per record by :func:`seeded_copies`: several typo'd copies of one record are different copies)."""
-    return seeded_copies(records, seed, id_suffix, lambda r, rng: add_typos(r["input"], rng, rate))
+    (seeded per record by :func:`seeded_copies`: several typo'd copies of one record are different copies;
+    ``lexicon``: see :func:`add_typos`)."""
+    return seeded_copies(records, seed, id_suffix, lambda r, rng: add_typos(r["input"], rng, rate, lexicon))

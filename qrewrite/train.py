@@ -25,7 +25,7 @@ from .files import atomic_write_json, check_writable, command_line, file_fingerp
 from .memory import peak_memory_mb
 from .models import apply_lora, end_of_turn_ids, load_model, load_tokenizer, pick_dtype, resolve_model_source
 from .name_swap import name_pool, name_swap_variant
-from .noise import typo_variant
+from .noise import lexicon_of, typo_variant
 from .progress import interactive
 from .prompt import PromptSpec, encode_records
 from .run import Run, write_inference_config
@@ -42,8 +42,9 @@ def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
     if cfg.max_train_examples:
         train = random.Random(cfg.seed).sample(train, min(cfg.max_train_examples, len(train)))
     originals = list(train)
+    lexicon = lexicon_of(t for r in originals for t in (r["input"], r["target"])) if cfg.typo_nonwords else frozenset()
     for k, rate in enumerate(cfg.typo_copy_rates()):
-        train += typo_variant(originals, seed=cfg.seed + k, rate=rate, id_suffix=f"#typo{k + 1}")
+        train += typo_variant(originals, seed=cfg.seed + k, rate=rate, id_suffix=f"#typo{k + 1}", lexicon=lexicon)
     for k in range(cfg.synthetic_copies):
         train += synthetic_variant(originals, seed=cfg.seed + k, id_suffix=f"#synth{k + 1}")
     pool = name_pool(originals) if cfg.name_swap_copies else []

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Reproduces the unseen-topics results in outputs/ (the topic-disjoint validation split): Disfl-QA prepared with
 # whole SQuAD articles of train held out (dataset/topic/), the copy and rules baselines, the 200-step reference
-# full fine-tune on the topic-disjoint train split, its name-swapped + typo'd variant and its name-swapped variant,
+# full fine-tune on the topic-disjoint train split, its name-swapped + typo'd, name-swapped, typo'd (with noise that
+# never spells a real word, and plain) variants and a soup of the first three,
 # each scored on the held-out topics (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev
-# (outputs/<run>/: in-topic), and the baseline decoded with the copy bonus. ~2.5 h on 2 slow CPU cores (no avx512).
+# (outputs/<run>/: in-topic), and the baseline decoded with the copy bonus. ~4 h on 2 slow CPU cores (no avx512).
 # The recommended model and its blind-test predictions are scripts/reproduce_cpu.sh's.
 #   bash scripts/reproduce_topic.sh [RAW_DISFL_QA_DIR] [STEP ...]    (STEP: only these runs / baselines)
 set -euo pipefail
@@ -37,7 +38,8 @@ evaluate() {
 # the baselines' Disfl-QA dev evaluations are committed already (scripts/reproduce_cpu.sh)
 wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
-for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-names; do
+for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-names topic-smollm2-full-typo-nonwords \
+    topic-smollm2-full-typo; do
   wanted $run || continue
   recipe=${run#topic-}
   [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
@@ -45,6 +47,12 @@ for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-n
   # the typo'd held-out topics for the runs that bear on typo robustness (the names-only run saw no typo)
   TYPO=$([ $run = topic-smollm2-full-names ] || echo 1) evaluate $run weights/$run
 done
+# a soup of the first three runs (seconds, no training), judged on the held-out topics like its ingredients
+if wanted topic-soup; then
+  [ -f weights/topic-soup/run.json ] && grep -q '"complete"' weights/topic-soup/run.json || \
+    logged outputs/topic-soup/average.log q average --config configs/average/topic-soup.yaml
+  TYPO=1 evaluate topic-soup weights/topic-soup
+fi
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)
 for bonus in 1 2; do

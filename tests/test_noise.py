@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from qrewrite.noise import QWERTY_NEIGHBOURS, add_typos, typo_variant
+from qrewrite.noise import QWERTY_NEIGHBOURS, add_typos, lexicon_of, typo_variant
 
 QUESTIONS = [
     "Which city hosted the 1996 Summer Olympics?",
@@ -88,3 +88,41 @@ def test_typo_variant_rate_zero_returns_inputs():
 def test_typo_variant_keeps_extra_fields():
     out = typo_variant([{"id": "x", "input": "Where is Lima?", "target": "Where is Lima?", "kind": "typo"}])
     assert out[0]["kind"] == "typo"
+
+
+LEXICON_TEXT = "Which form of the city was made from the old port? Who won the war in the north or the west?"
+
+
+def test_lexicon_typos_never_spell_another_word():
+    lexicon = lexicon_of([LEXICON_TEXT, "from form for fro of off on one no not to too two the then them"])
+    seen_real_swaps = 0
+    for seed in range(200):
+        plain = add_typos(LEXICON_TEXT, random.Random(seed), 0.15)
+        guarded = add_typos(LEXICON_TEXT, random.Random(seed), 0.15, lexicon=lexicon)
+        original_words = set(lexicon_of([LEXICON_TEXT]))
+        seen_real_swaps += bool(lexicon_of([plain]) - original_words & lexicon)
+        assert not (lexicon_of([guarded]) - original_words) & lexicon, guarded
+        assert guarded != LEXICON_TEXT
+    assert seen_real_swaps > 10  # without the lexicon the same noise does turn words into other words
+
+
+def test_lexicon_off_is_the_plain_noise():
+    # an empty lexicon draws exactly the same edits (the committed typo'd files and runs stay reproducible)
+    for seed in range(30):
+        assert add_typos(LEXICON_TEXT, random.Random(seed), 0.1, lexicon=frozenset()) == \
+            add_typos(LEXICON_TEXT, random.Random(seed), 0.1)
+
+
+def test_lexicon_gives_up_rather_than_spell_a_word():
+    # every edit of "a" at rate 1 that the lexicon knows is refused; unknown ones are allowed
+    lexicon = lexicon_of(["a aa s q w z A"])
+    for seed in range(50):
+        out = add_typos("a", random.Random(seed), 1.0, lexicon=lexicon)
+        assert out not in {"aa", "s", "q", "w", "z"} and out
+
+
+def test_typo_variant_passes_the_lexicon():
+    recs = [{"id": "q", "input": LEXICON_TEXT, "target": "t"}]
+    lexicon = lexicon_of([LEXICON_TEXT, "from form for of off on the then"])
+    outs = [typo_variant(recs, seed=s, rate=0.2, lexicon=lexicon)[0]["input"] for s in range(50)]
+    assert all(not (lexicon_of([o]) - lexicon_of([LEXICON_TEXT])) & lexicon for o in outs)
