@@ -12,7 +12,8 @@ Every config field is an option (see --help); the resolved config lands in weigh
 import argparse
 import sys
 
-from qrewrite.cli import cmd_train, run_command
+from qrewrite.cli.main import run_command
+from qrewrite.cli.train import cmd_train
 from qrewrite.config import add_config_arguments
 
 

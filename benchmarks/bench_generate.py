@@ -2,7 +2,7 @@
 
   baseline  for each question: the same chat prompt, model.generate on that one sequence (no padding, KV cache,
             greedy, stop at end-of-turn), decode; the usual notebook loop
-  project   qrewrite.generate.rewrite: questions sorted by length within windows of 8 batches, batches of
+  project   qrewrite.infer.generate.rewrite: questions sorted by length within windows of 8 batches, batches of
             --batch-size, the prompt's question-independent start (system turn) run once and its KV cache
             shared by every batch, KV cache, greedy, a row stops at end-of-turn
   ablation  the same batches on whole prompts (share_prefix=False: plain left-padded batched generation), to
@@ -11,7 +11,7 @@
 Both sides use the same loaded model, prompts, stop tokens and --max-new-tokens. The project rewrites --n
 validation questions; the baseline, being slow, rewrites the first --baseline-n of them (a prefix subset).
 Work is split into chunks that are interleaved baseline, project, ablation, baseline, ... (project chunks are
-whole windows of qrewrite.generate.rewrite, so its batches are exactly those of one call over all --n), so a
+whole windows of qrewrite.infer.generate.rewrite, so its batches are exactly those of one call over all --n), so a
 slow spell of a shared machine hits every side; questions/s is reported per chunk (median) and overall.
 For the questions both sides rewrote, the predictions are compared (greedy: they should agree, up to the odd
 numerical difference that padding causes; reported, not asserted).
@@ -94,16 +94,16 @@ def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int, p
 
 def batched(model, tokenizer, questions: list[str], batch_size: int, max_new_tokens: int,
             share_prefix: bool = True, prompt=None) -> list[str]:
-    """The project: qrewrite.generate.rewrite_all (what `evaluate` and `rewrite` run)."""
-    from qrewrite.generate import rewrite_all
+    """The project: qrewrite.infer.generate.rewrite_all (what `evaluate` and `rewrite` run)."""
+    from qrewrite.infer.generate import rewrite_all
 
     return rewrite_all(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens,
                        share_prefix=share_prefix, prompt=prompt)
 
 
 def chunk_bounds(args, n: int, baseline_n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    from qrewrite.generate import SORT_WINDOW_BATCHES
-    window = args.batch_size * SORT_WINDOW_BATCHES  # qrewrite.generate.rewrite sorts by length within these
+    from qrewrite.infer.generate import SORT_WINDOW_BATCHES
+    window = args.batch_size * SORT_WINDOW_BATCHES  # qrewrite.infer.generate.rewrite sorts by length within these
     windows = math.ceil(n / window)
     k = min(args.chunks or windows, windows)
     per = math.ceil(windows / k) * window
@@ -171,7 +171,7 @@ shapes of the matrix products, which can flip a near-tie):
 
 - data: `{setup['data']}`; {done}; all at most {setup['max_new_tokens']} new tokens, stop at end-of-turn, \
 KV cache, {setup['dtype']}
-- project: `qrewrite.generate.rewrite`, batch {setup['batch_size']}, length-sorted windows of \
+- project: `qrewrite.infer.generate.rewrite`, batch {setup['batch_size']}, length-sorted windows of \
 {setup['batch_size'] * 8}; the prompt's first {setup.get('shared_prefix_tokens')} tokens (system turn up to the \
 question) run once, their KV cache copied into every batch; rows laid out prefix | padding | question{ablation}
 - baseline: a loop of `model.generate` on one unpadded prompt at a time
@@ -188,7 +188,7 @@ question) run once, their KV cache copied into every batch; rows laid out prefix
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from qrewrite.data import load_split
+    from qrewrite.data.records import load_split
     from qrewrite.models import load_for_inference
     from qrewrite.run import inference_settings
 
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     load_start = common.load_average()
     try:
         if args.model is None and args.smoke:
-            from qrewrite.models import build_tiny_qwen2
+            from qrewrite.testing import build_tiny_qwen2
             model_arg, label = str(build_tiny_qwen2(tmp / "tiny-qwen2")), "tiny Qwen2 (random)"
         else:
             model_arg = label = args.model or "smollm2"
@@ -214,7 +214,7 @@ def main(argv=None) -> int:
     project_chunks, baseline_chunks = chunk_bounds(args, n, baseline_n)
 
     sides = ["baseline", "project"] + ([] if args.no_ablation else ["ablation"])
-    from qrewrite.generate import shared_prefix
+    from qrewrite.infer.generate import shared_prefix
     prefix = shared_prefix(model, tokenizer, prompt)
 
     # warm-up (untimed): first calls pay one-off costs (allocations, kernel selection)

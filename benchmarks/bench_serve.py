@@ -1,21 +1,21 @@
-"""Serving under load: the batched server vs the same server with batching off; prompt lookup for one question.
+"""Serving side by side: today's server, the CTranslate2 engine and `transformers serve`, under the same load.
 
-  batched    python -m qrewrite serve --model M --batch-size 32: concurrent requests' questions are queued and
-             rewritten together (qrewrite.generate.rewrite_batch, shared prompt prefix); a lone question
-             decodes with prompt lookup
-  unbatched  the same command with --batch-size 1: one question at a time, each by the single-question path
-             (prompt lookup, as the batched server does for a lone question)
-  load       closed loop from this process, 127.0.0.1 only: C clients (httpx) each send one question, wait for
-             the answer, send the next; per level max(--min-requests, --rounds x C) requests or --level-seconds,
-             whichever comes first; C = 1, 8, 32. Both servers run side by side (each idle while the other is
-             measured) and the levels are interleaved (batched C=1, unbatched C=1, batched C=8, ...) so a slow
-             spell of a shared machine hits both. Every answer is checked against the same question rewritten
-             directly on the batched path in this process.
-  plain      a third server: the unbatched one with --prompt-lookup-tokens 0 (one question at a time, plain
-             greedy decoding), loaded at concurrency 32 too, for the ratio to the naive server
-  single     one question at a time over HTTP: the unbatched server (prompt lookup: --prompt-lookup-tokens
-             drafts from the prompt, checked in one forward pass) vs the plain one; same questions,
-             alternating which goes first, and the two answers compared
+  batched       python -m qrewrite serve --model M --batch-size 32: concurrent requests' questions are rewritten
+                together on the transformers engine (qrewrite.infer.generate.rewrite_batch); a lone question
+                decodes with prompt lookup
+  ctranslate2   the same with --engine ctranslate2: the run's model converted once to int8, batched by the same
+                micro-batcher; a lone question is a batch of one
+  unbatched     --batch-size 1 (one question at a time, by prompt lookup); plain: also --prompt-lookup-tokens 0
+                (the naive server, at concurrency 32 only)
+  transformers_serve_cb / transformers_serve
+                `transformers serve <run>/model --device cpu` with / without --continuous-batching, asked through
+                its OpenAI chat completions endpoint (--no-transformers-serve leaves them out)
+  load          closed loop from this process, 127.0.0.1 only: C clients (httpx) each send one question, wait for
+                the answer, send the next; per level max(--min-requests, --rounds x C) requests or --level-seconds;
+                C = 1, 8, 32; every server at one level before any at the next (interleaved), the load average
+                recorded after each; every answer checked against the question rewritten directly in this process
+  single        one question at a time over HTTP to plain greedy, prompt lookup, ctranslate2 and transformers
+                serve, rotating which goes first
 
     python benchmarks/bench_serve.py --model weights/serve-bench --note "shared machine"
     python benchmarks/bench_serve.py --smoke --out /tmp/b       # tiny random Qwen2: plumbing only
@@ -41,7 +41,9 @@ if __package__ in (None, ""):
 from benchmarks import common  # noqa: E402
 from benchmarks.common import ROOT, fmt, fmt_ratio, markdown_table, ratio  # noqa: E402
 
-TARGETS = {"throughput_ratio_c32": 4.0, "latency_ratio_single": 1.5}
+# the engine and transformers-serve targets of the serving issue; the first two are the batching issue's
+TARGETS = {"throughput_ratio_c32": 4.0, "latency_ratio_single": 1.5, "engine_throughput_ratio_c32": 2.5,
+           "engine_latency_ratio_single": 1.5, "vs_transformers_serve_c32": 1.5, "vs_transformers_serve_single": 1.5}
 HOST = "127.0.0.1"
 
 
@@ -61,6 +63,10 @@ def parse_args(argv=None):
     p.add_argument("--prompt-lookup-tokens", type=int, default=10)
     p.add_argument("--threads", type=int, help="every server's --threads (default: torch's)")
     p.add_argument("--single-n", type=int, default=16, help="questions for the single-question latency")
+    p.add_argument("--recommended", default="ctranslate2", choices=["batched", "ctranslate2"],
+                   help="the server the README recommends, for the ratios to transformers serve (default ctranslate2)")
+    p.add_argument("--no-transformers-serve", action="store_true",
+                   help="leave out the two `transformers serve` sides (needs transformers[serving])")
     p.add_argument("--smoke", action="store_true", help="tiny model, few requests: plumbing only, no claim")
     common.add_output_options(p, "serve_<device>[_smoke]")
     args = p.parse_args(argv)
@@ -82,21 +88,28 @@ def free_port() -> int:
 
 
 class Server:
-    """``python -m qrewrite serve`` in a subprocess on a free 127.0.0.1 port."""
+    """``python -m qrewrite serve`` in a subprocess on a free 127.0.0.1 port (``engine``: its --engine)."""
 
-    def __init__(self, model: str, batch_size: int, args, log_dir: Path, label: str, lookup_tokens: int):
-        self.port, self.label = free_port(), label
+    kind = "qrewrite"
+
+    def __init__(self, model: str, batch_size: int, args, log_dir: Path, label: str, lookup_tokens: int,
+                 engine: str = "transformers"):
+        self.port, self.label, self.model = free_port(), label, model
         self.url = f"http://{HOST}:{self.port}"
         self.command = ["python", "-m", "qrewrite", "serve", "--model", model, "--host", HOST,
                         "--port", str(self.port), "--batch-size", str(batch_size),
                         "--max-wait-ms", str(args.max_wait_ms), "--max-new-tokens", str(args.max_new_tokens),
                         "--prompt-lookup-tokens", str(lookup_tokens), "--max-queue", "1024",
-                        "--request-timeout", "600", "--log-level", "warning"]
+                        "--request-timeout", "600", "--log-level", "warning", "--engine", engine]
         if args.threads:
             self.command += ["--threads", str(args.threads)]
-        self.log = open(log_dir / f"{label}.log", "w")
-        self.proc = subprocess.Popen([sys.executable, *self.command[1:]], cwd=ROOT, stdout=self.log,
-                                     stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.start(log_dir)
+
+    def start(self, log_dir: Path) -> None:
+        self.log = open(log_dir / f"{self.label}.log", "w")
+        self.proc = subprocess.Popen([sys.executable, *self.command[1:]] if self.command[0] == "python"
+                                     else self.command, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
 
     def wait_ready(self, timeout: float = 900) -> None:
         import httpx
@@ -116,6 +129,11 @@ class Server:
         import httpx
         return httpx.get(f"{self.url}/health", timeout=30).json()
 
+    async def ask(self, client, question: str):
+        """(status, rewrite or None) for one question."""
+        r = await client.post(f"{self.url}/v1/rewrite", json={"question": question})
+        return r.status_code, r.json()["rewrites"][0] if r.status_code == 200 else None
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -124,6 +142,31 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+
+
+class TransformersServe(Server):
+    """``transformers serve`` on the same model directory (OpenAI chat completions; the saved chat template, which
+    renders the run's minimal prompt), with or without continuous batching."""
+
+    kind = "openai"
+
+    def __init__(self, model_dir: str, args, log_dir: Path, label: str, continuous_batching: bool):
+        self.port, self.label, self.model = free_port(), label, model_dir
+        self.url = f"http://{HOST}:{self.port}"
+        self.max_new_tokens = args.max_new_tokens
+        self.command = ["transformers", "serve", model_dir, "--host", HOST, "--port", str(self.port),
+                        "--device", "cpu", "--dtype", "float32", "--log-level", "warning",
+                        "--continuous-batching" if continuous_batching else "--no-continuous-batching"]
+        self.start(log_dir)
+
+    def health(self) -> dict:
+        return {}
+
+    async def ask(self, client, question: str):
+        r = await client.post(f"{self.url}/v1/chat/completions", json={
+            "model": self.model, "messages": [{"role": "user", "content": question}], "temperature": 0,
+            "max_tokens": self.max_new_tokens, "stream": False})
+        return r.status_code, r.json()["choices"][0]["message"]["content"].strip() if r.status_code == 200 else None
 
 
 # ---- load ----------------------------------------------------------------------------------------------------
@@ -136,12 +179,11 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[max(0, min(len(s) - 1, int(-(-q * len(s) // 100)) - 1))]
 
 
-async def _load(url: str, questions: list[str], concurrency: int, n: int, max_seconds: float) -> dict:
+async def _load(server, questions: list[str], concurrency: int, n: int, max_seconds: float) -> dict:
     import httpx
     sent = 0
     rows = []
-    async with httpx.AsyncClient(base_url=url, timeout=900,
-                                 limits=httpx.Limits(max_connections=concurrency + 4)) as client:
+    async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=concurrency + 4)) as client:
         start = time.perf_counter()
 
         async def client_loop():
@@ -150,9 +192,9 @@ async def _load(url: str, questions: list[str], concurrency: int, n: int, max_se
                 q = questions[sent % len(questions)]
                 sent += 1
                 t0 = time.perf_counter()
-                r = await client.post("/v1/rewrite", json={"question": q})
-                rows.append({"question": q, "status": r.status_code, "seconds": time.perf_counter() - t0,
-                             "rewrite": r.json()["rewrites"][0] if r.status_code == 200 else None})
+                status, rewrite = await server.ask(client, q)
+                rows.append({"question": q, "status": status, "seconds": time.perf_counter() - t0,
+                             "rewrite": rewrite})
 
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
         wall = time.perf_counter() - start
@@ -161,7 +203,7 @@ async def _load(url: str, questions: list[str], concurrency: int, n: int, max_se
 
 def run_level(server: Server, questions, concurrency: int, n: int, max_seconds: float, expected: dict) -> dict:
     before = server.health()
-    got = asyncio.run(_load(server.url, questions, concurrency, n, max_seconds))
+    got = asyncio.run(_load(server, questions, concurrency, n, max_seconds))
     after = server.health()
     rows, wall = got["rows"], got["wall"]
     ok = [r for r in rows if r["status"] == 200]
@@ -170,7 +212,7 @@ def run_level(server: Server, questions, concurrency: int, n: int, max_seconds: 
     for r in rows:
         statuses[str(r["status"])] = statuses.get(str(r["status"]), 0) + 1
     matched = sum(r["rewrite"] == expected[r["question"]] for r in ok)
-    batches = after["batches"] - before["batches"]
+    batches = after["batches"] - before["batches"] if "batches" in after else None
     return {"concurrency": concurrency, "requests": len(rows), "ok": len(ok), "errors": len(rows) - len(ok),
             "status_counts": statuses, "seconds": round(wall, 3),
             "throughput_rps": len(ok) / wall if wall else None,
@@ -178,35 +220,48 @@ def run_level(server: Server, questions, concurrency: int, n: int, max_seconds: 
             "mean_ms": sum(lat) / len(lat) if lat else None, "max_ms": max(lat) if lat else None,
             "server_batches": batches,
             "mean_batch_size": (after["rewritten"] - before["rewritten"]) / batches if batches else None,
+            "load_average": common.load_average(),
             "answers_matched": matched, "answers_match": matched == len(ok)}
 
 
 # ---- single question: plain greedy vs prompt lookup ----------------------------------------------------------
 
-def single_question(lookup: Server, plain: Server, questions: list[str], args) -> dict:
-    import httpx
-
-    def one(server, q):
-        t0 = time.perf_counter()
-        r = httpx.post(f"{server.url}/v1/rewrite", json={"question": q}, timeout=900)
-        r.raise_for_status()
-        return (time.perf_counter() - t0) * 1000, r.json()["rewrites"][0]
-
-    times = {"plain_greedy": [], "prompt_lookup": []}
-    same = 0
-    for i, q in enumerate(questions):
-        sides = [("plain_greedy", plain), ("prompt_lookup", lookup)][::1 if i % 2 == 0 else -1]
-        answers = {}
-        for side, server in sides:
-            ms, answers[side] = one(server, q)
-            times[side].append(ms)
-        same += answers["plain_greedy"] == answers["prompt_lookup"]
+def single_question(servers: dict, questions: list[str], args) -> dict:
+    """One question at a time over HTTP to each of ``servers`` (side -> server), rotating which goes first."""
+    names = list(servers)
+    times = {side: [] for side in names}
+    same = {side: 0 for side in names}
+    with _Sync() as run:
+        for i, q in enumerate(questions):
+            answers = {}
+            for side in names[i % len(names):] + names[:i % len(names)]:
+                t0 = time.perf_counter()
+                status, answers[side] = run(servers[side], q)
+                assert status == 200, f"{side}: HTTP {status}"
+                times[side].append((time.perf_counter() - t0) * 1000)
+            for side in names:
+                same[side] += answers[side] == answers[names[0]]
     summary = {side: {"p50_ms": percentile(t, 50), "p95_ms": percentile(t, 95), "mean_ms": sum(t) / len(t),
-                      "runs_ms": [round(x, 1) for x in t]} for side, t in times.items()}
-    return {**summary, "questions": len(questions), "same_outputs": same, "same_output": same == len(questions),
-            "prompt_lookup_tokens": args.prompt_lookup_tokens,
-            "order": "one request at a time, alternating per question which server goes first (plain first on "
-                     "even questions); client latency"}
+                      "runs_ms": [round(x, 1) for x in t], "same_as_" + names[0]: same[side]}
+               for side, t in times.items()}
+    return {**summary, "questions": len(questions), "same_outputs": same["prompt_lookup"],
+            "same_output": same["prompt_lookup"] == len(questions), "prompt_lookup_tokens": args.prompt_lookup_tokens,
+            "sides": {side: servers[side].label for side in names},
+            "order": "one request at a time, rotating per question which server goes first; client latency"}
+
+
+class _Sync:
+    """Calls a server's async ``ask`` from synchronous code, one question at a time."""
+
+    def __enter__(self):
+        import httpx
+        self.loop = asyncio.new_event_loop()
+        self.client = httpx.AsyncClient(timeout=900)
+        return lambda server, q: self.loop.run_until_complete(server.ask(self.client, q))
+
+    def __exit__(self, *exc):
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
 
 
 def off_main_thread(fn, *args):
@@ -219,74 +274,146 @@ def off_main_thread(fn, *args):
 
 # ---- report --------------------------------------------------------------------------------------------------
 
+SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
+              "ctranslate2": "qrewrite serve --engine ctranslate2 (int8)",
+              "unbatched": "qrewrite serve --batch-size 1", "plain": "qrewrite serve --batch-size 1, plain greedy",
+              "transformers_serve_cb": "transformers serve --continuous-batching",
+              "transformers_serve": "transformers serve (no continuous batching)",
+              "plain_greedy": "plain greedy (batch of one)", "prompt_lookup": "prompt lookup (transformers engine)"}
+
+
 def render_markdown(result: dict) -> str:
     setup, load, single = result["setup"], result["load"], result["single"]
     rows = []
     for c in setup["concurrency"]:
-        b, u = load["batched"][str(c)], load["unbatched"][str(c)]
-        rows.append([str(c), fmt(b["throughput_rps"]), fmt(u["throughput_rps"]),
-                     fmt_ratio(ratio(b["throughput_rps"], u["throughput_rps"])),
-                     f"{fmt(b['p50_ms'])} / {fmt(b['p95_ms'])}", f"{fmt(u['p50_ms'])} / {fmt(u['p95_ms'])}",
-                     fmt(b["mean_batch_size"]), f"{b['requests']} / {u['requests']}",
-                     f"{b['answers_matched']}/{b['ok']} · {u['answers_matched']}/{u['ok']}"])
-    table = markdown_table(["concurrency", "batched req/s", "unbatched req/s", "batched / unbatched",
-                            "batched p50 / p95 ms", "unbatched p50 / p95 ms", "mean batch", "requests (b / u)",
-                            "answers = direct rewrite (b · u)"], rows)
-    p32 = load["plain"]["32"]
-    plain_line = (f"Against the naive server (`--batch-size 1 --prompt-lookup-tokens 0`: one question at a time, "
-                  f"plain greedy) at concurrency 32: {fmt(p32['throughput_rps'])} req/s, p50 / p95 "
-                  f"{fmt(p32['p50_ms'])} / {fmt(p32['p95_ms'])} ms, so batched / naive = "
-                  f"{fmt_ratio(result['throughput_ratio_c32_vs_plain'])} ({p32['requests']} requests, "
-                  f"{p32['answers_matched']}/{p32['ok']} answers = direct rewrite).")
-    pg, pl = single["plain_greedy"], single["prompt_lookup"]
-    single_table = markdown_table(["single question", "p50 ms", "p95 ms", "mean ms"], [
-        ["plain greedy", fmt(pg["p50_ms"]), fmt(pg["p95_ms"]), fmt(pg["mean_ms"])],
-        [f"prompt lookup ({single['prompt_lookup_tokens']} draft tokens)", fmt(pl["p50_ms"]), fmt(pl["p95_ms"]),
-         fmt(pl["mean_ms"])]])
+        for side, levels in load.items():
+            r = levels.get(str(c))
+            if r is None:
+                continue
+            rows.append([str(c), SIDE_NAMES.get(side, side), fmt(r["throughput_rps"]),
+                         f"{fmt(r['p50_ms'])} / {fmt(r['p95_ms'])}", fmt(r["mean_batch_size"]), str(r["requests"]),
+                         f"{r['answers_matched']}/{r['ok']}", " ".join(f"{x:g}" for x in r.get("load_average") or [])])
+    table = markdown_table(["concurrency", "server", "req/s", "p50 / p95 ms", "mean batch", "requests",
+                            "answers = direct rewrite", "load average after"], rows)
+    single_rows = [[SIDE_NAMES.get(side, side), fmt(single[side]["p50_ms"]), fmt(single[side]["p95_ms"]),
+                    fmt(single[side]["mean_ms"]), f"{single[side]['same_as_plain_greedy']}/{single['questions']}"]
+                   for side in single["sides"]]
+    single_table = markdown_table(["single question", "p50 ms", "p95 ms", "mean ms", "same answer as plain greedy"],
+                                  single_rows)
     t, met = result["targets"], result["met"]
     if setup["smoke"]:
         verdict = "smoke run: plumbing check only, no timing claim"
     else:
-        verdict = "; ".join([
-            f"throughput_ratio_c32 = {fmt_ratio(result['throughput_ratio_c32'])} (target >= "
-            f"{t['throughput_ratio_c32']:g}x: {'met' if met['throughput_ratio_c32'] else 'NOT met'})",
-            f"p95 at concurrency 32 below the unbatched server's: {'yes' if met['p95_c32_below_unbatched'] else 'NO'}",
-            f"latency_ratio_single = {fmt_ratio(result['latency_ratio_single'])} (target >= "
-            f"{t['latency_ratio_single']:g}x: {'met' if met['latency_ratio_single'] else 'NOT met'})"])
-    return f"""# Serving: batched vs unbatched server, prompt lookup for one question ({setup['model']}, {setup['device']})
+        verdict = "; ".join(f"{key} = {fmt_ratio(result[key])} (target >= {t[key]:g}x: "
+                            f"{'met' if met[key] else 'NOT met'})" for key in TARGETS)
+    commands = "\n".join(f"- {SIDE_NAMES.get(side, side)}: `{' '.join(cmd)}`" for side, cmd in setup["servers"].items())
+    return f"""# Serving side by side: qrewrite's engines and `transformers serve` ({setup['model']}, {setup['device']})
 
 **{verdict}.**
 
-{table}
+`engine_throughput_ratio_c32`: `--engine ctranslate2` over today's batched server at concurrency 32;
+`engine_latency_ratio_single`: today's prompt-lookup path over `--engine ctranslate2`, one question (p50);
+`vs_transformers_serve_c32` / `_single`: the recommended server (`{result['recommended']}`) over
+`transformers serve --continuous-batching`; `throughput_ratio_c32` / `latency_ratio_single`: the batching issue's
+(batched over `--batch-size 1`; prompt lookup over plain greedy).
 
-{plain_line}
+{table}
 
 {single_table}
 
-Prompt lookup gave the same answer as plain greedy on {single['same_outputs']} of {single['questions']} \
-questions (token-for-token equality is tested in `tests/test_serve.py`).
+{commands}
 
-- batched server: `{' '.join(setup['servers']['batched'])}`
-- unbatched server: `{' '.join(setup['servers']['unbatched'])}` (the same server with batching off: one question \
-at a time, by the single-question path, prompt lookup)
-- load: closed loop from one process on 127.0.0.1, one question per request, questions from `{setup['data']}` \
-({setup['distinct_questions']} distinct, cycled); per level max({setup['min_requests']}, {setup['rounds']} x \
-concurrency) requests or {setup['level_seconds']:g} s; levels interleaved batched / unbatched; latency is the \
-client's (request sent to answer read); throughput = answered requests / wall time of the level
-- answers checked against the same questions rewritten directly on the batched path (`rewrite_batch`) in the \
-benchmark process
-- single question: the unbatched server (prompt lookup) vs `{' '.join(setup['servers']['plain'])}` (plain \
-greedy), {single['order']}
+Load: closed loop from one process on 127.0.0.1, one question per request, questions from `{setup['data']}`
+({setup['distinct_questions']} distinct, cycled); per level max({setup['min_requests']}, {setup['rounds']} x
+concurrency) requests or {setup['level_seconds']:g} s; the levels are interleaved (every server at one concurrency
+before any at the next) so that a slow spell of a shared machine hits all; latency is the client's; throughput =
+answered requests / wall time of the level. Every answer is checked against the same question rewritten directly
+on the project's batched path (transformers engine) in the benchmark process. Single question: {single['order']}.
+The machine's load average (1 / 5 / 15 min) after each level is in the table; at the start
+{result['load_average_start']}, at the end {result['load_average_end']}.
 
 ## Machine
 {common.machine_markdown(result)}
 
 ## Provenance
 {common.provenance_markdown(result)}
-"""  # noqa: E501
+"""
 
 
 # ---- main ----------------------------------------------------------------------------------------------------
+
+def start_servers(model_arg: str, args, tmp: Path) -> dict:
+    lookup = args.prompt_lookup_tokens
+    servers = {"batched": Server(model_arg, args.batch_size, args, tmp, "batched", lookup),
+               "ctranslate2": Server(model_arg, args.batch_size, args, tmp, "ctranslate2", lookup,
+                                     engine="ctranslate2"),
+               "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup),
+               "plain": Server(model_arg, 1, args, tmp, "plain", 0)}
+    if not args.no_transformers_serve:
+        from qrewrite.run import Run
+        model_dir = str(Run.model_dir_of(model_arg))
+        servers["transformers_serve_cb"] = TransformersServe(model_dir, args, tmp, "transformers_serve_cb", True)
+        servers["transformers_serve"] = TransformersServe(model_dir, args, tmp, "transformers_serve", False)
+    return servers
+
+
+def direct_rewrites(model_arg: str, questions: list[str], args) -> dict:
+    """question -> its rewrite on the project's batched path, in this process (what every answer is checked
+    against)."""
+    from qrewrite.serve.engine import load_backend
+    backend = load_backend(model_arg, max_new_tokens=args.max_new_tokens,
+                           prompt_lookup_tokens=args.prompt_lookup_tokens)
+    return dict(zip(questions, [t for i in range(0, len(questions), args.batch_size)
+                                for t in off_main_thread(backend.rewrite, questions[i:i + args.batch_size])]))
+
+
+def measure(servers: dict, questions: list[str], expected: dict, args) -> tuple[dict, dict]:
+    import httpx
+    for s in servers.values():
+        s.wait_ready()
+    warm = _Sync()
+    with warm as ask:
+        for s in servers.values():  # warm-up, untimed (transformers serve loads the model on the first request)
+            for q in questions[:2]:
+                ask(s, q)
+        for s in servers.values():
+            if s.kind == "qrewrite":
+                httpx.post(f"{s.url}/v1/rewrite", json={"questions": questions[:8]}, timeout=900)
+    load = {side: {} for side in servers}
+    for c in args.concurrency:  # levels interleaved: every side at C before any side at the next C
+        n = max(args.min_requests, args.rounds * c)
+        for side, s in servers.items():
+            if side == "plain" and c != 32:
+                continue
+            load[side][str(c)] = r = run_level(s, questions, c, n, args.level_seconds, expected)
+            print(f"[bench_serve] {side:22s} c={c:<3d} {r['ok']}/{r['requests']} ok  {fmt(r['throughput_rps'])} "
+                  f"req/s  p50 {fmt(r['p50_ms'])} ms  p95 {fmt(r['p95_ms'])} ms  mean batch "
+                  f"{fmt(r['mean_batch_size'])}  answers {r['answers_matched']}/{r['ok']}", flush=True)
+    single_sides = {"plain_greedy": servers["plain"], "prompt_lookup": servers["unbatched"],
+                    "ctranslate2": servers["ctranslate2"]}
+    if "transformers_serve_cb" in servers:
+        single_sides["transformers_serve_cb"] = servers["transformers_serve_cb"]
+    single = single_question(single_sides, questions[:args.single_n], args)
+    return load, single
+
+
+def ratios(load: dict, single: dict, recommended: str) -> dict:
+    c32 = {side: levels["32"]["throughput_rps"] for side, levels in load.items() if "32" in levels}
+    p50 = {side: single[side]["p50_ms"] for side in single.get("sides", {})}
+    out = {
+        "throughput_ratio_c32": ratio(c32["batched"], c32["unbatched"]),
+        "latency_ratio_single": ratio(p50["plain_greedy"], p50["prompt_lookup"]),
+        "throughput_ratio_c32_vs_plain": ratio(c32["batched"], c32["plain"]),
+        "engine_throughput_ratio_c32": ratio(c32["ctranslate2"], c32["batched"]),
+        "engine_latency_ratio_single": ratio(p50["prompt_lookup"], p50["ctranslate2"]),
+        "vs_transformers_serve_c32": None, "vs_transformers_serve_single": None,
+    }
+    if "transformers_serve_cb" in c32:
+        out["vs_transformers_serve_c32"] = ratio(c32[recommended], c32["transformers_serve_cb"])
+        single_side = {"batched": "prompt_lookup", "ctranslate2": "ctranslate2"}[recommended]
+        out["vs_transformers_serve_single"] = ratio(p50["transformers_serve_cb"], p50[single_side])
+    return out
+
 
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -296,83 +423,43 @@ def main(argv=None) -> int:
     load_start = common.load_average()
     try:
         if args.model is None:
-            from qrewrite.models import build_tiny_qwen2
+            from qrewrite.testing import build_tiny_qwen2
             model_arg, label = str(build_tiny_qwen2(tmp / "tiny-qwen2")), "tiny Qwen2 (random)"
         else:
             model_arg = label = args.model
         data = Path(args.data) if args.data else ROOT / "dataset" / "sample" / "valid.json"
         questions = list(dict.fromkeys(r["input"] for r in json.loads(data.read_text(encoding="utf-8"))))
-        lookup = args.prompt_lookup_tokens
-        servers = {"batched": Server(model_arg, args.batch_size, args, tmp, "batched", lookup),
-                   "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup),
-                   "plain": Server(model_arg, 1, args, tmp, "plain", 0)}
+        servers = start_servers(model_arg, args, tmp)
         try:
-            for s in servers.values():
-                s.wait_ready()
-            import httpx
-            for s in servers.values():  # warm-up, untimed: a lone question and a batch
-                httpx.post(f"{s.url}/v1/rewrite", json={"question": questions[0]}, timeout=900)
-                httpx.post(f"{s.url}/v1/rewrite", json={"questions": questions[:8]}, timeout=900)
-
-            from qrewrite.serving import load_backend
-            backend = load_backend(model_arg, max_new_tokens=args.max_new_tokens,
-                                   prompt_lookup_tokens=args.prompt_lookup_tokens)
-            expected = dict(zip(questions, [t for i in range(0, len(questions), args.batch_size)
-                                            for t in off_main_thread(backend.rewrite,
-                                                                     questions[i:i + args.batch_size])]))
-            del backend
-            load = {"batched": {}, "unbatched": {}, "plain": {}}
-            for c in args.concurrency:
-                n = max(args.min_requests, args.rounds * c)
-                for side in load:
-                    if side == "plain" and c != 32:
-                        continue
-                    s = servers[side]
-                    load[side][str(c)] = r = run_level(s, questions, c, n, args.level_seconds, expected)
-                    print(f"[bench_serve] {side:9s} c={c:<3d} {r['ok']}/{r['requests']} ok  "
-                          f"{fmt(r['throughput_rps'])} req/s  p50 {fmt(r['p50_ms'])} ms  p95 {fmt(r['p95_ms'])} ms"
-                          f"  mean batch {fmt(r['mean_batch_size'])}", flush=True)
-            single = single_question(servers["unbatched"], servers["plain"], questions[:args.single_n], args)
+            expected = direct_rewrites(model_arg, questions, args)
+            load, single = measure(servers, questions, expected, args)
         finally:
             for s in servers.values():
                 s.stop()
-        print(f"[bench_serve] single question p50: plain {fmt(single['plain_greedy']['p50_ms'])} ms, "
-              f"prompt lookup {fmt(single['prompt_lookup']['p50_ms'])} ms; same answers "
-              f"{single['same_outputs']}/{single['questions']}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    result = {"benchmark": "serve", **ratios(load, single, args.recommended),
+              "p95_ms_c32": {side: levels["32"]["p95_ms"] for side, levels in load.items() if "32" in levels},
+              "targets": {**TARGETS, "p95_c32_below_unbatched": True}, "recommended": args.recommended,
+              "load": load, "single": single,
+              "setup": {"model": label, "data": str(data.relative_to(ROOT) if data.is_relative_to(ROOT) else data),
+                        "distinct_questions": len(questions), "concurrency": args.concurrency,
+                        "rounds": args.rounds, "min_requests": args.min_requests, "level_seconds": args.level_seconds,
+                        "batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms,
+                        "max_new_tokens": args.max_new_tokens, "prompt_lookup_tokens": args.prompt_lookup_tokens,
+                        "threads": args.threads, "servers": {side: s.command for side, s in servers.items()},
+                        "device": common.device_tag(), "smoke": args.smoke},
+              "machine": common.machine_info(),
+              "load_average_start": load_start, "load_average_end": common.load_average(),
+              "note": args.note, "provenance": common.provenance()}
     b32, u32 = load["batched"]["32"], load["unbatched"]["32"]
-    result = {
-        "benchmark": "serve",
-        "throughput_ratio_c32": ratio(b32["throughput_rps"], u32["throughput_rps"]),
-        "latency_ratio_single": ratio(single["plain_greedy"]["p50_ms"], single["prompt_lookup"]["p50_ms"]),
-        "throughput_ratio_c32_vs_plain": ratio(b32["throughput_rps"], load["plain"]["32"]["throughput_rps"]),
-        "p95_ms_c32": {"batched": b32["p95_ms"], "unbatched": u32["p95_ms"], "plain": load["plain"]["32"]["p95_ms"]},
-        "targets": {**TARGETS, "p95_c32_below_unbatched": True},
-        "load": load,
-        "single": single,
-        "setup": {"model": label, "data": str(data.relative_to(ROOT) if data.is_relative_to(ROOT) else data),
-                  "distinct_questions": len(questions), "concurrency": args.concurrency, "rounds": args.rounds,
-                  "min_requests": args.min_requests, "level_seconds": args.level_seconds,
-                  "batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms,
-                  "max_new_tokens": args.max_new_tokens, "prompt_lookup_tokens": args.prompt_lookup_tokens,
-                  "threads": args.threads,
-                  "servers": {side: s.command for side, s in servers.items()},
-                  "device": common.device_tag(), "smoke": args.smoke},
-        "machine": common.machine_info(),
-        "load_average_start": load_start, "load_average_end": common.load_average(),
-        "note": args.note,
-        "provenance": common.provenance(),
-    }
-    result["met"] = {"throughput_ratio_c32": (result["throughput_ratio_c32"] or 0) >= TARGETS["throughput_ratio_c32"],
-                     "latency_ratio_single": (result["latency_ratio_single"] or 0) >= TARGETS["latency_ratio_single"],
-                     "p95_c32_below_unbatched": b32["p95_ms"] is not None and u32["p95_ms"] is not None
-                     and b32["p95_ms"] < u32["p95_ms"]}
+    result["met"] = {key: (result[key] or 0) >= target for key, target in TARGETS.items()}
+    result["met"]["p95_c32_below_unbatched"] = b32["p95_ms"] is not None and u32["p95_ms"] is not None \
+        and b32["p95_ms"] < u32["p95_ms"]
     name = args.name or f"serve_{common.device_tag()}" + ("_smoke" if args.smoke else "")
     j, m = common.write_results(out, name, result, render_markdown(result))
-    print(f"[bench_serve] throughput_ratio_c32 {fmt_ratio(result['throughput_ratio_c32'])}, "
-          f"latency_ratio_single {fmt_ratio(result['latency_ratio_single'])}; wrote {j} and {m}")
+    print("[bench_serve] " + ", ".join(f"{k} {fmt_ratio(result[k])}" for k in TARGETS) + f"; wrote {j} and {m}")
     return 0
 
 

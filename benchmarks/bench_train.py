@@ -8,7 +8,7 @@ steps, through a ``transformers.Trainer`` (sequential sampler, constant learning
   before   the project's path before the efficiency work: chat prompt, dynamic padding, completion-only labels,
            SDPA, logits at every position, one AdamW kernel per parameter (``prompt_format: chat,
            supervised_logits: false, optim: adamw_torch``)
-  project  the project's path now: ``qrewrite.train.build_trainer`` with the minimal prompt format, logits only
+  project  the project's path now: ``qrewrite.train.trainer.build_trainer`` with the minimal prompt format, logits only
            at supervised positions and fused AdamW, padded batches (``--padding-free``: padding-free instead)
   padfree  the same with padding-free batches (``padding_free: true``)
   trl      TRL's ``SFTTrainer`` with its recommended completion-only settings (benchmarks/trl_side.py): its
@@ -126,7 +126,7 @@ def plan_records(tokenizer, args) -> tuple[list[dict], dict]:
     """The records every side trains on, in batch order (warm-up batches first), and how they were chosen."""
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from qrewrite.data import load_split
+    from qrewrite.data.records import load_split
     from qrewrite.prompt import PromptSpec, encode_records
 
     records = load_split(default_data(args, "train"))
@@ -208,8 +208,9 @@ class StepTimer:
 def build_side_trainer(side: str, args, cfg, model, tokenizer, records: list[dict], output_dir: Path):
     from transformers import Trainer
 
+    from qrewrite.models import pick_dtype
     from qrewrite.prompt import PromptSpec, encode_records
-    from qrewrite.train import build_trainer, pick_dtype, training_arguments
+    from qrewrite.train.trainer import build_trainer, training_arguments
 
     if side == "trl":
         from benchmarks.trl_side import build_trl_trainer
@@ -247,7 +248,7 @@ def batch_counts(trainer, batch_size: int, skip_batches: int, naive: bool = Fals
 def worker(args) -> dict:
     from qrewrite.memory import peak_memory_mb, reset_peak_memory
     from qrewrite.models import load_tokenizer, resolve_model_source
-    from qrewrite.train import load_for_training
+    from qrewrite.train.trainer import load_for_training
 
     side = args._worker
     torch.manual_seed(args.seed)
@@ -366,9 +367,9 @@ SIDE_TEXT = {
              "eager attention, fp32, chat prompt with the system instruction, AdamW (`adamw_torch`)",
     "before": "the project's path before this change: chat prompt with the system instruction, completion-only "
               "labels, dynamic padding, SDPA, logits at every position, AdamW (`adamw_torch`)",
-    "project": "`qrewrite.train.build_trainer`: minimal prompt (no system turn), completion-only labels, logits and "
-               "loss only at supervised positions (`logits_to_keep` mask + `shift_labels`), {padding}, SDPA, "
-               "fused AdamW (`adamw_torch_fused`)",
+    "project": "`qrewrite.train.trainer.build_trainer`: minimal prompt (no system turn), completion-only labels, "
+               "logits and loss only at supervised positions (`logits_to_keep` mask + `shift_labels`), {padding}, "
+               "SDPA, fused AdamW (`adamw_torch_fused`)",
     "padfree": "the project's path with padding-free batches (`padding_free: true`: one row per batch, "
                "position_ids restart per example)",
     "compiled": "the project's path with `torch_compile: true` (`torch.compile`, inductor); compilation happens "
@@ -528,7 +529,7 @@ def main(argv=None) -> int:
             model_label = f"{args.arch} (random weights)"
             args.model = str(build_arch(args, tmp))
         elif args.model is None and args.smoke:
-            from qrewrite.models import build_tiny_qwen2
+            from qrewrite.testing import build_tiny_qwen2
             args.model, model_label = str(build_tiny_qwen2(tmp / "tiny-qwen2")), "tiny Qwen2 (random)"
         else:
             args.model = args.model or "smollm2"

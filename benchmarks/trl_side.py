@@ -42,7 +42,7 @@ Order: ``train_sampling_strategy="sequential"`` (transformers/training_args.py:6
   records[k*B:(k+1)*B]: pass the records in the project side's batch order and both sides see the same batches.
 Defaults changed from TRL's, to run the same computation as the project side:
   * ``bf16``: TRL defaults to True whenever fp16 is off, CPU included (trainer/base_config.py:68-75, 107-108),
-    i.e. bf16 autocast on CPU. Here bf16 follows the model's dtype, as qrewrite.train does
+    i.e. bf16 autocast on CPU. Here bf16 follows the model's dtype, as qrewrite.train.trainer does
     (``bf16=dtype == torch.bfloat16``): fp32 on CPU, unless the caller passes ``bf16=True`` (bench_train.py
     ``--precision bf16-mixed`` does: TRL's own default, next to the project's ``precision: bf16-mixed``).
   * ``gradient_checkpointing``: TRL defaults to True (base_config.py:62-67); the project trains without it
@@ -167,7 +167,7 @@ def build_trl_trainer(model, tokenizer, records: list[dict], *, batch_size: int,
         max_steps=max_steps, per_device_train_batch_size=batch_size, gradient_accumulation_steps=1,
         learning_rate=learning_rate, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         max_grad_norm=1.0, optim="adamw_torch_fused",  # TRL's and transformers' default, and the project's
-        # the project's precision rule (qrewrite.train.training_arguments), not TRL's bf16-by-default
+        # the project's precision rule (qrewrite.train.trainer.training_arguments), not TRL's bf16-by-default
         bf16=param_dtype == torch.bfloat16, fp16=param_dtype == torch.float16,
         # transformers 5.23 name; gradient_checkpointing is its deprecated alias (training_args.py:1533-1545)
         activation_checkpointing=gradient_checkpointing,

@@ -13,8 +13,9 @@ from typing import NamedTuple
 
 import yaml
 
-from .files import atomic_write_text, read_json
-from .prompt import PromptSpec
+from qrewrite.config import AverageConfig
+from qrewrite.files import atomic_write_json, atomic_write_text, read_json, repo_relative
+from qrewrite.prompt import SYSTEM_PROMPT, PromptSpec
 
 CARD = "README.md"
 METRICS_FILE = "qrewrite_metrics.json"  # data label -> metrics, beside the card: what the card reports
@@ -54,7 +55,6 @@ def render_card(cfg, info: dict, metrics: dict, model_dir: str = "weights/RUN/mo
     example = "What year no sorry which city hosted the 1996 games?"
     messages = [{"role": "user", "content": example}]
     if prompt.format == "chat":
-        from .prompt import SYSTEM_PROMPT
         messages.insert(0, {"role": "system", "content": prompt.system_prompt or SYSTEM_PROMPT})
     rows = "\n".join(f"| {label} | {m['n']} | {m['rougeL']:.3f} | {m['exact_match']:.1%} | {m['bleu']:.1f} |"
                      for label, m in sorted(metrics.items()))
@@ -102,7 +102,6 @@ class Provenance(NamedTuple):
 
 def _provenance(cfg, info: dict) -> Provenance:
     """What the card says about where the model comes from: a trained run (TrainConfig) or an average."""
-    from .average import AverageConfig, describe
     if isinstance(cfg, AverageConfig):
         base = info.get("base_model") or ""
         prompt = PromptSpec(info.get("prompt_format", "chat"), info.get("system_prompt"))
@@ -132,8 +131,13 @@ def write_model_card(model_dir: str | Path, cfg, info: dict, new_metrics: dict |
     saved = model_dir / METRICS_FILE
     metrics = read_json(saved) if saved.is_file() else {}
     if new_metrics:
-        from .files import atomic_write_json
         metrics.update(new_metrics)
         atomic_write_json(saved, metrics)
-    from .files import repo_relative
     return atomic_write_text(model_dir / CARD, render_card(cfg, info, metrics, repo_relative(model_dir)))
+
+
+def describe(info: dict) -> str:
+    """One line per ingredient, for the model card and the CLI."""
+    return "\n".join(f"- {p['weight']:.3g} x `{p['source']}`" + (f" (run {p['run']}, {p['steps']} steps, commit "
+                                                                   f"`{p['git_commit']}`)" if p.get("run") else "")
+                     for p in info.get("average", []))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError  # also importable from here, as before
-from .files import project_path
-from .prompt import PROMPT_FORMATS
+from qrewrite.errors import ConfigError  # also importable from here, as before
+from qrewrite.files import atomic_write_text, project_path, safe_join
+from qrewrite.prompt import PROMPT_FORMATS
 
 QWEN2_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 METHODS = ("full", "lora", "qlora")
@@ -79,11 +79,11 @@ class TrainConfig:
     typo_rate_max: float = _field(0.0, "if > typo_rate: the typo'd copies get rates spaced evenly from typo_rate "
                                        "to typo_rate_max (heavier noise for later copies); 0 = all at typo_rate")
     typo_nonwords: bool = _field(False, "typo'd copies never spell another real word (a word of the training "
-                                        "inputs or targets): an edit that would is drawn again (qrewrite.noise)")
+                                        "inputs or targets): an edit that would is drawn again (qrewrite.data.typos)")
     synthetic_copies: int = _field(0, "add this many synthetic disfluent copies of each training question, built "
-                                      "from its clean target (qrewrite.synthetic: corrections and restarts)")
+                                      "from its clean target (qrewrite.data.synthetic: corrections and restarts)")
     name_swap_copies: int = _field(0, "add this many copies of each training pair with its names and numbers "
-                                      "replaced consistently in input and target (qrewrite.name_swap: copy what "
+                                      "replaced consistently in input and target (qrewrite.data.name_swap: copy what "
                                       "is new)")
     max_train_examples: int = _field(0, "use only the first N training examples after shuffling (0 = all)")
     prompt_format: str = _field("chat", "chat (system instruction + the model's chat template) | minimal (user and "
@@ -131,7 +131,6 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         errors = []
         if self.run_name:
-            from .files import safe_join
             try:
                 safe_join(self.output_root, self.run_name)
             except ValueError as e:
@@ -318,5 +317,54 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:
-    from .files import atomic_write_text
     return atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+@dataclasses.dataclass
+class AverageConfig:
+    run_name: str
+    models: dict[str, float]
+    output_root: str = "weights"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def resolved_run_name(self) -> str:
+        return self.run_name
+
+    def weights(self) -> list[float]:
+        total = sum(self.models.values())
+        return [w / total for w in self.models.values()]
+
+def load_average_config(path: str | Path, overrides: dict | None = None) -> AverageConfig:
+    """The recipe at ``path`` (relative to the working directory or the project), validated; ``overrides``
+    (run_name / output_root) win over the file."""
+    path = project_path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"average recipe not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"average recipe {path} is not valid YAML: {e}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"average recipe {path} must be a mapping with run_name and models")
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(AverageConfig)})
+    if unknown:
+        raise ConfigError(f"average recipe {path}: unknown key {unknown[0]!r}; keys: run_name, models, output_root")
+    for key in ("run_name", "models"):
+        if key not in values:
+            raise ConfigError(f"average recipe {path}: '{key}' is missing")
+    if not isinstance(values["run_name"], str):
+        raise ConfigError(f"average recipe {path}: run_name must be a name, got {values['run_name']!r}")
+    models = values["models"]
+    if not isinstance(models, dict) or len(models) < 2:
+        raise ConfigError(f"average recipe {path}: 'models' must map at least two run or model directories to "
+                          f"weights, got {models!r}")
+    for model, weight in models.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0 \
+                or weight == float("inf"):
+            raise ConfigError(f"average recipe {path}: models: {model}: the weight must be a positive number, "
+                              f"got {weight!r}")
+    return AverageConfig(run_name=values["run_name"], models={str(k): float(v) for k, v in models.items()},
+                         output_root=str(values.get("output_root", "weights")))

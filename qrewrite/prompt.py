@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError, TemplateError
+from qrewrite.errors import ConfigError, TemplateError
 
 # Kept short on purpose: it is part of every chat-format sequence. Fine-tuning teaches the task; the prompt names it.
 SYSTEM_PROMPT = "Rewrite the user's question as the clean question they meant. Reply with the question only."

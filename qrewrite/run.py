@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import RunStateError
-from .files import atomic_write_json, read_json, safe_join
-from .prompt import PromptSpec
+from qrewrite.config import load_average_config, load_config, save_config
+from qrewrite.errors import RunStateError
+from qrewrite.files import atomic_write_json, read_json, safe_join
+from qrewrite.prompt import PromptSpec
 
 INFERENCE_FILE = "qrewrite.json"
 STATUSES = ("running", "interrupted", "complete")
@@ -81,9 +82,7 @@ class Run:
     def config(self):
         """The saved config: a TrainConfig, or an AverageConfig for a run built by ``qrewrite average``."""
         if self.is_average():
-            from .average import load_average_config
             return load_average_config(self.config_file)
-        from .config import load_config
         return load_config(self.config_file)
 
     def last_checkpoint(self) -> str | None:
@@ -115,7 +114,6 @@ class Run:
 
     # ---- writing (training only) -----------------------------------------------------------------------
     def write_config(self, cfg) -> Path:
-        from .config import save_config
         return save_config(cfg, self.config_file)
 
     def write_info(self, info: dict) -> Path:

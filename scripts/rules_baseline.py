@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Score the rule-based rewriter (qrewrite.rules) and the copy-input baseline on a raw Disfl-QA split,
-overall and per kind of disfluency (qrewrite.analysis.classify_input), with qrewrite.metrics.
+"""Score the rule-based rewriter (qrewrite.infer.rules) and the copy-input baseline on a raw Disfl-QA split,
+overall and per kind of disfluency (qrewrite.data.kinds.classify_input), with qrewrite.metrics.
 
     python scripts/rules_baseline.py [--data ../shared/data/disfl-qa/dev.json] [--json out.json]
 
@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qrewrite.analysis import KINDS, classify_input  # noqa: E402
+from qrewrite.data.kinds import KINDS, classify_input  # noqa: E402
+from qrewrite.infer.rules import rewrite_questions  # noqa: E402
 from qrewrite.metrics import compute_metrics  # noqa: E402
-from qrewrite.rules import rewrite_questions  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "disfl-qa" / "dev.json"
 

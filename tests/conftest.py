@@ -27,7 +27,7 @@ def run_cli(*args, cwd=ROOT, input=None, timeout=600, env=None):
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    from qrewrite.models import build_tiny_qwen2
+    from qrewrite.testing import build_tiny_qwen2
     return build_tiny_qwen2(tmp_path_factory.mktemp("models") / "tiny-qwen2")
 
 
@@ -42,5 +42,5 @@ def smoke_config(tiny_model, output_root, **overrides):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_model, tmp_path_factory) -> Path:
     """A complete 6-step full fine-tune of the tiny model on the sample data (weights/<run> layout)."""
-    from qrewrite.train import train
+    from qrewrite.train.trainer import train
     return train(smoke_config(tiny_model, tmp_path_factory.mktemp("weights"), run_name="tiny-full"))

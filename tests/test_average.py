@@ -9,9 +9,10 @@ import yaml
 from conftest import ROOT, SAMPLE, run_cli
 from safetensors.torch import load_file, save_file
 
-from qrewrite.average import AverageConfig, average_models, load_average_config
+from qrewrite.config import AverageConfig, load_average_config
 from qrewrite.errors import ConfigError, ModelLoadError, RunStateError
 from qrewrite.run import Run
+from qrewrite.train.soup import average_models
 
 
 def perturbed_copy(run_dir, dest, scale=0.05, seed=1):
@@ -100,7 +101,7 @@ def test_the_cli_prints_the_ingredients_and_refuses_to_overwrite(tiny_run, tmp_p
 
 
 def test_an_interrupted_average_leaves_no_model_that_looks_complete(tiny_run, tmp_path, monkeypatch):
-    import qrewrite.average as average
+    import qrewrite.train.soup as average
 
     def fail(*args):
         raise KeyboardInterrupt("stopped")

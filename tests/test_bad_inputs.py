@@ -340,9 +340,10 @@ def test_trust_remote_code_off_by_default(tmp_path, tiny_model, monkeypatch):
 
     import transformers
 
-    from qrewrite import evaluation, models
-    from qrewrite.cli import build_parser
+    from qrewrite import models
+    from qrewrite.cli.main import build_parser
     from qrewrite.config import TrainConfig, load_config
+    from qrewrite.eval import evaluate as evaluation
 
     assert TrainConfig().trust_remote_code is False and load_config(SMOKE).trust_remote_code is False
     for func in (models.load_tokenizer, models.load_model, models.load_for_inference, evaluation.evaluate_model):
@@ -390,7 +391,8 @@ def test_hub_id_offline_fails_with_alternatives(tmp_path, env):
 
 def test_hub_id_offline_fails_with_what_to_do_instead(monkeypatch):
     """No retry loop: the hub is probed once and the error names the offline alternatives."""
-    from qrewrite.models import ModelLoadError, hub_reachable, resolve_model_source
+    from qrewrite.errors import ModelLoadError
+    from qrewrite.models import hub_reachable, resolve_model_source
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub_reachable() is False
     with pytest.raises(ModelLoadError, match=r"cannot reach the Hugging Face hub.*--model smollm2"):

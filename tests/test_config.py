@@ -8,16 +8,8 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli
 
-from qrewrite.config import (
-    BASE_KEY,
-    FIELDS,
-    QWEN2_TARGETS,
-    ConfigError,
-    TrainConfig,
-    add_config_arguments,
-    coerce,
-    load_config,
-)
+from qrewrite.config import BASE_KEY, FIELDS, QWEN2_TARGETS, TrainConfig, add_config_arguments, coerce, load_config
+from qrewrite.errors import ConfigError
 
 CONFIGS = sorted([*(ROOT / "configs").glob("*.yaml"), *(ROOT / "configs").glob("topic/*.yaml")])
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from qrewrite.decoding import Decoding, question_token_ids
 from qrewrite.errors import ConfigError
+from qrewrite.infer.decoding import Decoding, question_token_ids
 from qrewrite.prompt import PromptSpec
 
 QUESTIONS = ["What year no sorry which city hosted the 2004 games?", "Who", "how many legs does a a spider hav",
@@ -28,7 +28,7 @@ def lively(tiny_model):
 
 
 def test_prefix_is_the_prompt_before_the_question(lively):
-    from qrewrite.generate import prompt_ids, shared_prefix
+    from qrewrite.infer.generate import prompt_ids, shared_prefix
     model, tok = lively
     prefix = shared_prefix(model, tok)
     assert prefix is not None and tok.decode(prefix.ids).endswith("<|im_start|>user\n")
@@ -40,7 +40,7 @@ def test_prefix_is_the_prompt_before_the_question(lively):
 
 @pytest.mark.parametrize("prompt_format", ["chat", "minimal"])
 def test_batched_with_prefix_matches_one_at_a_time(lively, prompt_format):
-    from qrewrite.generate import generate_ids, prompt_ids, shared_prefix
+    from qrewrite.infer.generate import generate_ids, prompt_ids, shared_prefix
     model, tok = lively
     spec = PromptSpec(prompt_format)
     rows = prompt_ids(tok, QUESTIONS, spec)
@@ -59,7 +59,7 @@ def test_batched_with_prefix_matches_one_at_a_time(lively, prompt_format):
 
 
 def test_prefix_skipped_for_rows_that_do_not_start_with_it(lively):
-    from qrewrite.generate import generate_ids, prompt_ids, shared_prefix
+    from qrewrite.infer.generate import generate_ids, prompt_ids, shared_prefix
     model, tok = lively
     rows = prompt_ids(tok, QUESTIONS[:3], PromptSpec(system_prompt="Fix the question."))
     other = shared_prefix(model, tok)  # the default system prompt's prefix
@@ -69,7 +69,7 @@ def test_prefix_skipped_for_rows_that_do_not_start_with_it(lively):
 
 
 def test_rewrite_in_input_order_and_training_mode_restored(lively):
-    from qrewrite.generate import rewrite, rewrite_batch
+    from qrewrite.infer.generate import rewrite, rewrite_batch
     model, tok = lively
     one_by_one = [rewrite_batch(model, tok, [q], max_new_tokens=6)[0] for q in QUESTIONS]
     model.train()
@@ -83,7 +83,7 @@ def test_rewrite_in_input_order_and_training_mode_restored(lively):
 
 
 def test_beam_search_on_a_padded_batch_matches_one_at_a_time_and_ignores_the_prefix(lively):
-    from qrewrite.generate import generate_ids, prompt_ids, rewrite, shared_prefix
+    from qrewrite.infer.generate import generate_ids, prompt_ids, rewrite, shared_prefix
     model, tok = lively
     rows = prompt_ids(tok, QUESTIONS, PromptSpec("minimal"))
     alone = [generate_ids(model, tok, [r], max_new_tokens=8, num_beams=3)[0].tolist() for r in rows]
@@ -106,7 +106,7 @@ def _new_tokens(tok, rows):
 def test_copy_bonus_steers_toward_the_questions_own_tokens(lively):
     """A bonus far above the logits' range leaves only the question's tokens (and end-of-turn, whose score the
     bonus never touches, so a rewrite can still stop); greedy on this model writes other tokens."""
-    from qrewrite.generate import generate_ids, prompt_ids
+    from qrewrite.infer.generate import generate_ids, prompt_ids
     from qrewrite.models import end_of_turn_ids
     model, tok = lively
     prompt = PromptSpec("minimal")
@@ -123,7 +123,7 @@ def test_copy_bonus_steers_toward_the_questions_own_tokens(lively):
 @pytest.mark.parametrize("num_beams", [1, 3])
 def test_copy_bonus_on_a_padded_batch_matches_one_at_a_time(lively, num_beams):
     """Each row gets its own question's bonus, beams included, with or without the shared prefix."""
-    from qrewrite.generate import rewrite, rewrite_batch
+    from qrewrite.infer.generate import rewrite, rewrite_batch
     model, tok = lively
     decoding = Decoding(num_beams=num_beams, copy_bonus=3.0)
     prompt = PromptSpec("minimal")

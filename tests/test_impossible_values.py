@@ -7,7 +7,7 @@ import argparse
 import pytest
 from conftest import ROOT, SAMPLE
 
-from qrewrite.cli import build_parser, main
+from qrewrite.cli.main import build_parser, main
 from qrewrite.config import FIELDS
 
 DATA = str(SAMPLE / "valid.json")
@@ -17,6 +17,7 @@ COMMON = {
     "rewrite": ["rewrite", "--model", "copy", "Who um who?"],
     "serve": ["serve", "--model", "copy"],
     "average": ["average", "--config", "configs/average/smollm2-full-typo-soup.yaml", "--output-root", "{tmp}/w"],
+    "export": ["export", "--format", "ctranslate2"],
     "train": ["train", "--config", "configs/smoke.yaml", "--model", "{tmp}/no-model", "--output-root", "{tmp}/w"],
 }
 # option -> impossible values, per command (train: every config field, below)
@@ -28,14 +29,18 @@ IMPOSSIBLE = {
                  "--train-sample": ["-1"], "--precision": ["fp8"], "--few-shot": ["-1", "two"],
                  "--num-beams": ["0", "2.5"],
                  "--copy-bonus": ["-1", "nan", "inf", "x"],
-                 "--shots-from": [("--few-shot", "2", "--shots-from", "{tmp}/no-such-split.json")]},
+                 "--shots-from": [("--few-shot", "2", "--shots-from", "{tmp}/no-such-split.json")],
+                 "--engine": ["vllm", ("--engine", "ctranslate2")],  # copy has no model to convert
+                 "--quantization": ["int4", ("--quantization", "int8")]},  # int8 without --engine ctranslate2
     "rewrite": {"--batch-size": ["0"], "--max-new-tokens": ["-3"], "--precision": ["int4"], "--num-beams": ["-1"],
-                "--copy-bonus": ["-0.5"]},
+                "--copy-bonus": ["-0.5"], "--engine": ["onnx"], "--quantization": ["fp4", ("--quantization", "int8")]},
     "serve": {"--port": ["70000", "0", "http"], "--batch-size": ["0"], "--max-new-tokens": ["0"],
               "--precision": ["fp8"], "--max-wait-ms": ["-1"], "--prompt-lookup-tokens": ["-1"], "--threads": ["0"],
               "--max-queue": ["0"], "--request-timeout": ["0"], "--max-question-chars": ["0"],
               "--max-questions": ["0", "100000"], "--max-body-bytes": ["0"], "--log-level": ["loud"],
-              "--num-beams": ["0", "two"], "--copy-bonus": ["-1", "nan"]},
+              "--num-beams": ["0", "two"], "--copy-bonus": ["-1", "nan"], "--engine": ["tgi"],
+              "--quantization": ["int2", ("--quantization", "float32")]},
+    "export": {"--format": ["onnx"], "--quantization": ["int3"]},
     "average": {"--run-name": ["../escape", "/abs"], "--config": ["{tmp}/no-such-recipe.yaml"]},
 }
 TRAIN_FIELDS = {

@@ -6,11 +6,8 @@ import json
 import pytest
 import torch
 
-from qrewrite.config import ConfigError
-from qrewrite.errors import RunStateError
+from qrewrite.errors import ConfigError, ModelLoadError, RunStateError
 from qrewrite.models import (
-    END_OF_TURN,
-    ModelLoadError,
     apply_lora,
     check_4bit_support,
     ensure_offline_model,
@@ -21,6 +18,7 @@ from qrewrite.models import (
     load_tokenizer,
     resolve_model_source,
 )
+from qrewrite.prompt import END_OF_TURN
 
 QWEN2_LINEAR = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
 

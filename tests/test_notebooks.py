@@ -149,7 +149,7 @@ def test_notebook_structure(name):
 # ---- 01 -----------------------------------------------------------------------------------------------------
 
 def test_prepare_notebook_writes_the_splits_prepare_data_writes(prepared, tmp_path):
-    from qrewrite.data import prepare_data
+    from qrewrite.data.prepare import prepare_data
 
     dataset, nb = prepared
     for name in ("train.json", "valid.json", "valid_typo.json", "prepare_report.json"):
@@ -190,7 +190,7 @@ def test_finetune_notebook_and_script_write_the_same_config(finetuned, script_ru
 
 def test_completed_run_is_reused_only_for_the_same_config(finetuned):
     from qrewrite.config import load_config
-    from qrewrite.notebook import completed_run
+    from qrewrite.eval.notebook import completed_run
 
     run_dir, _ = finetuned
     cfg = load_config(run_dir / "config.yaml")
@@ -221,7 +221,7 @@ def test_evaluate_notebook_writes_evaluations_and_results(evaluated, finetuned):
 
 
 def test_evaluation_is_reused_for_the_same_model_and_data(evaluated, finetuned):
-    from qrewrite.notebook import evaluate_or_reuse, reusable_evaluation
+    from qrewrite.eval.evaluate import evaluate_or_reuse, reusable_evaluation
 
     params, _ = evaluated
     run_dir, _ = finetuned

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from qrewrite.ablations import SPEC_NAME, TABLE_NAME, ablation_table, load_spec
-from qrewrite.results import collect_runs, results_table
+from qrewrite.eval.ablations import SPEC_NAME, TABLE_NAME, ablation_table, load_spec
+from qrewrite.eval.collect import collect_runs
+from qrewrite.eval.results import results_table
 
 OUTPUTS = ROOT / "outputs"
 
@@ -56,7 +57,7 @@ def test_each_metrics_file_names_its_provenance(path: Path):
 
 def test_readme_shows_the_regenerated_tables():
     """The README's marked copies of results.md and ablations.md are what `qrewrite results` writes there."""
-    from qrewrite.readme_tables import readme_with_tables
+    from qrewrite.eval.readme_tables import readme_with_tables
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "| run | model | method |" in readme and "| line | run | change |" in readme
     assert readme_with_tables(readme, OUTPUTS, "README.md") == readme, \

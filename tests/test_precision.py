@@ -8,8 +8,9 @@ from conftest import smoke_config
 from safetensors import safe_open
 from transformers import TrainerCallback
 
-from qrewrite.config import ConfigError, load_config
-from qrewrite.train import train
+from qrewrite.config import load_config
+from qrewrite.errors import ConfigError
+from qrewrite.train.trainer import train
 
 
 class MatmulDtypes(TrainerCallback):

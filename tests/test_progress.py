@@ -46,7 +46,7 @@ def test_training_outside_a_terminal_logs_without_a_progress_bar(tmp_path):
     import torch
 
     from qrewrite.config import TrainConfig
-    from qrewrite.train import training_arguments
+    from qrewrite.train.trainer import training_arguments
 
     args = training_arguments(TrainConfig(model="tiny", max_steps=2), tmp_path, torch.float32)
     assert args.disable_tqdm

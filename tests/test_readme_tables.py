@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from qrewrite.cli import main
-from qrewrite.readme_tables import begin_marker, end_marker, readme_with_tables, sync_readme
+from qrewrite.cli.main import main
+from qrewrite.eval.readme_tables import begin_marker, end_marker, readme_with_tables, sync_readme
 
 RESULTS = """_Generated; do not edit._
 

@@ -6,13 +6,14 @@ import json
 import pytest
 from conftest import SAMPLE, run_cli, smoke_config
 
-from qrewrite.ablations import ablation_table, load_spec, write_ablations
-from qrewrite.config import ConfigError, load_config
-from qrewrite.data import load_split
-from qrewrite.decoding import Decoding
+from qrewrite.config import load_config
+from qrewrite.data.records import load_split
+from qrewrite.errors import ConfigError
+from qrewrite.eval.ablations import ablation_table, load_spec, write_ablations
+from qrewrite.infer.decoding import Decoding
 from qrewrite.models import load_tokenizer
 from qrewrite.prompt import PromptSpec, build_prompt, completion_text
-from qrewrite.train import train, training_records
+from qrewrite.train.trainer import train, training_records
 
 # ---- typo'd copies -------------------------------------------------------------------------------------------
 
@@ -110,7 +111,7 @@ def test_few_shot_needs_a_model_and_enough_pairs(tmp_path):
                                               (("--copy-bonus", "1.5"), Decoding(copy_bonus=1.5))],
                          ids=["beams", "copy-bonus"])
 def test_decoding_is_recorded_and_not_reused_for_greedy(tiny_run, tmp_path, option, decoding):
-    from qrewrite.notebook import reusable_evaluation
+    from qrewrite.eval.evaluate import reusable_evaluation
     data = SAMPLE / "valid.json"
     r = run_cli("evaluate", "--model", tiny_run, "--data", data, "--out", tmp_path / "ev", *option,
                 "--limit", "4", "--max-new-tokens", "4")

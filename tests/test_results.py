@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from qrewrite.results import collect_runs, loss_curves, results_table, write_results
+from qrewrite.eval.collect import collect_runs
+from qrewrite.eval.results import loss_curves, results_table, write_results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

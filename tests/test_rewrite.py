@@ -65,7 +65,7 @@ def big_questions() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def lora_run(tiny_model, tmp_path_factory):
-    from qrewrite.train import train
+    from qrewrite.train.trainer import train
     cfg = smoke_config(tiny_model, tmp_path_factory.mktemp("lora-weights"), method="lora", run_name="tiny-lora",
                        max_steps=2, eval_steps=0, save_steps=0, merge_after=False)
     return train(cfg)
@@ -108,7 +108,7 @@ def ok(result):
 
 @pytest.fixture(scope="module")
 def in_process(tiny_run):
-    from qrewrite.generate import rewrite_batch
+    from qrewrite.infer.generate import rewrite_batch
     from qrewrite.models import load_for_inference
     model, tok, _ = load_for_inference(str(tiny_run))
     return lambda questions: rewrite_batch(model, tok, questions, max_new_tokens=8)

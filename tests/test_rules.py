@@ -1,4 +1,4 @@
-"""The rule-based rewriter (qrewrite.rules): one behaviour per rule, odd input, determinism. No model."""
+"""The rule-based rewriter (qrewrite.infer.rules): one behaviour per rule, odd input, determinism. No model."""
 
 import json
 import os
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from qrewrite.infer.rules import RulesRewriter, rewrite_question, rewrite_questions
 from qrewrite.metrics import normalize_whitespace
-from qrewrite.rules import RulesRewriter, rewrite_question, rewrite_questions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,9 +161,9 @@ def test_deterministic_across_calls_and_processes():
     first = rewrite_questions(QUESTIONS)
     assert rewrite_questions(QUESTIONS) == first
     assert rewrite_questions(list(reversed(QUESTIONS))) == list(reversed(first))  # no state between questions
-    code = ("import json, sys; from qrewrite.rules import rewrite_questions; "
+    code = ("import json, sys; from qrewrite.infer.rules import rewrite_questions; "
             "print(json.dumps(rewrite_questions(json.loads(sys.argv[1])))); "
-            "assert 'torch' not in sys.modules, 'qrewrite.rules imported torch'")
+            "assert 'torch' not in sys.modules, 'qrewrite.infer.rules imported torch'")
     for seed in ("1", "2"):  # different set/dict hash orders must not change anything
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": seed}
         proc = subprocess.run([sys.executable, "-c", code, json.dumps(QUESTIONS)], cwd=ROOT, env=env,

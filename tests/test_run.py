@@ -15,7 +15,7 @@ QUESTIONS = ["What year no sorry which city hosted the games?", "Who um who wrot
 @pytest.fixture(scope="module")
 def minimal_run(tiny_model, tmp_path_factory):
     """A complete 4-step full fine-tune in the minimal prompt format."""
-    from qrewrite.train import train
+    from qrewrite.train.trainer import train
     cfg = smoke_config(tiny_model, tmp_path_factory.mktemp("weights"), run_name="minimal", max_steps=4,
                        save_steps=2, eval_steps=2, prompt_format="minimal")
     return train(cfg)
@@ -43,7 +43,7 @@ def test_generation_config_stops_at_end_of_turn(minimal_run):
 
 
 def test_copied_model_directory_rewrites_as_in_place(minimal_run, tmp_path):
-    from qrewrite.rewriter import load_rewriter
+    from qrewrite.infer.rewriter import load_rewriter
     elsewhere = tmp_path / "somewhere" / "my-model"
     shutil.copytree(minimal_run / "model", elsewhere)
     assert Run.owning(elsewhere) is None  # no run.json, no config.yaml beside it
@@ -69,7 +69,7 @@ def test_plain_transformers_prompt_matches_the_minimal_format(minimal_run):
 
 
 def test_resume_extends_a_finished_run(tiny_model, tmp_path):
-    from qrewrite.train import train
+    from qrewrite.train.trainer import train
     base = dict(run_name="longer", save_steps=2, eval_steps=2)
     run_dir = train(smoke_config(tiny_model, tmp_path, max_steps=2, **base))
     with pytest.raises(RunStateError, match="already holds a run"):
@@ -86,7 +86,7 @@ def test_resume_extends_a_finished_run(tiny_model, tmp_path):
 @pytest.mark.parametrize("field,value", [("learning_rate", 1e-2), ("prompt_format", "minimal"),
                                          ("typo_copies", 1), ("lora_r", 8)])
 def test_resume_refuses_what_changes_the_model_or_data(tiny_model, tmp_path, field, value):
-    from qrewrite.train import train
+    from qrewrite.train.trainer import train
     base = dict(run_name="r", max_steps=2, save_steps=2, eval_steps=2)
     train(smoke_config(tiny_model, tmp_path, **base))
     with pytest.raises(ConfigError, match=f"cannot change {field}"):
@@ -105,7 +105,7 @@ def test_plain_transformers_rewrites_as_qrewrite(minimal_run):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from qrewrite.rewriter import load_rewriter
+    from qrewrite.infer.rewriter import load_rewriter
     model_dir = minimal_run / "model"
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
@@ -122,7 +122,7 @@ def test_plain_transformers_rewrites_as_qrewrite(minimal_run):
 def test_model_card_states_what_was_measured(minimal_run, tmp_path):
     import yaml
 
-    from qrewrite.evaluation import evaluate_model
+    from qrewrite.eval.evaluate import evaluate_model
     card = (minimal_run / "model" / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
     assert front["license"] == "apache-2.0" and front["language"] == ["en"] and front["datasets"]

@@ -1,8 +1,9 @@
 import json
 import re
 
-from qrewrite.data import load_split, prepare_data, read_records
-from qrewrite.sample import KINDS, QUESTIONS, SAMPLE_DIR, generate_sample, sample_kind, write_sample
+from qrewrite.data.prepare import prepare_data
+from qrewrite.data.records import load_split, read_records
+from qrewrite.data.sample import KINDS, QUESTIONS, SAMPLE_DIR, generate_sample, sample_kind, write_sample
 
 
 def test_generate_sample_deterministic():
@@ -18,7 +19,7 @@ def test_committed_files_equal_generator(tmp_path):
     write_sample(tmp_path)
     for name in ("train.json", "valid.json"):
         assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes(), \
-            f"dataset/sample/{name} is stale: run python -m qrewrite.sample"
+            f"dataset/sample/{name} is stale: run python -m qrewrite.data.sample"
 
 
 def test_canonical_records_and_no_leak():

@@ -49,14 +49,14 @@ def lively_dir(tiny_model, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def backend(lively_dir):
-    from qrewrite.serving import load_backend
+    from qrewrite.serve.engine import load_backend
     return load_backend(str(lively_dir), max_new_tokens=MAX_NEW, precision="fp32")
 
 
 @pytest.fixture(scope="module")
 def expected(backend) -> dict:
     """question -> its rewrite on the batched path, all in one direct rewrite_batch call."""
-    from qrewrite.generate import rewrite_batch
+    from qrewrite.infer.generate import rewrite_batch
     got = rewrite_batch(backend.model, backend.tokenizer, QUESTIONS, max_new_tokens=MAX_NEW, prefix=backend.prefix)
     assert len(set(got)) == len(QUESTIONS)  # distinct answers, so a mix-up between requests would show
     return dict(zip(QUESTIONS, got))
@@ -84,7 +84,8 @@ def running(app):
 
 
 def app_for(backend, **settings):
-    from qrewrite.server import Settings, create_app
+    from qrewrite.serve.app import create_app
+    from qrewrite.serve.settings import Settings
     return create_app(backend, Settings(**settings))
 
 
@@ -114,7 +115,7 @@ def test_prompt_lookup_equals_plain_greedy_token_for_token(which, tiny_model, li
     import torch
 
     from qrewrite.models import load_for_inference
-    from qrewrite.serving import generate_one_ids
+    from qrewrite.serve.engine import generate_one_ids
     model, tok, _ = load_for_inference(str(tiny_model if which == "stock" else lively_dir), precision="fp32")
     assert next(model.parameters()).dtype == torch.float32
     calls = [0]
@@ -135,7 +136,7 @@ def test_prompt_lookup_equals_plain_greedy_token_for_token(which, tiny_model, li
 
 
 def test_backend_single_path_is_prompt_lookup_and_agrees_with_batch(backend, expected):
-    from qrewrite.serving import generate_one_ids
+    from qrewrite.serve.engine import generate_one_ids
     assert backend.prompt_lookup_tokens > 0
     for q in QUESTIONS[:4]:
         assert backend.rewrite_one(q) == expected[q]
@@ -144,9 +145,9 @@ def test_backend_single_path_is_prompt_lookup_and_agrees_with_batch(backend, exp
 
 
 def test_a_backend_decodes_as_told_one_question_as_a_batch_of_one(lively_dir, backend, expected, monkeypatch):
-    from qrewrite import serving
-    from qrewrite.decoding import Decoding
-    from qrewrite.rewriter import load_rewriter
+    from qrewrite.infer.decoding import Decoding
+    from qrewrite.infer.rewriter import load_rewriter
+    from qrewrite.serve import engine as serving
     bonus = Decoding(copy_bonus=5.0)
     boosted = serving.load_backend(str(lively_dir), max_new_tokens=MAX_NEW, precision="fp32", decoding=bonus)
     direct = load_rewriter(str(lively_dir), max_new_tokens=MAX_NEW, precision="fp32", decoding=bonus)
@@ -161,7 +162,7 @@ def test_a_backend_decodes_as_told_one_question_as_a_batch_of_one(lively_dir, ba
 
 
 def test_copy_backend_and_model_names(tmp_path):
-    from qrewrite.serving import load_backend, model_name
+    from qrewrite.serve.engine import load_backend, model_name
     copy = load_backend("copy")
     assert copy.name == "copy" and copy.rewrite(["a ", "b"]) == ["a ", "b"] and copy.rewrite_one("x?") == "x?"
     assert copy.decoding is None
@@ -270,6 +271,22 @@ def test_wrong_method_and_unknown_path_are_json(limited_url):
     assert r.status_code == 404 and r.json()["message"]
 
 
+@pytest.mark.parametrize("path,status", [("/v1/rewrite", 413), ("/v1/chat/completions", 413), ("/v1/nothing", 404)])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_refused_5_mb_body_gets_its_json_answer_not_a_reset(limited_url, path, status, chunked):
+    # the server answers before the body is in; unless it reads the rest first, closing the connection with
+    # unread data resets it and the client sees "connection reset" instead of the JSON error
+    body = b'{"question": "' + b"x" * 5_000_000 + b'"}'
+    content = iter([body[i:i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    for _ in range(3):
+        r = httpx.post(limited_url + path, content=content, timeout=60,
+                       headers={"content-type": "application/json"})
+        assert r.status_code == status, r.text
+        assert r.json()["message"] and r.json()["error"]["code"] == status
+        content = iter([body[i:i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    assert httpx.get(f"{limited_url}/health").json()["status"] == "ok"
+
+
 def test_flood_of_bad_requests_leaves_the_server_working(limited_url, expected):
     def send(i):
         _, kwargs, status, _ = bad_requests()[i % len(bad_requests())]
@@ -329,10 +346,15 @@ def test_api_key_guards_every_route_but_health(backend):
             assert r.headers["WWW-Authenticate"] == "Bearer"
         r = httpx.post(f"{url}/v1/rewrite", json={"question": QUESTIONS[0]}, headers=good, timeout=60)
         assert r.status_code == 200 and r.json()["rewrites"]
+        chat = {"model": backend.name, "messages": [{"role": "user", "content": QUESTIONS[0]}]}
+        assert httpx.get(f"{url}/v1/models").status_code == 401
+        assert httpx.post(f"{url}/v1/chat/completions", json=chat).status_code == 401
+        r = httpx.post(f"{url}/v1/chat/completions", json=chat, headers=good, timeout=60)
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
 
 
 def test_api_key_from_the_environment(monkeypatch):
-    from qrewrite.cli import build_parser
+    from qrewrite.cli.main import build_parser
     monkeypatch.setenv("QREWRITE_API_KEY", "from-env")
     args = build_parser().parse_args(["serve", "--model", "copy"])
     assert args.api_key == "from-env" and args.host == "127.0.0.1" and args.cors_origin == []
@@ -341,7 +363,7 @@ def test_api_key_from_the_environment(monkeypatch):
 
 
 def test_no_cors_by_default_and_only_the_origins_given():
-    from qrewrite.serving import load_backend
+    from qrewrite.serve.engine import load_backend
     copy = load_backend("copy")
     preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
     with running(app_for(copy)) as url:
@@ -454,12 +476,97 @@ def test_bench_serve_smoke(tiny_model, tmp_path):
     md = (tmp_path / "serve_smoke.md").read_text()
     assert "smoke run" in md and "p95" in md
     assert {"throughput_ratio_c32", "latency_ratio_single", "load", "single", "setup"} <= set(result)
-    for server in ("batched", "unbatched"):
+    assert {"engine_throughput_ratio_c32", "engine_latency_ratio_single", "vs_transformers_serve_c32"} <= set(result)
+    for server in ("batched", "ctranslate2", "unbatched", "transformers_serve_cb", "transformers_serve"):
         for c in result["setup"]["concurrency"]:
             run = result["load"][server][str(c)]
             assert run["ok"] == run["requests"] > 0 and run["errors"] == 0
             assert run["p50_ms"] <= run["p95_ms"]
     # every answer from the load was checked against the same questions rewritten directly
     assert result["load"]["batched"][str(max(result["setup"]["concurrency"]))]["answers_match"] is True
+    assert set(result["single"]["sides"]) == {"plain_greedy", "prompt_lookup", "ctranslate2", "transformers_serve_cb"}
     assert result["single"]["same_output"] is True
     assert result["throughput_ratio_c32"] > 0 and result["latency_ratio_single"] > 0
+
+
+# ---- the OpenAI-compatible API -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def openai_url(backend):
+    with running(app_for(backend, max_question_chars=200)) as url:
+        yield url
+
+
+def test_openai_client_gets_the_rewrite_of_the_batched_path(openai_url, backend, expected):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{openai_url}/v1", api_key="unused", max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list()] == [backend.name]
+
+    def ask(q):
+        return client.chat.completions.create(model=backend.name, messages=[{"role": "user", "content": q}],
+                                              temperature=0, max_tokens=64, n=1)
+
+    with ThreadPoolExecutor(8) as pool:  # concurrent requests share batches and still get their own answers
+        answers = list(pool.map(ask, QUESTIONS[:16]))
+    for q, a in zip(QUESTIONS[:16], answers):
+        assert a.choices[0].message.content == expected[q] and a.choices[0].message.role == "assistant"
+        assert a.choices[0].finish_reason == "stop" and a.model == backend.name
+        assert a.usage.completion_tokens == len(backend.tokenizer(expected[q], add_special_tokens=False).input_ids)
+        assert a.usage.prompt_tokens > 0 and a.usage.total_tokens == \
+            a.usage.prompt_tokens + a.usage.completion_tokens
+    parts = client.chat.completions.create(model=backend.name, messages=[
+        {"role": "user", "content": [{"type": "text", "text": QUESTIONS[3]}]}])
+    assert parts.choices[0].message.content == expected[QUESTIONS[3]]
+
+
+def test_openai_max_tokens_cuts_the_rewrite(openai_url, backend, expected):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{openai_url}/v1", api_key="unused", max_retries=0, timeout=60)
+    q = next(q for q in QUESTIONS if len(backend.tokenizer(expected[q], add_special_tokens=False).input_ids) > 3)
+    a = client.chat.completions.create(model=backend.name, messages=[{"role": "user", "content": q}], max_tokens=2)
+    ids = backend.tokenizer(expected[q], add_special_tokens=False).input_ids[:2]
+    assert a.choices[0].finish_reason == "length" and a.usage.completion_tokens == 2
+    assert a.choices[0].message.content == backend.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+def openai_refusals(model):
+    user = [{"role": "user", "content": "Who um who wrote it?"}]
+    return [
+        ("streaming", {"model": model, "messages": user, "stream": True}, 400, "stream"),
+        ("sampling", {"model": model, "messages": user, "temperature": 0.7}, 400, "temperature"),
+        ("top_p", {"model": model, "messages": user, "top_p": 0.5}, 400, "top_p"),
+        ("n", {"model": model, "messages": user, "n": 3}, 400, "n must be 1"),
+        ("system turn", {"model": model, "messages": [{"role": "system", "content": "Be nice."}] + user}, 400,
+         "exactly one message"),
+        ("assistant only", {"model": model, "messages": [{"role": "assistant", "content": "Hi"}]}, 400, "'user'"),
+        ("empty content", {"model": model, "messages": [{"role": "user", "content": "  "}]}, 400, "empty"),
+        ("too long", {"model": model, "messages": [{"role": "user", "content": "w" * 201}]}, 400, "200 characters"),
+        ("other model", {"model": "gpt-4o", "messages": user}, 404, "not served here"),
+        ("no messages", {"model": model, "messages": []}, 422, "messages"),
+        ("no model", {"messages": user}, 422, "model"),
+        ("unknown field", {"model": model, "messages": user, "tools": []}, 422, "tools"),
+        ("bad role", {"model": model, "messages": [{"role": "robot", "content": "x"}]}, 422, "role"),
+        ("max_tokens 0", {"model": model, "messages": user, "max_tokens": 0}, 422, "max_tokens"),
+        ("content a number", {"model": model, "messages": [{"role": "user", "content": 5}]}, 422, "content"),
+    ]
+
+
+def test_openai_refusals_are_4xx_json_naming_the_field(openai_url, backend, expected):
+    for name, body, status, words in openai_refusals(backend.name):
+        r = httpx.post(f"{openai_url}/v1/chat/completions", json=body, timeout=60)
+        assert r.status_code == status, (name, r.text)
+        error = r.json()["error"]
+        assert words in error["message"] and r.json()["message"] == error["message"], (name, error)
+    r = httpx.post(f"{openai_url}/v1/chat/completions", timeout=60, json={
+        "model": backend.name, "messages": [{"role": "user", "content": QUESTIONS[7]}]})
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == expected[QUESTIONS[7]]
+
+
+def test_openai_client_raises_with_the_servers_message(openai_url, backend):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{openai_url}/v1", api_key="unused", max_retries=0, timeout=60)
+    with pytest.raises(openai.BadRequestError, match="streaming is not supported"):
+        client.chat.completions.create(model=backend.name, stream=True,
+                                       messages=[{"role": "user", "content": "Who um who?"}])
+    with pytest.raises(openai.NotFoundError, match="not served here"):
+        client.chat.completions.create(model="other", messages=[{"role": "user", "content": "Who um who?"}])

@@ -1,14 +1,15 @@
-"""Synthetic disfluent copies of training questions (qrewrite.synthetic) and their place in training data."""
+"""Synthetic disfluent copies of training questions (qrewrite.data.synthetic) and their place in training data."""
 
 import random
 
 import pytest
 from conftest import SAMPLE
 
-from qrewrite.config import ConfigError, load_config
-from qrewrite.data import load_split
-from qrewrite.synthetic import CUES, synthetic_disfluency, synthetic_variant
-from qrewrite.train import training_records
+from qrewrite.config import load_config
+from qrewrite.data.records import load_split
+from qrewrite.data.synthetic import CUES, synthetic_disfluency, synthetic_variant
+from qrewrite.errors import ConfigError
+from qrewrite.train.trainer import training_records
 
 RECORDS = [{"id": r["id"], "input": r["input"], "target": r["target"], "kind": "x"}
            for r in load_split(SAMPLE / "train.json")]

@@ -1,4 +1,4 @@
-"""The topic-disjoint validation split (qrewrite.topics, prepare --valid-split topic) and name-swapped copies."""
+"""The topic-disjoint validation split (qrewrite.data.topics, prepare --valid-split topic) and name-swapped copies."""
 
 import json
 import os
@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from qrewrite.data import load_split, prepare_data
+from qrewrite.data.name_swap import name_swap_variant, swappable_words
+from qrewrite.data.prepare import prepare_data
+from qrewrite.data.records import load_split
+from qrewrite.data.topics import capitalised_words, seen_name_share, topic_groups, topic_split
 from qrewrite.errors import DataError
-from qrewrite.name_swap import name_swap_variant, swappable_words
-from qrewrite.topics import capitalised_words, seen_name_share, topic_groups, topic_split
 
 DISFL_QA = Path(os.environ.get("QREWRITE_DISFL_QA", "/work/shared/data/disfl-qa"))
 

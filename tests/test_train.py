@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from qrewrite.models import load_tokenizer
 from qrewrite.prompt import IGNORE_INDEX, build_prompt, encode_example
-from qrewrite.train import train
+from qrewrite.train.trainer import train
 
 
 def losses(run_dir):
@@ -127,7 +127,7 @@ KILL_AT_SAVE = textwrap.dedent("""
     sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
     from transformers import TrainerCallback
     from conftest import smoke_config
-    from qrewrite.train import train
+    from qrewrite.train.trainer import train
 
     class Kill(TrainerCallback):
         def on_save(self, args, state, control, **kw):
@@ -175,7 +175,7 @@ def test_sigkill_then_resume_reaches_the_same_weights(tiny_model, tmp_path):
 def test_resume_refuses_a_changed_config(tiny_model, tmp_path):
     train(smoke_config(tiny_model, tmp_path, run_name="r", max_steps=2, save_steps=2, eval_steps=2))
     shutil.rmtree(tmp_path / "r" / "model")
-    from qrewrite.config import ConfigError
+    from qrewrite.errors import ConfigError
     with pytest.raises(ConfigError, match="learning_rate"):
         train(smoke_config(tiny_model, tmp_path, run_name="r", max_steps=2, save_steps=2, eval_steps=2,
                            learning_rate=1e-2), resume=True)

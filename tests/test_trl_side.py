@@ -19,8 +19,8 @@ from benchmarks.trl_side import (  # noqa: E402
     supervised_token_count,
     supervised_token_ids,
 )
-from qrewrite.models import END_OF_TURN, load_model, load_tokenizer  # noqa: E402
-from qrewrite.prompt import PromptSpec, encode_records  # noqa: E402
+from qrewrite.models import load_model, load_tokenizer  # noqa: E402
+from qrewrite.prompt import END_OF_TURN, PromptSpec, encode_records  # noqa: E402
 
 BATCH = 4
 

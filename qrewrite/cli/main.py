@@ -1,0 +1,45 @@
+"""``python -m qrewrite prepare | train | average | evaluate | rewrite | results | quickstart | serve | score |
+export``.
+
+Thin: each command parses its options and calls one function of the package. Errors the user can fix
+(bad data, bad config, unusable model path) print one clear message and exit with status 2.
+"""
+
+import argparse
+import sys
+
+from qrewrite.cli.average import add_average
+from qrewrite.cli.evaluate import add_evaluate
+from qrewrite.cli.export import add_export
+from qrewrite.cli.prepare import add_prepare
+from qrewrite.cli.push import add_push
+from qrewrite.cli.quickstart import add_quickstart
+from qrewrite.cli.results import add_results
+from qrewrite.cli.rewrite import add_rewrite
+from qrewrite.cli.score import add_score
+from qrewrite.cli.serve import add_serve
+from qrewrite.cli.train import add_train
+from qrewrite.errors import QrewriteError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m qrewrite", description=__doc__.split("\n\n")[0].strip("`. "))
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_prepare, add_train, add_average, add_evaluate, add_rewrite, add_push, add_results, add_quickstart,
+                add_serve, add_score, add_export):
+        add(sub)
+    return parser
+
+
+def run_command(func, args) -> int:
+    """Run a command; errors the user can fix become one 'error: ...' line and exit status 2."""
+    try:
+        return func(args)
+    except QrewriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)

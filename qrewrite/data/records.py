@@ -1,0 +1,354 @@
+"""Read, validate and clean question-rewriting data: JSON, JSONL, CSV and raw Disfl-QA files.
+
+Every reader returns records ``{"id": str, "input": str, "target": str}`` and a :class:`DataReport` that names,
+by id, every record that was cleaned or skipped. Nothing is dropped silently, and a file that cannot be used
+raises :class:`DataError` with a message that says which file, which record and which field, and what was
+expected. Turning raw files into the canonical splits is :mod:`qrewrite.data.prepare`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from qrewrite.errors import DataError
+
+__all__ = ["DataReport", "read_records", "load_split", "INPUT_FIELDS",
+           "TARGET_FIELDS"]
+
+INPUT_FIELDS = ("input", "question", "disfluent", "input_disfluent")
+TARGET_FIELDS = ("target", "original", "output_original", "clean")
+
+_BOM = "\ufeff"
+# Inputs that are not questions but spreadsheet errors or "no question" markers (the raw Disfl-QA files hold
+# a few dozen, e.g. "#VALUE!" and "question n/a"). They are flagged in the report, not skipped.
+_PLACEHOLDER = re.compile(
+    r"""^(\#[a-z0-9/]+[!?]?|((question|answer)\s*)?n/?a\.?|no\s+question\.?|[\W_]*)$""", re.IGNORECASE)
+
+
+@dataclass
+class DataReport:
+    """What reading and cleaning did to one file or split; nothing is dropped without being named here.
+
+    ``cleaned``: reason -> ids changed ("whitespace", "bom"); ``skipped``: reason -> ids left out ("empty",
+    "not_a_string", "bad_id", "bad_row", "duplicate_id", "too_long", "duplicate_pair", "leak_valid_in_train",
+    "leak_test_in_train"); ``flagged``: reason -> ids kept but worth a look ("placeholder",
+    "input_equals_target"). ``n_read`` counts the records that entered, ``n_kept`` those that came out.
+    """
+
+    source: str
+    n_read: int = 0
+    n_kept: int = 0
+    cleaned: dict[str, list[str]] = field(default_factory=dict)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    flagged: dict[str, list[str]] = field(default_factory=dict)
+    format: str = ""
+    fields: dict[str, str | None] = field(default_factory=dict)
+
+    def _add(self, kind: str, reason: str, rid: str) -> None:
+        getattr(self, kind).setdefault(reason, []).append(rid)
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(len(v) for v in self.skipped.values())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["n_skipped"] = self.n_skipped
+        return d
+
+    def summary(self, max_ids: int = 10) -> str:
+        lines = [f"{self.source}: read {self.n_read}, kept {self.n_kept}, skipped {self.n_skipped}"
+                 + (f" ({self.format})" if self.format else "")]
+        for kind in ("skipped", "cleaned", "flagged"):
+            for reason, ids in sorted(getattr(self, kind).items()):
+                shown = ", ".join(ids[:max_ids])
+                more = f" (+{len(ids) - max_ids} more)" if len(ids) > max_ids else ""
+                lines.append(f"  {kind} {reason}: {len(ids)}: {shown}{more}")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------- reading
+
+def _decode(path: Path) -> str:
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a data file")
+    data = path.read_bytes()
+    offset = 0
+    if data.startswith(b"\xef\xbb\xbf"):
+        data, offset = data[3:], 3
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not valid UTF-8 at byte offset {e.start + offset} "
+                        f"(byte 0x{data[e.start]:02x}); save the file as UTF-8") from None
+    if not text.replace(_BOM, "").strip():
+        raise DataError(f"{path}: the file is empty")
+    return text
+
+
+class _PairsDict(dict):
+    """A JSON object that remembers its key/value pairs in order, duplicates included."""
+    pairs: list
+
+
+def _pairs_hook(pairs: list) -> _PairsDict:
+    d = _PairsDict(pairs)
+    d.pairs = pairs
+    return d
+
+
+def _json_error(path: Path, e: json.JSONDecodeError, line: int | None = None) -> DataError:
+    where = f"line {line if line is not None else e.lineno}, column {e.colno}"
+    return DataError(f"{path}: invalid JSON at {where}: {e.msg}")
+
+
+def _parse_jsonl(path: Path, text: str) -> list[tuple[int, Any]]:
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.replace(_BOM, "").strip()
+        if not line:
+            continue
+        try:
+            rows.append((lineno, json.loads(line, object_pairs_hook=_pairs_hook)))
+        except json.JSONDecodeError as e:
+            raise _json_error(path, e, lineno) from None
+    return rows
+
+
+def _load(path: Path, text: str) -> tuple[str, list[tuple[str | None, Any, str]], list[str] | None]:
+    """Parse the file into ``(format, [(key or None, record, where), ...], CSV header or None)``."""
+    suffix = path.suffix.lower()
+    text = text.lstrip(_BOM)
+    head = text.lstrip()[:1]
+    if suffix in (".csv", ".tsv") or (suffix not in (".json", ".jsonl", ".ndjson") and head not in "{["):
+        return _load_csv(path, text, "\t" if suffix == ".tsv" else ",")
+    if suffix in (".jsonl", ".ndjson"):
+        rows = _parse_jsonl(path, text)
+        return "jsonl", [(None, obj, f"line {ln}") for ln, obj in rows], None
+    try:
+        obj = json.loads(text, object_pairs_hook=_pairs_hook)
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data" and head == "{":  # JSON Lines in a .json file
+            rows = _parse_jsonl(path, text)
+            return "jsonl", [(None, o, f"line {ln}") for ln, o in rows], None
+        raise _json_error(path, e) from None
+    if isinstance(obj, list):
+        return "json-list", [(None, r, f"record {i}") for i, r in enumerate(obj)], None
+    if isinstance(obj, dict):
+        if not obj:
+            raise DataError(f"{path}: the JSON object is empty, no records")
+        for key, value in obj.pairs:
+            if not isinstance(value, dict):
+                raise DataError(
+                    f"{path}: record {key!r}: expected an object like {{\"original\": ..., \"disfluent\": ...}} "
+                    f"(raw Disfl-QA: one JSON object mapping id -> {{original, disfluent}}), "
+                    f"got {_type_name(value)}")
+        return "disfl-qa", [(str(k), v, f"record {k!r}") for k, v in obj.pairs], None
+    raise DataError(f"{path}: expected a JSON list of records or a raw Disfl-QA object "
+                    f"{{id: {{\"original\", \"disfluent\"}}}} at the top level, got {_type_name(obj)}")
+
+
+def _load_csv(path: Path, text: str, delimiter: str):
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{path}: the file is empty") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: cannot parse CSV header: {e}") from None
+    header = [h.replace(_BOM, "").strip() for h in header]
+    rows = []
+    try:
+        for i, cells in enumerate(reader):
+            line = reader.line_num
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # blank line
+            rec: dict[str, Any] = dict(zip(header, cells))
+            if len(cells) != len(header):
+                rec = {"__bad_row__": f"row has {len(cells)} cells, the header has {len(header)}", **rec}
+            rows.append((None, rec, f"row {len(rows)} (line {line})"))
+    except csv.Error as e:
+        raise DataError(f"{path}: cannot parse CSV near line {reader.line_num}: {e}") from None
+    return ("tsv" if delimiter == "\t" else "csv"), rows, header
+
+
+def _strip_keys(rec: Any) -> Any:
+    """Field names without a BOM or surrounding spaces (a BOM must never end up in a field name)."""
+    if not isinstance(rec, dict):
+        return rec
+    return {(k.replace(_BOM, "").strip() if isinstance(k, str) else k): v for k, v in rec.items()}
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "an object", _PairsDict: "an object"}.get(type(v), type(v).__name__)
+
+
+def _pick(path: Path, fields: Iterable[str], given: str | None, defaults: tuple[str, ...], what: str,
+          where: str, required: bool, is_csv: bool) -> str | None:
+    fields = list(fields)
+    if given is not None:
+        candidates = (given,)
+    else:
+        candidates = defaults
+    for c in candidates:
+        if c in fields:
+            return c
+    if not required:
+        return None
+    tried = ", ".join(repr(c) for c in candidates)
+    if is_csv:
+        raise DataError(f"{path}: CSV has no {what} column (looked for: {tried}); header found: {fields}")
+    raise DataError(f"{path}: {where}: missing {what} field (looked for: {tried}); "
+                    f"the record has fields {fields}")
+
+
+def _clean(value: str) -> tuple[str, list[str]]:
+    changes = []
+    if _BOM in value:
+        value = value.replace(_BOM, "")
+        changes.append("bom")
+    collapsed = " ".join(value.split())
+    if collapsed != value:
+        changes.append("whitespace")
+    return collapsed, changes
+
+
+def read_records(path, *, input_field=None, target_field=None, id_field=None, require_target=True,
+                 strict=False, max_chars=2000) -> tuple[list[dict], DataReport]:
+    """Return records ``{"id", "input", "target"}`` and a :class:`DataReport`.
+
+    Formats are detected from the suffix and the content: raw Disfl-QA (one JSON object ``{id: {"original",
+    "disfluent"}}``), the older list format (``[{"input_disfluent", "output_original"}]``), any JSON list of
+    objects, JSON Lines, CSV (``.csv``, or ``.tsv`` with tabs). Fields: ``input_field`` (default: the first of
+    ``INPUT_FIELDS`` in the first record), ``target_field`` (``TARGET_FIELDS``), ``id_field`` (default
+    ``"id"``; the record index when the first record has none). With ``require_target=False`` a file without
+    a target field gives records without a ``"target"`` key.
+
+    Cleaning (reported in ``report.cleaned``): strip a BOM, strip and collapse whitespace. Bad records are
+    skipped and named in ``report.skipped`` ("empty", "not_a_string", "bad_id", "bad_row", "duplicate_id",
+    "too_long"), or raise :class:`DataError` with ``strict=True``. Placeholder inputs ("#VALUE!",
+    "question n/a") and inputs equal to their target are kept and named in ``report.flagged``.
+    """
+    path = Path(path)
+    text = _decode(path)
+    fmt, items, header = _load(path, text)
+    is_csv = header is not None
+    items = [(k, _strip_keys(r), w) for k, r, w in items]
+    report = DataReport(source=str(path), format=fmt)
+    if not items:
+        raise DataError(f"{path}: no records in the file ({fmt})")
+
+    _, first, first_where = items[0]
+    if not isinstance(first, dict):
+        raise DataError(f"{path}: {first_where}: expected an object with input/target fields, "
+                        f"got {_type_name(first)}")
+    fields0 = header if is_csv else [k for k in first if k != "__bad_row__"]
+    in_f = _pick(path, fields0, input_field, INPUT_FIELDS, "input", first_where, True, is_csv)
+    tg_f = _pick(path, fields0, target_field, TARGET_FIELDS, "target", first_where, require_target, is_csv)
+    if fmt == "disfl-qa":
+        id_f = None  # the key is the id
+    else:
+        id_f = _pick(path, fields0, id_field, ("id",), "id", first_where, id_field is not None, is_csv)
+    report.fields = {"input": in_f, "target": tg_f, "id": id_f if fmt != "disfl-qa" else "<key>"}
+
+    records: list[dict] = []
+    seen: dict[str, str] = {}
+
+    def bad(reason: str, rid: str, where: str, field_name: str | None, problem: str) -> None:
+        if strict:
+            fld = f", field {field_name!r}" if field_name else ""
+            raise DataError(f"{path}: {where} (id {rid!r}){fld}: {problem}")
+        report._add("skipped", reason, rid)
+
+    for index, (key, rec, where) in enumerate(items):
+        report.n_read += 1
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}: {where}: expected an object with input/target fields, "
+                            f"got {_type_name(rec)}")
+        if "__bad_row__" in rec:  # a CSV row with too few or too many cells
+            rid = str(rec.get(id_f) or "").strip() if id_f else str(index)
+            bad("bad_row", rid or f"#{index}", where, None, rec["__bad_row__"])
+            continue
+        # Which id names this record (for reports and messages).
+        if key is not None:
+            rid, id_ok = key.replace(_BOM, "").strip(), True
+            if not rid:
+                rid, id_ok = f"#{index}", False
+        elif id_f is None:
+            rid, id_ok = str(index), True
+        elif id_f not in rec:
+            raise DataError(f"{path}: {where}: missing id field {id_f!r}; "
+                            f"the record has fields {[k for k in rec if k != '__bad_row__']}")
+        else:
+            raw_id = rec[id_f]
+            id_ok = (isinstance(raw_id, str) and bool(raw_id.strip())) or (
+                isinstance(raw_id, int) and not isinstance(raw_id, bool))
+            rid = str(raw_id).replace(_BOM, "").strip() if id_ok else f"#{index}"
+        if not id_ok:
+            bad("bad_id", rid, where, id_f, f"expected a non-empty string or integer id, "
+                                           f"got {_type_name(rec.get(id_f, key))}")
+            continue
+        if rid in seen:
+            bad("duplicate_id", rid, where, id_f or "id", f"duplicate id, first seen at {seen[rid]}")
+            continue
+        seen[rid] = where
+        out = {"id": rid}
+        problem = None
+        changes: list[str] = []
+        for name, fld in (("input", in_f), ("target", tg_f)):
+            if fld is None:
+                continue
+            if fld not in rec:
+                raise DataError(f"{path}: {where} (id {rid!r}): missing {name} field {fld!r}; "
+                                f"the record has fields {sorted(rec)}")
+            value = rec[fld]
+            if not isinstance(value, str):
+                problem = ("not_a_string", fld, f"expected a string, got {_type_name(value)}")
+                break
+            value, ch = _clean(value)
+            if not value:
+                problem = ("empty", fld, "expected a non-empty question, got an empty or whitespace-only string")
+                break
+            if max_chars is not None and len(value) > max_chars:
+                problem = ("too_long", fld, f"{len(value)} characters, more than max_chars={max_chars}")
+                break
+            changes += ch
+            out[name] = value
+        if problem is not None:
+            bad(problem[0], rid, where, problem[1], problem[2])
+            continue
+        for ch in dict.fromkeys(changes):
+            report._add("cleaned", ch, rid)
+        if _PLACEHOLDER.match(out["input"]) or ("target" in out and _PLACEHOLDER.match(out["target"])):
+            report._add("flagged", "placeholder", rid)
+        if out.get("target") == out["input"]:
+            report._add("flagged", "input_equals_target", rid)
+        records.append(out)
+
+    report.n_kept = len(records)
+    if not records:
+        reasons = ", ".join(f"{r}: {len(ids)} ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"
+                            for r, ids in report.skipped.items())
+        raise DataError(f"{path}: no usable records left after cleaning (read {report.n_read}; "
+                        f"skipped {reasons})")
+    return records, report
+
+
+def load_split(path) -> list[dict]:
+    """Read a canonical split file (``{"id", "input", "target"}`` records); any bad record raises DataError."""
+    records, _ = read_records(path, strict=True)
+    return records
+
+
+

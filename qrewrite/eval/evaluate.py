@@ -1,0 +1,203 @@
+"""Score a model (or the copy-input baseline) on a split and write the evaluation directory.
+
+``outputs/<run>/`` gets:
+  predictions.jsonl   id, input, prediction, reference, per-example ROUGE-L and exact match
+  valid_io.json       [{input, prediction, reference}] as the original research repo kept them
+  train_io.json       the same for a sample of training questions (when asked)
+  metrics.json        corpus metrics + provenance (model, method, data fingerprint, command, git commit);
+                      written last and atomically, and removed at the start, so it exists only for a
+                      finished evaluation
+  config.yaml         the training run's resolved config, when the model is a qrewrite run
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import shutil
+import time
+from pathlib import Path
+
+from qrewrite.card import write_model_card
+from qrewrite.config import GENERATION_BATCH_SIZE
+from qrewrite.data.records import load_split
+from qrewrite.errors import ConfigError, QrewriteError
+from qrewrite.files import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    check_writable,
+    command_line,
+    file_fingerprint,
+    git_commit,
+    read_json,
+    read_jsonl,
+    repo_relative,
+)
+from qrewrite.infer.base import BASELINES
+from qrewrite.infer.decoding import GREEDY, Decoding
+from qrewrite.infer.rewriter import load_rewriter
+from qrewrite.metrics import compute_metrics, per_example
+from qrewrite.progress import progress_bar
+from qrewrite.run import Run
+
+
+def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
+                   batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int | None = None, limit: int = 0,
+                   train_data: str | Path | None = None, train_sample: int = 100, name: str | None = None,
+                   data_label: str | None = None, few_shot: int = 0, shots_from: str | Path | None = None,
+                   precision: str = "auto", trust_remote_code: bool = False, show_progress: bool = True,
+                   decoding: Decoding = GREEDY, engine: str = "transformers", quantization: str | None = None) -> dict:
+    """Rewrite every question of ``data`` with ``model_arg`` (``copy`` = the copy-input baseline), score, write.
+
+    ``max_new_tokens`` defaults to the model's saved generation budget (64 for an untuned model). ``few_shot=k``
+    puts k seeded training pairs of ``shots_from`` in the prompt (earlier user / assistant turns); ``decoding``
+    sets beam search and the copy bonus (greedy by default); ``engine`` what decodes (``ctranslate2``: the model
+    converted to CTranslate2, ``quantization`` int8 by default)."""
+    out_dir = Path(out_dir)
+    check_writable(out_dir)
+    commit = git_commit()  # before the old metrics.json goes: deleting a committed file would read as +dirty
+    (out_dir / "metrics.json").unlink(missing_ok=True)
+    records = load_split(data)
+    if limit:
+        records = records[:limit]
+    train_records = []
+    if train_data:
+        train_records = load_split(train_data)
+        train_records = random.Random(0).sample(train_records, min(train_sample, len(train_records)))
+
+    shots = few_shot_examples(shots_from, few_shot) if few_shot else []
+    if few_shot and model_arg in BASELINES:
+        raise ConfigError(f"--few-shot prompts a model; --model {model_arg} has no prompt")
+    rewriter = load_rewriter(model_arg, precision=precision, trust_remote_code=trust_remote_code,
+                             batch_size=batch_size, max_new_tokens=max_new_tokens,
+                             examples=tuple((r["input"], r["target"]) for r in shots), decoding=decoding,
+                             engine=engine, quantization=quantization)
+    run = Run.owning(model_arg)
+    run_info = run.info() if run else None
+    bar = _progress_bar(len(records) + len(train_records), show_progress and rewriter.method not in BASELINES)
+    progress = bar.update if bar else None
+    start = time.perf_counter()
+    predictions = rewriter.rewrite([r["input"] for r in records], progress=progress)
+    seconds = time.perf_counter() - start
+    train_predictions = rewriter.rewrite([r["input"] for r in train_records], progress=progress)
+    if bar:
+        bar.close()
+
+    inputs, refs = [r["input"] for r in records], [r["target"] for r in records]
+    metrics = compute_metrics(inputs, predictions, refs)
+    rows = per_example(inputs, predictions, refs, ids=[r["id"] for r in records])
+    atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
+    atomic_write_json(out_dir / "valid_io.json", [
+        {"input": r["input"], "prediction": p, "reference": r["target"]} for r, p in zip(records, predictions)])
+    if train_records:
+        atomic_write_json(out_dir / "train_io.json", [
+            {"input": r["input"], "prediction": p, "reference": r["target"]}
+            for r, p in zip(train_records, train_predictions)])
+    if run is not None and run.config_file.exists():
+        shutil.copyfile(run.config_file, out_dir / "config.yaml")
+        if run.log_file.exists():
+            shutil.copyfile(run.log_file, out_dir / "trainer_log.json")
+
+    result = {
+        "metrics": metrics,
+        "run": {
+            "name": name or out_dir.name,
+            "model": run_info["model"] if run_info else model_arg,
+            "model_path": repo_relative(model_arg), "model_source": repo_relative(rewriter.source),
+            "method": rewriter.method,
+            "data": data_label or Path(data).stem,
+            "data_path": repo_relative(data), "data_fingerprint": file_fingerprint(data),
+            "n_examples": len(records),
+            "steps": run_info.get("steps") if run_info else None,
+            "train_time_s": run_info.get("train_time_s") if run_info else None,
+            "peak_memory_mb": run_info.get("peak_memory_mb") if run_info else None,
+            "training_git_commit": run_info.get("git_commit") if run_info else None,
+            "training_data_fingerprint": run_info.get("data_fingerprint") if run_info else None,
+            "git_commit": commit, "command": command_line(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+        "eval": {"seconds": round(seconds, 2), "questions_per_s": round(len(records) / seconds, 2) if seconds else None,
+                 "batch_size": batch_size, "max_new_tokens": getattr(rewriter, "max_new_tokens", None),
+                 "decoding": decoding.name, "engine": rewriter.engine,
+                 "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None},
+    }
+    if shots:
+        result["eval"]["few_shot"] = {"k": len(shots), "from": repo_relative(shots_from),
+                                      "ids": [r["id"] for r in shots]}
+    atomic_write_json(out_dir / "metrics.json", result)
+    if run is not None and run.is_complete() and run.model_dir.is_dir() and not limit:
+        write_model_card(run.model_dir, run.config(), run_info, {result["run"]["data"]: metrics})
+    return result
+
+
+def few_shot_examples(path: str | Path | None, k: int, seed: int = 0) -> list[dict]:
+    """``k`` training records for a few-shot prompt: a seeded sample of ``path`` (a canonical split)."""
+    if path is None:
+        raise ConfigError("--few-shot needs --shots-from: the training split the examples are taken from")
+    try:
+        records = load_split(path)
+    except QrewriteError as e:
+        raise type(e)(f"--shots-from: {e}") from None
+    if k > len(records):
+        raise ConfigError(f"--few-shot {k}: {path} holds only {len(records)} records")
+    return random.Random(seed).sample(records, k)
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    return progress_bar(total)
+
+
+def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,
+                        max_new_tokens: int | None = None, decoding: Decoding = GREEDY) -> str | None:
+    """``None`` when ``out_dir`` already holds a finished evaluation of ``model_arg`` on the same data (same
+    bytes: the data fingerprint), of the same size, with the same training run, generation budget and decoding;
+    else the reason it cannot be reused."""
+
+    out_dir = Path(out_dir)
+    if not (out_dir / "metrics.json").is_file() or not (out_dir / "predictions.jsonl").is_file():
+        return f"no finished evaluation in {out_dir}"
+    try:
+        old = read_json(out_dir / "metrics.json")
+        run = old["run"]
+        n_rows = len(read_jsonl(out_dir / "predictions.jsonl"))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"{out_dir}: unreadable evaluation ({e})"
+    if run.get("data_fingerprint") != file_fingerprint(data):
+        return f"{data} changed since {out_dir} was evaluated (data fingerprint differs)"
+    if run.get("model_path") not in (str(model_arg), repo_relative(model_arg)):
+        return f"{out_dir} was evaluated for model {run.get('model_path')!r}, not {str(model_arg)!r}"
+    n = len(load_split(data))
+    n = min(n, limit) if limit else n
+    if run.get("n_examples") != n or n_rows != n:
+        return f"{out_dir} holds {n_rows} predictions, {n} wanted"
+    generated = str(model_arg) not in BASELINES  # copy and rules generate nothing: no budget, no decoding
+    if generated and max_new_tokens is not None and old.get("eval", {}).get("max_new_tokens") != max_new_tokens:
+        return f"{out_dir} was generated with max_new_tokens={old.get('eval', {}).get('max_new_tokens')}"
+    if generated and old.get("eval", {}).get("decoding", "greedy") != decoding.name:
+        return f"{out_dir} was decoded by {old['eval']['decoding']}, not {decoding.name}"
+    owner = Run.owning(model_arg)
+    training = owner.info() if owner is not None else None
+    if training is not None and (run.get("steps"), run.get("training_git_commit"),
+                                 run.get("training_data_fingerprint")) != (
+            training.get("steps"), training.get("git_commit"), training.get("data_fingerprint")):
+        return f"the training run {model_arg} changed since {out_dir} was evaluated"
+    return None
+
+def evaluate_or_reuse(model_arg: str, data, out_dir, *, reuse: bool = True, limit: int = 0,
+                      max_new_tokens: int = 64, **kwargs) -> tuple[dict, list[dict], bool]:
+    """:func:`qrewrite.eval.evaluate.evaluate_model`, unless ``reuse`` and :func:`reusable_evaluation` says the
+    evaluation in ``out_dir`` is already this one. Returns ``(metrics.json dict, predictions.jsonl rows,
+    reused)`` and prints which it did and why."""
+
+    reason = reusable_evaluation(model_arg, data, out_dir, limit=limit, max_new_tokens=max_new_tokens,
+                                 decoding=kwargs.get("decoding", GREEDY)) if reuse else "REUSE is off"
+    if reason is None:
+        result = read_json(Path(out_dir) / "metrics.json")
+        print(f"reusing {out_dir}: {result['run']['n_examples']} predictions of {model_arg} on {data} "
+              f"(data fingerprint {result['run']['data_fingerprint']})")
+    else:
+        print(f"evaluating {model_arg} on {data} -> {out_dir} ({reason})")
+        result = evaluate_model(model_arg, data, out_dir, limit=limit, max_new_tokens=max_new_tokens, **kwargs)
+    return result, read_jsonl(Path(out_dir) / "predictions.jsonl"), reason is None

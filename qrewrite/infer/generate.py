@@ -1,0 +1,209 @@
+"""Batched rewriting: a shared prompt prefix computed once, left-padded batches, stop at end-of-turn.
+
+Every prompt starts with the same tokens (the chat template's system turn up to where the user's text begins).
+Their keys and values are computed once per call and copied into each batch's cache, so a batch only runs the
+model over the part of each prompt that differs. Rows are laid out ``prefix | padding | question``; the
+attention mask hides the padding and generate() derives positions from it, so every row sees the same
+positions it would see unpadded. Decoding is greedy unless a :class:`~qrewrite.infer.decoding.Decoding` says
+otherwise; beam search (the decoding ablation) runs on whole prompts, as a cached prefix holds one row per
+prompt rather than one per beam.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessorList
+
+from qrewrite.config import GENERATION_BATCH_SIZE
+from qrewrite.errors import RunStateError
+from qrewrite.infer.decoding import GREEDY, Decoding
+from qrewrite.models import end_of_turn_ids
+from qrewrite.prompt import PromptSpec, build_prompt
+
+# Questions are sorted by length within windows of this many batches: less padding, results still stream in order.
+SORT_WINDOW_BATCHES = 8
+
+
+@dataclass
+class SharedPrefix:
+    """Token ids that every prompt begins with, and the model's KV cache for them (batch of one)."""
+    ids: list[int]
+    cache: object
+
+
+def prompt_ids(tokenizer, questions: list[str], prompt: PromptSpec | None = None) -> list[list[int]]:
+    return [tokenizer(build_prompt(tokenizer, q, prompt), add_special_tokens=False)["input_ids"]
+            for q in questions]
+
+
+@torch.inference_mode()
+def shared_prefix(model, tokenizer, prompt: PromptSpec | None = None) -> SharedPrefix | None:
+    """The prompt tokens that do not depend on the question, run through the model once.
+
+    Found as the common start of two prompts whose questions share no character; None when there is none or
+    the model cannot take a cache (then batches run on whole prompts)."""
+    first, second = prompt_ids(tokenizer, ["A", "1"], prompt)
+    common = 0
+    while common < min(len(first), len(second)) - 1 and first[common] == second[common]:
+        common += 1
+    if common == 0:
+        return None
+    with _eval_mode(model):
+        out = model(input_ids=torch.tensor([first[:common]], device=model.device), use_cache=True)
+    cache = getattr(out, "past_key_values", None)
+    if cache is None or not hasattr(cache, "batch_repeat_interleave"):
+        return None
+    return SharedPrefix(first[:common], cache)
+
+
+@torch.inference_mode()
+def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int = 64,
+                 prefix: SharedPrefix | None = None, eos_token_id=None, num_beams: int = 1,
+                 logits_processors=()) -> torch.Tensor:
+    """Greedy (or beam-search) continuation of tokenised prompts, one row each: the new tokens, padded with
+    pad_token_id.
+
+    ``prefix`` is used when every row starts with its ids (greedy only); ``eos_token_id`` defaults to end-of-turn;
+    ``logits_processors`` (one row per prompt) adjust the scores, e.g. the copy bonus."""
+    n_prefix = len(prefix.ids) if prefix is not None and num_beams == 1 else 0
+    shared = n_prefix if n_prefix and all(len(r) > n_prefix and r[:n_prefix] == prefix.ids for r in rows) else 0
+    width = max(len(r) - shared for r in rows)  # the longest question part; shorter ones are left-padded to it
+    input_ids = torch.full((len(rows), shared + width), tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for i, row in enumerate(rows):
+        start = shared + width - (len(row) - shared)
+        input_ids[i, :shared] = torch.tensor(row[:shared])
+        input_ids[i, start:] = torch.tensor(row[shared:])
+        attention[i, :shared] = 1
+        attention[i, start:] = 1
+    kwargs = {"logits_processor": LogitsProcessorList(logits_processors)} if logits_processors else {}
+    if shared:
+        cache = copy.deepcopy(prefix.cache)
+        cache.batch_repeat_interleave(len(rows))
+        kwargs["past_key_values"] = cache
+    with _eval_mode(model):
+        out = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                             max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
+                             eos_token_id=end_of_turn_ids(tokenizer) if eos_token_id is None else eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id, use_cache=True, **kwargs)
+    return out[:, shared + width:]
+
+
+def rewrite_batch(model, tokenizer, questions: list[str], *, max_new_tokens: int = 64,
+                  prompt: PromptSpec | None = None, prefix: SharedPrefix | None = None,
+                  decoding: Decoding = GREEDY) -> list[str]:
+    """Rewrite one batch as given (``prefix``: from shared_prefix, computed here when not given)."""
+    if not questions:
+        return []
+    if prefix is None and decoding.num_beams == 1:
+        prefix = shared_prefix(model, tokenizer, prompt)
+    return _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt, decoding)
+
+
+def _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt, decoding: Decoding) -> list[str]:
+    new_tokens = generate_ids(model, tokenizer, prompt_ids(tokenizer, questions, prompt),
+                              max_new_tokens=max_new_tokens, prefix=prefix, num_beams=decoding.num_beams,
+                              logits_processors=decoding.logits_processors(tokenizer, questions))
+    return [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERATION_BATCH_SIZE,
+            max_new_tokens: int = 64, prompt: PromptSpec | None = None, progress=None, share_prefix: bool = True,
+            decoding: Decoding = GREEDY):
+    """Yield ``(index, rewrite)`` in input order, batching questions of similar length together.
+
+    Sorting by length inside a window keeps padding low while results still stream out in order; ``progress``
+    is an optional callable receiving the number of questions just finished. The shared prompt prefix is
+    computed once for all batches (``share_prefix=False`` turns that off, for comparison)."""
+    prefix = shared_prefix(model, tokenizer, prompt) if questions and share_prefix and decoding.num_beams == 1 \
+        else None
+    window = batch_size * SORT_WINDOW_BATCHES
+    for start in range(0, len(questions), window):
+        chunk = list(range(start, min(start + window, len(questions))))
+        chunk_sorted = sorted(chunk, key=lambda i: len(questions[i]))
+        done: dict[int, str] = {}
+        for b in range(0, len(chunk_sorted), batch_size):
+            idx = chunk_sorted[b:b + batch_size]
+            for i, text in zip(idx, _rewrite_rows(model, tokenizer, [questions[i] for i in idx], prefix,
+                                                  max_new_tokens, prompt, decoding)):
+                done[i] = text
+            if progress:
+                progress(len(idx))
+        for i in chunk:
+            yield i, done[i]
+
+
+def rewrite_all(model, tokenizer, questions: list[str], **kwargs) -> list[str]:
+    """:func:`rewrite` collected into a list, in input order (same keyword arguments)."""
+    out = [""] * len(questions)
+    for i, text in rewrite(model, tokenizer, questions, **kwargs):
+        out[i] = text
+    return out
+
+
+@contextmanager
+def _eval_mode(model):
+    """model.eval() inside the block, the previous mode after it (rewriting is also called mid-training)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def rewrite_file(rewriter, records: list[dict], output: str | Path, *, progress=None, with_input: bool = True) -> Path:
+    """Write ``{"id", "input", "prediction"}`` JSONL for ``records`` with a :mod:`qrewrite.infer.rewriter`, in input
+    order, resumably (``{"id", "prediction"}`` with ``with_input=False``: inputs that must not be copied).
+
+    Lines stream into ``<output>.partial`` (flushed per batch window); a rerun after an interruption checks the
+    finished lines against the input (same ids, same order), drops a torn last line and continues. The file is
+    renamed to ``output`` only when every record is done, so a complete-looking output is a complete one."""
+    output = Path(output)
+    partial = output.with_name(output.name + ".partial")
+    done = _finished_lines(partial, records)
+    with open(partial, "r+" if partial.exists() else "w", encoding="utf-8") as f:
+        f.seek(sum(len(line.encode("utf-8")) for line in done))
+        f.truncate()
+        if progress and done:
+            progress(len(done))
+        todo = records[len(done):]
+        for i, text in rewriter.stream([r["input"] for r in todo], progress=progress):
+            r = todo[i]
+            row = {"id": r["id"], "input": r["input"], "prediction": text} if with_input else \
+                {"id": r["id"], "prediction": text}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if (i + 1) % GENERATION_BATCH_SIZE == 0:
+                f.flush()
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, output)
+    return output
+
+
+def _finished_lines(partial: Path, records: list[dict]) -> list[str]:
+    if not partial.exists():
+        return []
+    lines = partial.read_text(encoding="utf-8").splitlines(keepends=True)
+    done = []
+    for n, line in enumerate(lines):
+        if not line.endswith("\n"):
+            break  # torn last line: redo it
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if n >= len(records) or row.get("id") != records[n]["id"]:
+            raise RunStateError(f"{partial} line {n + 1} (id {row.get('id')!r}) does not match input record {n + 1} "
+                            f"(id {records[n]['id'] if n < len(records) else None!r}); it was written for "
+                            "another input file: delete it to start over")
+        done.append(line)
+    return done

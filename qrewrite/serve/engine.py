@@ -1,0 +1,99 @@
+"""What the server rewrites with: a backend loaded once from ``--model``, and the single-question fast path.
+
+A backend has ``.name``, ``.rewrite(questions) -> rewrites`` (a batch, on the project's batched path with the
+shared prompt prefix) and ``.rewrite_one(question) -> rewrite`` (one question, prompt lookup decoding). It wraps
+the rewriter :func:`qrewrite.infer.rewriter.load_rewriter` makes of ``--model``.
+
+Prompt lookup: a rewrite mostly copies the question, so draft tokens are taken from the prompt itself (the
+continuation of the last n-gram where it occurs earlier) and checked in one forward pass; greedy verification
+keeps exactly the tokens plain greedy decoding would produce, several per pass when the draft is right.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from qrewrite.infer.decoding import GREEDY, PROMPT_LOOKUP_TOKENS, Decoding
+from qrewrite.infer.generate import _eval_mode, prompt_ids
+from qrewrite.infer.rewriter import ModelRewriter, load_rewriter
+from qrewrite.models import end_of_turn_ids
+from qrewrite.run import Run
+
+LOOKUP_NGRAM = 3  # longer than transformers' default 2, so a draft is less often taken from the template
+
+
+class Backend:
+    """A :mod:`qrewrite.infer.rewriter` rewriter as the server uses it: a batch as given, or one question."""
+
+    def __init__(self, rewriter, name: str):
+        self.rewriter, self.name, self.engine = rewriter, name, rewriter.engine
+        decoding = getattr(rewriter, "decoding", None)  # copy and rules do not decode
+        self.decoding = decoding.name if decoding is not None else None
+
+    def rewrite(self, questions: list[str]) -> list[str]:
+        return self.rewriter.rewrite_batch(questions)
+
+    def rewrite_one(self, question: str) -> str:
+        return self.rewriter.rewrite_batch([question])[0]
+
+
+class ModelBackend(Backend):
+    """A model: batches on the shared-prefix path; a lone question by prompt lookup (same tokens as greedy) when
+    the model decodes greedily, else as a batch of one (beam search, a copy bonus: :mod:`qrewrite.infer.decoding`)."""
+
+    def __init__(self, rewriter, name: str, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
+        super().__init__(rewriter, name)
+        self.model, self.tokenizer, self.prompt = rewriter.model, rewriter.tokenizer, rewriter.prompt
+        self.max_new_tokens, self.prompt_lookup_tokens = rewriter.max_new_tokens, prompt_lookup_tokens
+        self.prefix = rewriter.prefix  # computed here, at start-up, rather than on the first request
+
+    def rewrite_one(self, question: str) -> str:
+        if self.rewriter.decoding != GREEDY:  # prompt lookup reproduces plain greedy decoding only
+            return super().rewrite_one(question)
+        return rewrite_one(self.model, self.tokenizer, question, max_new_tokens=self.max_new_tokens,
+                           prompt=self.prompt, prompt_lookup_tokens=self.prompt_lookup_tokens)
+
+
+def load_backend(model_arg: str, *, max_new_tokens: int | None = None, precision: str = "auto",
+                 trust_remote_code: bool = False, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS,
+                 decoding: Decoding = GREEDY, engine: str = "transformers", quantization: str | None = None,
+                 threads: int = 0):
+    """What ``rewrite --model`` takes (run dir, model / adapter dir, hub id, smollm2, ``copy``, ``rules``),
+    loaded once by :func:`qrewrite.infer.rewriter.load_rewriter` (the model's own prompt and generation budget),
+    decoding as ``decoding`` says (greedy by default, as ``rewrite`` and ``evaluate``), with ``engine``
+    (``ctranslate2``: every question, a lone one too, on its batched path)."""
+    rewriter = load_rewriter(model_arg, precision=precision, trust_remote_code=trust_remote_code,
+                             max_new_tokens=max_new_tokens, decoding=decoding, engine=engine,
+                             quantization=quantization, threads=threads)
+    if isinstance(rewriter, ModelRewriter):
+        return ModelBackend(rewriter, model_name(model_arg), prompt_lookup_tokens)
+    return Backend(rewriter, rewriter.name)
+
+
+def model_name(model_arg: str) -> str:
+    """What responses call the model: a run's name (``weights/<run>`` or its ``model/``), else the argument."""
+    run = Run.owning(model_arg)
+    if run is not None:
+        return run.path.resolve().name
+    path = Path(model_arg).expanduser()
+    return path.resolve().name if path.is_dir() else model_arg
+
+
+def generate_one_ids(model, tokenizer, question: str, *, max_new_tokens: int = 64, prompt=None,
+                     prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
+    """Greedy new token ids for one unpadded prompt; ``prompt_lookup_tokens=0`` decodes one token per pass."""
+    ids = torch.tensor(prompt_ids(tokenizer, [question], prompt), device=model.device)
+    lookup = dict(prompt_lookup_num_tokens=prompt_lookup_tokens, max_matching_ngram_size=LOOKUP_NGRAM) \
+        if prompt_lookup_tokens else {}
+    with torch.inference_mode(), _eval_mode(model):
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, num_beams=1, eos_token_id=end_of_turn_ids(tokenizer),
+                             pad_token_id=tokenizer.pad_token_id, use_cache=True, **lookup)
+    return out[0, ids.shape[1]:]
+
+
+def rewrite_one(model, tokenizer, question: str, **kwargs) -> str:
+    """One question's rewrite by :func:`generate_one_ids` (prompt lookup unless ``prompt_lookup_tokens=0``)."""
+    return tokenizer.decode(generate_one_ids(model, tokenizer, question, **kwargs), skip_special_tokens=True).strip()
