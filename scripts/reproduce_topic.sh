@@ -60,4 +60,6 @@ for bonus in 1 2; do
     TYPO=$([ $bonus = 1 ] && echo 1) TOPIC_ONLY=$([ $bonus = 1 ] || echo 1) \
     evaluate topic-smollm2-full-copy$bonus weights/topic-smollm2-full --copy-bonus $bonus
 done
+# the CTranslate2 engine (int8) on the same run, data and greedy decoding: its quality beside the transformers engine's
+wanted topic-smollm2-full-ct2 && evaluate topic-smollm2-full-ct2 weights/topic-smollm2-full --engine ctranslate2
 q results --outputs outputs
