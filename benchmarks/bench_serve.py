@@ -52,6 +52,7 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--model", help="run dir or model dir (e.g. weights/serve-bench); --smoke: a tiny random Qwen2")
     p.add_argument("--data", help="questions (default dataset/sample/valid.json)")
+    p.add_argument("--questions", type=int, default=64, help="the first N distinct questions of --data (default 64)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--rounds", type=int, default=4, help="requests per client per level (default 4)")
     p.add_argument("--min-requests", type=int, default=24, help="requests per level at least (default 24)")
@@ -63,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--prompt-lookup-tokens", type=int, default=10)
     p.add_argument("--threads", type=int, help="every server's --threads (default: torch's)")
     p.add_argument("--single-n", type=int, default=16, help="questions for the single-question latency")
-    p.add_argument("--recommended", default="ctranslate2", choices=["batched", "ctranslate2"],
+    p.add_argument("--recommended", default="ctranslate2", choices=["batched", "ctranslate2", "ctranslate2_fp32"],
                    help="the server the README recommends, for the ratios to transformers serve (default ctranslate2)")
     p.add_argument("--no-transformers-serve", action="store_true",
                    help="leave out the two `transformers serve` sides (needs transformers[serving])")
@@ -93,7 +94,7 @@ class Server:
     kind = "qrewrite"
 
     def __init__(self, model: str, batch_size: int, args, log_dir: Path, label: str, lookup_tokens: int,
-                 engine: str = "transformers"):
+                 engine: str = "transformers", quantization: str | None = None):
         self.port, self.label, self.model = free_port(), label, model
         self.url = f"http://{HOST}:{self.port}"
         self.command = ["python", "-m", "qrewrite", "serve", "--model", model, "--host", HOST,
@@ -101,6 +102,8 @@ class Server:
                         "--max-wait-ms", str(args.max_wait_ms), "--max-new-tokens", str(args.max_new_tokens),
                         "--prompt-lookup-tokens", str(lookup_tokens), "--max-queue", "1024",
                         "--request-timeout", "600", "--log-level", "warning", "--engine", engine]
+        if quantization:
+            self.command += ["--quantization", quantization]
         if args.threads:
             self.command += ["--threads", str(args.threads)]
         self.start(log_dir)
@@ -276,6 +279,7 @@ def off_main_thread(fn, *args):
 
 SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
               "ctranslate2": "qrewrite serve --engine ctranslate2 (int8)",
+              "ctranslate2_fp32": "qrewrite serve --engine ctranslate2 --quantization float32",
               "unbatched": "qrewrite serve --batch-size 1", "plain": "qrewrite serve --batch-size 1, plain greedy",
               "transformers_serve_cb": "transformers serve --continuous-batching",
               "transformers_serve": "transformers serve (no continuous batching)",
@@ -312,7 +316,8 @@ def render_markdown(result: dict) -> str:
 **{verdict}.**
 
 `engine_throughput_ratio_c32`: `--engine ctranslate2` over today's batched server at concurrency 32;
-`engine_latency_ratio_single`: today's prompt-lookup path over `--engine ctranslate2`, one question (p50);
+`engine_latency_ratio_single`: today's prompt-lookup path over `--engine ctranslate2`, one question (p50); the same
+two with `--quantization float32` as `engine_fp32_*`;
 `vs_transformers_serve_c32` / `_single`: the recommended server (`{result['recommended']}`) over
 `transformers serve --continuous-batching`; `throughput_ratio_c32` / `latency_ratio_single`: the batching issue's
 (batched over `--batch-size 1`; prompt lookup over plain greedy).
@@ -347,6 +352,8 @@ def start_servers(model_arg: str, args, tmp: Path) -> dict:
     servers = {"batched": Server(model_arg, args.batch_size, args, tmp, "batched", lookup),
                "ctranslate2": Server(model_arg, args.batch_size, args, tmp, "ctranslate2", lookup,
                                      engine="ctranslate2"),
+               "ctranslate2_fp32": Server(model_arg, args.batch_size, args, tmp, "ctranslate2_fp32", lookup,
+                                          engine="ctranslate2", quantization="float32"),
                "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup),
                "plain": Server(model_arg, 1, args, tmp, "plain", 0)}
     if not args.no_transformers_serve:
@@ -390,7 +397,7 @@ def measure(servers: dict, questions: list[str], expected: dict, args) -> tuple[
                   f"req/s  p50 {fmt(r['p50_ms'])} ms  p95 {fmt(r['p95_ms'])} ms  mean batch "
                   f"{fmt(r['mean_batch_size'])}  answers {r['answers_matched']}/{r['ok']}", flush=True)
     single_sides = {"plain_greedy": servers["plain"], "prompt_lookup": servers["unbatched"],
-                    "ctranslate2": servers["ctranslate2"]}
+                    "ctranslate2": servers["ctranslate2"], "ctranslate2_fp32": servers["ctranslate2_fp32"]}
     if "transformers_serve_cb" in servers:
         single_sides["transformers_serve_cb"] = servers["transformers_serve_cb"]
     single = single_question(single_sides, questions[:args.single_n], args)
@@ -406,11 +413,13 @@ def ratios(load: dict, single: dict, recommended: str) -> dict:
         "throughput_ratio_c32_vs_plain": ratio(c32["batched"], c32["plain"]),
         "engine_throughput_ratio_c32": ratio(c32["ctranslate2"], c32["batched"]),
         "engine_latency_ratio_single": ratio(p50["prompt_lookup"], p50["ctranslate2"]),
+        "engine_fp32_throughput_ratio_c32": ratio(c32["ctranslate2_fp32"], c32["batched"]),
+        "engine_fp32_latency_ratio_single": ratio(p50["prompt_lookup"], p50["ctranslate2_fp32"]),
         "vs_transformers_serve_c32": None, "vs_transformers_serve_single": None,
     }
     if "transformers_serve_cb" in c32:
         out["vs_transformers_serve_c32"] = ratio(c32[recommended], c32["transformers_serve_cb"])
-        single_side = {"batched": "prompt_lookup", "ctranslate2": "ctranslate2"}[recommended]
+        single_side = {"batched": "prompt_lookup"}.get(recommended, recommended)
         out["vs_transformers_serve_single"] = ratio(p50["transformers_serve_cb"], p50[single_side])
     return out
 
@@ -429,6 +438,7 @@ def main(argv=None) -> int:
             model_arg = label = args.model
         data = Path(args.data) if args.data else ROOT / "dataset" / "sample" / "valid.json"
         questions = list(dict.fromkeys(r["input"] for r in json.loads(data.read_text(encoding="utf-8"))))
+        questions = questions[:args.questions]
         servers = start_servers(model_arg, args, tmp)
         try:
             expected = direct_rewrites(model_arg, questions, args)

@@ -60,6 +60,8 @@ for bonus in 1 2; do
     TYPO=$([ $bonus = 1 ] && echo 1) TOPIC_ONLY=$([ $bonus = 1 ] || echo 1) \
     evaluate topic-smollm2-full-copy$bonus weights/topic-smollm2-full --copy-bonus $bonus
 done
-# the CTranslate2 engine (int8) on the same run, data and greedy decoding: its quality beside the transformers engine's
+# the CTranslate2 engine (int8, and float32) on the same run, data and greedy decoding: its quality beside the transformers engine's
 wanted topic-smollm2-full-ct2 && evaluate topic-smollm2-full-ct2 weights/topic-smollm2-full --engine ctranslate2
+wanted topic-smollm2-full-ct2-fp32 && evaluate topic-smollm2-full-ct2-fp32 weights/topic-smollm2-full \
+  --engine ctranslate2 --quantization float32
 q results --outputs outputs

@@ -477,14 +477,16 @@ def test_bench_serve_smoke(tiny_model, tmp_path):
     assert "smoke run" in md and "p95" in md
     assert {"throughput_ratio_c32", "latency_ratio_single", "load", "single", "setup"} <= set(result)
     assert {"engine_throughput_ratio_c32", "engine_latency_ratio_single", "vs_transformers_serve_c32"} <= set(result)
-    for server in ("batched", "ctranslate2", "unbatched", "transformers_serve_cb", "transformers_serve"):
+    for server in ("batched", "ctranslate2", "ctranslate2_fp32", "unbatched", "transformers_serve_cb",
+                   "transformers_serve"):
         for c in result["setup"]["concurrency"]:
             run = result["load"][server][str(c)]
             assert run["ok"] == run["requests"] > 0 and run["errors"] == 0
             assert run["p50_ms"] <= run["p95_ms"]
     # every answer from the load was checked against the same questions rewritten directly
     assert result["load"]["batched"][str(max(result["setup"]["concurrency"]))]["answers_match"] is True
-    assert set(result["single"]["sides"]) == {"plain_greedy", "prompt_lookup", "ctranslate2", "transformers_serve_cb"}
+    assert set(result["single"]["sides"]) == {"plain_greedy", "prompt_lookup", "ctranslate2", "ctranslate2_fp32",
+                                              "transformers_serve_cb"}
     assert result["single"]["same_output"] is True
     assert result["throughput_ratio_c32"] > 0 and result["latency_ratio_single"] > 0
 
