@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qrewrite.cli.options import QUANTIZATIONS
+from qrewrite.infer.decoding import QUANTIZATIONS
 
 FORMATS = ("ctranslate2",)
 

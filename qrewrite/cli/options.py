@@ -6,6 +6,7 @@ import argparse
 
 from qrewrite.config import GENERATION_BATCH_SIZE
 from qrewrite.files import PROJECT_ROOT
+from qrewrite.infer.decoding import ENGINES, QUANTIZATIONS
 
 DISFL_QA = PROJECT_ROOT.parent / "shared" / "data" / "disfl-qa"
 
@@ -65,8 +66,6 @@ def decoding_from_args(args):
     return Decoding(num_beams=args.num_beams, copy_bonus=args.copy_bonus)
 
 
-ENGINES = ("transformers", "ctranslate2")  # = qrewrite.infer.ct2.ENGINES, without importing torch for --help
-QUANTIZATIONS = ("int8", "int8_float32", "bfloat16", "int8_bfloat16", "float32")
 
 
 def add_engine_options(p):

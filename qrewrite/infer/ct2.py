@@ -27,8 +27,6 @@ from qrewrite.models import end_of_turn_ids, is_adapter_dir
 from qrewrite.prompt import SYSTEM_PROMPT, PromptSpec
 from qrewrite.run import INFERENCE_FILE, Run
 
-ENGINES = ("transformers", "ctranslate2")
-QUANTIZATIONS = ("int8", "int8_float32", "bfloat16", "int8_bfloat16", "float32")
 STAMP = "qrewrite_ctranslate2.json"
 CACHE_ROOT = PROJECT_ROOT / "weights" / "ctranslate2"  # conversions of model directories that are not runs
 # what a deployment needs beside the converted weights: the tokenizer, the chat template, the prompt settings

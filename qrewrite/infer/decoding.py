@@ -42,6 +42,10 @@ class Decoding:
 GREEDY = Decoding()
 # draft tokens per step of prompt lookup (a lone question: the server's and rewrite's fast path)
 PROMPT_LOOKUP_TOKENS = 10
+# what decodes (--engine), and the CTranslate2 engine's weights and compute types (--quantization); here, free of
+# torch, so that --help stays fast
+ENGINES = ("transformers", "ctranslate2")
+QUANTIZATIONS = ("int8", "int8_float32", "bfloat16", "int8_bfloat16", "float32")
 
 
 def question_token_ids(tokenizer, question: str) -> list[int]:
