@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the unseen-topics results in outputs/ (the topic-disjoint validation split): Disfl-QA prepared with
 # whole SQuAD articles of train held out (dataset/topic/), the copy and rules baselines, the 200-step reference
-# full fine-tune on the topic-disjoint train split, its name-swapped + typo'd, name-swapped, typo'd (with noise that
+# full fine-tune on the topic-disjoint train split, the same run three times as long, its name-swapped + typo'd, name-swapped, typo'd (with noise that
 # never spells a real word, and plain) variants and a soup of the first three,
 # each scored on the held-out topics (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev
 # (outputs/<run>/: in-topic), and the baseline decoded with the copy bonus. ~4 h on 2 slow CPU cores (no avx512).
@@ -39,7 +39,7 @@ evaluate() {
 wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
 for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-names topic-smollm2-full-typo-nonwords \
-    topic-smollm2-full-typo; do
+    topic-smollm2-full-typo topic-smollm2-full-600; do
   wanted $run || continue
   recipe=${run#topic-}
   [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
@@ -60,6 +60,9 @@ for bonus in 1 2; do
     TYPO=$([ $bonus = 1 ] && echo 1) TOPIC_ONLY=$([ $bonus = 1 ] || echo 1) \
     evaluate topic-smollm2-full-copy$bonus weights/topic-smollm2-full --copy-bonus $bonus
 done
+# the README's recommended decoding (4 beams with the copy bonus 1, chosen on dev) judged on the held-out topics
+wanted topic-smollm2-full-beam4-copy1 && TYPO=1 TOPIC_ONLY=1 \
+  evaluate topic-smollm2-full-beam4-copy1 weights/topic-smollm2-full --num-beams 4 --copy-bonus 1
 # the CTranslate2 engine (int8, and float32) on the same run, data and greedy decoding: its quality beside the transformers engine's
 wanted topic-smollm2-full-ct2 && evaluate topic-smollm2-full-ct2 weights/topic-smollm2-full --engine ctranslate2
 wanted topic-smollm2-full-ct2-fp32 && evaluate topic-smollm2-full-ct2-fp32 weights/topic-smollm2-full \
