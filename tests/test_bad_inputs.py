@@ -343,10 +343,12 @@ def test_trust_remote_code_off_by_default(tmp_path, tiny_model, monkeypatch):
     from qrewrite import models
     from qrewrite.cli.main import build_parser
     from qrewrite.config import TrainConfig, load_config
-    from qrewrite.eval import evaluate as evaluation
+    from qrewrite.eval.options import EvaluateOptions
+    from qrewrite.infer.rewriter import load_rewriter
 
     assert TrainConfig().trust_remote_code is False and load_config(SMOKE).trust_remote_code is False
-    for func in (models.load_tokenizer, models.load_model, models.load_for_inference, evaluation.evaluate_model):
+    assert EvaluateOptions(model="m", data="d", out="o").trust_remote_code is False  # evaluate_model's options
+    for func in (models.load_tokenizer, models.load_model, models.load_for_inference, load_rewriter):
         assert inspect.signature(func).parameters["trust_remote_code"].default is False, func.__name__
     parser = build_parser()
     assert parser.parse_args(["rewrite", "--model", "m", "q"]).trust_remote_code is False

@@ -300,7 +300,7 @@ def test_prepare_leaks_and_duplicates(tmp_path):
     assert [r["id"] for r in load_split(out / "train.json")] == [f"t{i}" for i in range(6)]
     assert [r["id"] for r in load_split(out / "valid.json")] == ["v0", "v1", "v2"]
     assert len(load_split(out / "test.json")) == 2
-    assert rep["counts"] == {"train": 6, "train_original": 6, "train_typo_copies": 0, "valid": 3, "test": 2}
+    assert rep["counts"] == {"train": 6, "valid": 3, "test": 2}
     assert json.loads((out / "prepare_report.json").read_text()) == rep
 
 
@@ -327,22 +327,19 @@ def test_prepare_valid_fraction_split(tmp_path):
         prepare_data(src, tmp_path / "d", valid_fraction=1.0)
 
 
-def test_prepare_typo_copies_and_typo_eval(tmp_path):
+def test_prepare_typo_eval_and_no_training_copies(tmp_path):
     out = tmp_path / "out"
     rep = prepare_data(write(tmp_path / "train.json", canon(10)), out,
-                       valid=write(tmp_path / "dev.json", canon(4, "v")), typo_copies=2, seed=5)
+                       valid=write(tmp_path / "dev.json", canon(4, "v")), seed=5)
     train = load_split(out / "train.json")
-    assert len(train) == 30 and rep["counts"]["train_typo_copies"] == 20
-    by_id = {r["id"]: r for r in train}
-    for i in range(10):
-        orig, c1, c2 = by_id[f"t{i}"], by_id[f"t{i}#typo1"], by_id[f"t{i}#typo2"]
-        assert c1["target"] == c2["target"] == orig["target"]
-        assert c1["input"] != orig["input"] and c2["input"] != orig["input"]
+    assert [r["id"] for r in train] == [f"t{i}" for i in range(10)] and rep["counts"]["train"] == 10
+    with pytest.raises(TypeError, match="typo_copies"):  # training makes the typo'd copies (one stage)
+        prepare_data(tmp_path / "train.json", tmp_path / "x", valid=tmp_path / "dev.json", typo_copies=2)
     valid, vtypo = load_split(out / "valid.json"), load_split(out / "valid_typo.json")
     assert [r["id"] for r in valid] == [r["id"] for r in vtypo]
     assert all(a["target"] == b["target"] and a["input"] != b["input"] for a, b in zip(valid, vtypo))
     # same seed, same files
-    prepare_data(tmp_path / "train.json", tmp_path / "again", valid=tmp_path / "dev.json", typo_copies=2, seed=5)
+    prepare_data(tmp_path / "train.json", tmp_path / "again", valid=tmp_path / "dev.json", seed=5)
     assert (tmp_path / "again" / "train.json").read_bytes() == (out / "train.json").read_bytes()
     assert (tmp_path / "again" / "valid_typo.json").read_bytes() == (out / "valid_typo.json").read_bytes()
 

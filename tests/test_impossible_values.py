@@ -23,7 +23,7 @@ COMMON = {
 # option -> impossible values, per command (train: every config field, below)
 IMPOSSIBLE = {
     "prepare": {"--valid-fraction": ["1.5", "0", "-0.2", "half"], "--typo-rate": ["3", "-0.1"],
-                "--typo-copies": ["-2", "1.5"], "--seed": ["abc"], "--valid-split": ["article"],
+                "--typo-copies": ["-2", "1.5", "2"], "--seed": ["abc"], "--valid-split": ["article"],
                 "--valid-size": ["0", "-3", "many"]},
     "evaluate": {"--batch-size": ["0", "-4"], "--max-new-tokens": ["0"], "--limit": ["-1"],
                  "--train-sample": ["-1"], "--precision": ["fp8"], "--few-shot": ["-1", "two"],

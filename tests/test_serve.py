@@ -355,9 +355,13 @@ def test_api_key_guards_every_route_but_health(backend):
 
 def test_api_key_from_the_environment(monkeypatch):
     from qrewrite.cli.main import build_parser
+    from qrewrite.options import from_args
+    from qrewrite.serve.settings import ServeOptions
     monkeypatch.setenv("QREWRITE_API_KEY", "from-env")
-    args = build_parser().parse_args(["serve", "--model", "copy"])
-    assert args.api_key == "from-env" and args.host == "127.0.0.1" and args.cors_origin == []
+    opts = from_args(ServeOptions, build_parser().parse_args(["serve", "--model", "copy"]))
+    assert opts.settings.api_key == "from-env" and opts.host == "127.0.0.1" and opts.settings.cors_origins == []
+    serve_help = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()
+    assert "--api-key" in serve_help and "from-env" not in serve_help  # the key is never shown as a default
     monkeypatch.delenv("QREWRITE_API_KEY")
     assert build_parser().parse_args(["serve", "--model", "copy"]).api_key is None
 

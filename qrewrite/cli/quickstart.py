@@ -5,12 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from qrewrite.cli.options import (
-    DISFL_QA,
-)
 from qrewrite.cli.prepare import format_prepare_report
 from qrewrite.config import load_config
 from qrewrite.files import PROJECT_ROOT, safe_join
+
+DISFL_QA = PROJECT_ROOT.parent / "shared" / "data" / "disfl-qa"
 
 
 def add_quickstart(sub):

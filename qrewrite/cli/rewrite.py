@@ -3,48 +3,43 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from qrewrite.cli.options import (
-    add_decoding_option,
-    add_engine_options,
-    add_generation_options,
-    add_model_option,
-    decoding_from_args,
-    engine_from_args,
-)
 from qrewrite.errors import ConfigError
 from qrewrite.files import check_writable
+from qrewrite.infer.options import RewriteOptions
+from qrewrite.options import add_options, from_args, option
+
+
+@dataclass(kw_only=True, frozen=True)
+class RewriteCommand(RewriteOptions):
+    questions: list[str] = option(help="questions to rewrite", positional=True, default_factory=list)
+    input: str | None = option(None, "JSON / JSONL / CSV / raw Disfl-QA file of questions")
+    output: str | None = option(None, "JSONL output for --input: id, input, prediction per line, input order")
+    no_input: bool = option(False, "leave the input out of --output: id and prediction only (blind test inputs must "
+                                   "not be copied into the project)", action="store_true")
+    input_field: str | None = option(None, "input column/field name in --input")
+    strict: bool = option(False, "fail on a bad record in --input instead of skipping", action="store_true")
+    interactive: bool = option(False, "read questions line by line until EOF", action="store_true")
 
 
 def add_rewrite(sub):
     p = sub.add_parser("rewrite", help="rewrite questions: arguments, a file, or interactively",
                        description="Print the clean question for each QUESTION, rewrite --input FILE into "
                                    "--output JSONL (resumable), or read questions from stdin with --interactive.")
-    add_model_option(p)
-    p.add_argument("questions", nargs="*", help="questions to rewrite")
-    p.add_argument("--input", help="JSON / JSONL / CSV / raw Disfl-QA file of questions")
-    p.add_argument("--output", help="JSONL output for --input: id, input, prediction per line, input order")
-    p.add_argument("--no-input", action="store_true",
-                   help="leave the input out of --output: id and prediction only (blind test inputs must not be "
-                        "copied into the project)")
-    p.add_argument("--input-field", help="input column/field name in --input")
-    p.add_argument("--strict", action="store_true", help="fail on a bad record in --input instead of skipping")
-    p.add_argument("--interactive", action="store_true", help="read questions line by line until EOF")
-    add_generation_options(p)
-    add_decoding_option(p)
-    add_engine_options(p)
+    add_options(p, RewriteCommand)
     p.set_defaults(func=cmd_rewrite)
 
 
 def cmd_rewrite(args) -> int:
+    opts = from_args(RewriteCommand, args)
     if bool(args.input) != bool(args.output):
         raise ConfigError("--input and --output go together")
     if args.no_input and not args.output:
         raise ConfigError("--no-input shapes the --output file; give --input and --output")
     if not (args.questions or args.input or args.interactive):
         raise ConfigError("give questions as arguments, --input/--output, or --interactive")
-    engine = engine_from_args(args)
     records = None
     if args.input:
         from qrewrite.data.records import read_records
@@ -56,9 +51,7 @@ def cmd_rewrite(args) -> int:
     from qrewrite.infer.generate import rewrite_file  # torch: only once the input is known to be usable
     from qrewrite.infer.rewriter import load_rewriter
 
-    rewriter = load_rewriter(args.model, precision=args.precision, trust_remote_code=args.trust_remote_code,
-                             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                             decoding=decoding_from_args(args), **engine)
+    rewriter = load_rewriter(opts.model, **opts.loading())
     for text in rewriter.rewrite(args.questions):
         print(text)
     if records is not None:

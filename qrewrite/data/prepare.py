@@ -9,11 +9,13 @@ it reads and checks everything before it writes anything. The reading API is re-
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from qrewrite import __version__
@@ -22,6 +24,7 @@ from qrewrite.data.topics import seen_name_share, topic_split
 from qrewrite.data.typos import typo_variant
 from qrewrite.errors import DataError
 from qrewrite.files import atomic_write_bytes, atomic_write_text, check_writable, file_fingerprint, file_sha256
+from qrewrite.options import open_fraction, option, positive_int, probability
 
 __all__ = ["prepare_data", "download_disfl_qa", "DISFL_QA_URL"]
 
@@ -113,19 +116,42 @@ def _dump(records: list[dict]) -> str:
     return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
 
 
-def _check_options(valid_fraction, typo_copies, typo_rate, valid_split="auto", valid_size=1000) -> None:
+@dataclass(kw_only=True, frozen=True)
+class PrepareOptions:
+    """``prepare``'s options (the keywords of :func:`prepare_data`)."""
+    source: str = option(help="raw data directory or training file")
+    out: str = option("dataset", "output directory")
+    valid: str | None = option(None, "validation file when --source is a single file")
+    test: str | None = option(None, "test file when --source is a single file")
+    valid_fraction: float = option(0.1, "share of a single source file held out for validation",
+                                   parse=open_fraction)
+    valid_split: str = option("auto", "auto (default): the validation file, else a random --valid-fraction of the "
+                                      "source; topic: hold out whole topics of train as valid.json (about "
+                                      "--valid-size questions, seeded), the validation file (Disfl-QA dev, same "
+                                      "topics as train) written beside it as valid_dev.json", choices=VALID_SPLITS)
+    valid_size: int = option(1000, "questions held out by --valid-split topic", parse=positive_int)
+    seed: int = option(0, "seed for the split and the typo noise of the typo'd evaluation splits")
+    typo_rate: float = option(0.05, "per-character typo probability of valid_typo.json / test_typo.json",
+                              parse=probability)
+    typo_eval: bool = option(True, "do not write valid_typo.json / test_typo.json", flag="--no-typo-eval",
+                             action="store_false")
+    strict: bool = option(False, "fail on the first bad record instead of skipping it", action="store_true")
+    input_field: str | None = option(None, "input column/field name (generic JSON/JSONL/CSV)")
+    target_field: str | None = option(None, "target column/field name")
+    id_field: str | None = option(None, "id column/field name")
+    download: bool = option(False, "download the official Disfl-QA files into --source first when they are "
+                                   "missing", action="store_true")
+
+
+def _check_options(valid_fraction, typo_rate, valid_split="auto", valid_size=1000) -> None:
     if valid_split not in VALID_SPLITS:
         raise DataError(f"--valid-split must be one of {', '.join(VALID_SPLITS)}, got {valid_split!r}")
     if not isinstance(valid_size, int) or isinstance(valid_size, bool) or valid_size < 1:
         raise DataError(f"--valid-size must be a whole number >= 1, got {valid_size}")
     if not 0 < valid_fraction < 1:
         raise DataError(f"--valid-fraction must be between 0 and 1 (exclusive), got {valid_fraction}")
-    if typo_copies < 0 or int(typo_copies) != typo_copies:
-        raise DataError(f"--typo-copies must be a whole number >= 0, got {typo_copies}")
     if not 0 <= typo_rate <= 1:
         raise DataError(f"--typo-rate must be between 0 and 1, got {typo_rate}")
-    if typo_copies and typo_rate == 0:
-        raise DataError("--typo-copies > 0 needs --typo-rate > 0 (the copies would equal the originals)")
 
 
 def _source_files(source: Path, out_dir: Path, valid, test, download: bool) -> dict[str, Path]:
@@ -222,14 +248,10 @@ def _drop_leaks(records: dict, reports: dict, warnings: list[str]) -> None:
                                 f"(left as they are): {', '.join(overlap[:10])}")
 
 
-def _output_texts(records: dict, seed, typo_copies, typo_rate, typo_eval, warnings) -> tuple[dict, dict]:
-    """file name -> JSON text to write, and the record counts: splits plus typo'd copies and variants."""
-    train_out = list(records["train"])
-    for k in range(1, int(typo_copies) + 1):
-        train_out += typo_variant(records["train"], seed=seed, rate=typo_rate, id_suffix=f"#typo{k}")
-    texts = {"train.json": _dump(train_out), "valid.json": _dump(records["valid"])}
-    counts = {"train": len(train_out), "train_original": len(records["train"]),
-              "train_typo_copies": len(train_out) - len(records["train"]), "valid": len(records["valid"])}
+def _output_texts(records: dict, seed, typo_rate, typo_eval, warnings) -> tuple[dict, dict]:
+    """file name -> JSON text to write, and the record counts: the splits and their typo'd variants."""
+    texts = {"train.json": _dump(records["train"]), "valid.json": _dump(records["valid"])}
+    counts = {"train": len(records["train"]), "valid": len(records["valid"])}
     for split in ("valid_dev", "test"):
         if split in records:
             texts[f"{split}.json"] = _dump(records[split])
@@ -244,9 +266,7 @@ def _output_texts(records: dict, seed, typo_copies, typo_rate, typo_eval, warnin
     return texts, counts
 
 
-def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_fraction=0.1, seed=0,
-                 typo_copies=0, typo_rate=0.05, typo_eval=True, strict=False, input_field=None,
-                 target_field=None, id_field=None, download=False, valid_split="auto", valid_size=1000) -> dict:
+def prepare_data(source, out="dataset", **options) -> dict:
     """Convert raw data into canonical splits in ``out_dir`` and return the report dict.
 
     Writes ``train.json``, ``valid.json`` (and ``test.json`` when there is a test split), each a JSON list of
@@ -258,8 +278,9 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
 
     Train records whose input or target equals (ignoring case and spacing) a valid/test record's are skipped
     as leaks ("leak_valid_in_train", "leak_test_in_train"); valid and test are never changed for leakage.
-    Exact duplicate pairs inside a split are skipped ("duplicate_pair"). ``typo_copies=k`` adds k typo'd
-    copies of each training record (ids ``<id>#typo1`` .. ``<id>#typo<k>``). Everything is read and checked
+    Exact duplicate pairs inside a split are skipped ("duplicate_pair"). Typo'd copies of training inputs are
+    made at training time (the training config's ``typo_copies``), not here. ``options`` are
+    :class:`PrepareOptions`' fields (the ``prepare`` command's options). Everything is read and checked
     before anything is written; each file is written atomically, and output files from an earlier run that
     this run does not produce (``test.json``, ``*_typo.json``) are removed. Prints nothing.
 
@@ -269,16 +290,21 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
     (and ``valid_dev_typo.json``). The report's ``split_off`` says which topics went and, per evaluation split,
     the share of its references' capitalised words seen in the training references.
     """
-    _check_options(valid_fraction, typo_copies, typo_rate, valid_split, valid_size)
-    source, out_dir = Path(source), Path(out_dir)
+    opts = PrepareOptions(source=str(source), out=str(out), **options)
+    valid, test, valid_fraction, seed, typo_rate, typo_eval = (opts.valid, opts.test, opts.valid_fraction, opts.seed,
+                                                               opts.typo_rate, opts.typo_eval)
+    valid_split, valid_size = opts.valid_split, opts.valid_size
+    _check_options(valid_fraction, typo_rate, valid_split, valid_size)
+    source, out_dir = Path(source), Path(out)
     warnings: list[str] = []
-    files = _source_files(source, out_dir, valid, test, download)
+    files = _source_files(source, out_dir, valid, test, opts.download)
 
-    opts = dict(input_field=input_field, target_field=target_field, id_field=id_field, strict=strict)
+    reading = dict(input_field=opts.input_field, target_field=opts.target_field, id_field=opts.id_field,
+                   strict=opts.strict)
     records: dict[str, list[dict]] = {}
     reports: dict[str, DataReport] = {}
     for split, p in files.items():
-        records[split], reports[split] = read_records(p, **opts)
+        records[split], reports[split] = read_records(p, **reading)
     split_info = None
     if valid_split == "topic" and "valid" in records:
         records["valid_dev"], reports["valid_dev"] = records.pop("valid"), reports.pop("valid")
@@ -298,18 +324,15 @@ def prepare_data(source, out_dir="dataset", *, valid=None, test=None, valid_frac
             source_file = files.get("valid" if split == "valid_dev" else split, files["train"])
             raise DataError(f"{source_file}: no usable {split} records left after "
                             f"removing duplicates and leaks")
-    texts, counts = _output_texts(records, seed, typo_copies, typo_rate, typo_eval, warnings)
+    texts, counts = _output_texts(records, seed, typo_rate, typo_eval, warnings)
 
     report = {
         "qrewrite_version": __version__,
         "source": str(source),
         "out_dir": str(out_dir),
         "seed": seed,
-        "options": {"valid_split": valid_split, "valid_size": valid_size,
-                    "valid_fraction": valid_fraction, "typo_copies": int(typo_copies), "typo_rate": typo_rate,
-                    "typo_eval": typo_eval, "strict": strict, "input_field": input_field,
-                    "target_field": target_field, "id_field": id_field, "download": download,
-                    "valid": None if valid is None else str(valid), "test": None if test is None else str(test)},
+        "options": {k: None if v is None else v if isinstance(v, (bool, int, float)) else str(v)
+                    for k, v in dataclasses.asdict(opts).items() if k not in ("source", "out")},
         "raw_files": {split: {"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
                       for split, p in files.items()},
         "raw_fingerprint": file_fingerprint(*files.values()),

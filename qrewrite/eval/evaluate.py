@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from qrewrite.card import write_model_card
-from qrewrite.config import GENERATION_BATCH_SIZE
 from qrewrite.data.records import load_split
 from qrewrite.errors import ConfigError, QrewriteError
+from qrewrite.eval.options import EvaluateOptions
 from qrewrite.files import (
     atomic_write_json,
     atomic_write_jsonl,
@@ -41,19 +41,22 @@ from qrewrite.progress import progress_bar
 from qrewrite.run import Run
 
 
-def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
-                   batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int | None = None, limit: int = 0,
-                   train_data: str | Path | None = None, train_sample: int = 100, name: str | None = None,
-                   data_label: str | None = None, few_shot: int = 0, shots_from: str | Path | None = None,
-                   precision: str = "auto", trust_remote_code: bool = False, show_progress: bool = True,
-                   decoding: Decoding = GREEDY, engine: str = "transformers", quantization: str | None = None) -> dict:
-    """Rewrite every question of ``data`` with ``model_arg`` (``copy`` = the copy-input baseline), score, write.
+def evaluate_model(model: str, data: str | Path, out: str | Path, **options) -> dict:
+    """Rewrite every question of ``data`` with ``model`` (``copy`` = the copy-input baseline), score, write ``out``.
 
-    ``max_new_tokens`` defaults to the model's saved generation budget (64 for an untuned model). ``few_shot=k``
+    ``options`` are :class:`~qrewrite.eval.options.EvaluateOptions`' fields (the ``evaluate`` command's options):
+    ``max_new_tokens`` defaults to the model's saved generation budget (64 for an untuned model); ``few_shot=k``
     puts k seeded training pairs of ``shots_from`` in the prompt (earlier user / assistant turns); ``decoding``
     sets beam search and the copy bonus (greedy by default); ``engine`` what decodes (``ctranslate2``: the model
     converted to CTranslate2, ``quantization`` int8 by default)."""
-    out_dir = Path(out_dir)
+    return evaluate(EvaluateOptions(model=str(model), data=str(data), out=str(out), **options))
+
+
+def evaluate(opts: EvaluateOptions) -> dict:
+    """:func:`evaluate_model` with its options as one :class:`~qrewrite.eval.options.EvaluateOptions`."""
+    model_arg, data, name, data_label, decoding = opts.model, opts.data, opts.name, opts.data_label, opts.decoding
+    limit, few_shot, shots_from = opts.limit, opts.few_shot, opts.shots_from
+    out_dir = Path(opts.out)
     check_writable(out_dir)
     commit = git_commit()  # before the old metrics.json goes: deleting a committed file would read as +dirty
     (out_dir / "metrics.json").unlink(missing_ok=True)
@@ -61,20 +64,17 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
     if limit:
         records = records[:limit]
     train_records = []
-    if train_data:
-        train_records = load_split(train_data)
-        train_records = random.Random(0).sample(train_records, min(train_sample, len(train_records)))
+    if opts.train_data:
+        train_records = load_split(opts.train_data)
+        train_records = random.Random(0).sample(train_records, min(opts.train_sample, len(train_records)))
 
     shots = few_shot_examples(shots_from, few_shot) if few_shot else []
     if few_shot and model_arg in BASELINES:
         raise ConfigError(f"--few-shot prompts a model; --model {model_arg} has no prompt")
-    rewriter = load_rewriter(model_arg, precision=precision, trust_remote_code=trust_remote_code,
-                             batch_size=batch_size, max_new_tokens=max_new_tokens,
-                             examples=tuple((r["input"], r["target"]) for r in shots), decoding=decoding,
-                             engine=engine, quantization=quantization)
+    rewriter = load_rewriter(model_arg, examples=tuple((r["input"], r["target"]) for r in shots), **opts.loading())
     run = Run.owning(model_arg)
     run_info = run.info() if run else None
-    bar = _progress_bar(len(records) + len(train_records), show_progress and rewriter.method not in BASELINES)
+    bar = _progress_bar(len(records) + len(train_records), opts.show_progress and rewriter.method not in BASELINES)
     progress = bar.update if bar else None
     start = time.perf_counter()
     predictions = rewriter.rewrite([r["input"] for r in records], progress=progress)
@@ -117,7 +117,7 @@ def evaluate_model(model_arg: str, data: str | Path, out_dir: str | Path, *,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         },
         "eval": {"seconds": round(seconds, 2), "questions_per_s": round(len(records) / seconds, 2) if seconds else None,
-                 "batch_size": batch_size, "max_new_tokens": getattr(rewriter, "max_new_tokens", None),
+                 "batch_size": opts.batch_size, "max_new_tokens": getattr(rewriter, "max_new_tokens", None),
                  "decoding": decoding.name, "engine": rewriter.engine,
                  "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None},
     }

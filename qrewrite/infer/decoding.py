@@ -12,12 +12,15 @@ import math
 from dataclasses import dataclass
 
 from qrewrite.errors import ConfigError
+from qrewrite.options import non_negative_float, option, positive_int
 
 
 @dataclass(frozen=True)
 class Decoding:
-    num_beams: int = 1        # 1: greedy
-    copy_bonus: float = 0.0   # added to the logits of the question's own tokens (0: none)
+    num_beams: int = option(1, "beam search with this many beams (default: 1 = greedy, as the model was selected "
+                               "with)", parse=positive_int)
+    copy_bonus: float = option(0.0, "add this to the logits of the question's own tokens: fewer paraphrased words "
+                                    "(default: 0 = none)", parse=non_negative_float)
 
     def __post_init__(self):
         if isinstance(self.num_beams, bool) or not isinstance(self.num_beams, int) or self.num_beams < 1:

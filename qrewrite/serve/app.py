@@ -30,7 +30,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, StringConstraints, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qrewrite.infer.decoding import GREEDY, PROMPT_LOOKUP_TOKENS, Decoding
 from qrewrite.serve.batcher import Batcher, QueueFull, ShuttingDown
 from qrewrite.serve.engine import load_backend
 from qrewrite.serve.openai_api import (
@@ -42,7 +41,7 @@ from qrewrite.serve.openai_api import (
     completion,
     question_of,
 )
-from qrewrite.serve.settings import API_KEY_ENV, Settings
+from qrewrite.serve.settings import API_KEY_ENV, ServeOptions, Settings
 
 log = logging.getLogger("qrewrite.serve.app")
 DRAIN_BYTES = 64 * 1024 * 1024  # the most of a refused body read and discarded before answering
@@ -316,23 +315,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None,
-          max_new_tokens: int | None = None, precision: str = "auto", trust_remote_code: bool = False,
-          prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS, log_level: str = "info", decoding: Decoding = GREEDY,
-          engine: str = "transformers", quantization: str | None = None) -> None:
+def serve(opts: ServeOptions) -> None:
     """Load the backend, then serve until SIGTERM / Ctrl-C (requests in flight are finished first)."""
     import uvicorn
 
-    settings = settings or Settings()
+    settings = opts.settings
     settings.check()
-    if not is_loopback(host) and not settings.api_key:
+    if not is_loopback(opts.host) and not settings.api_key:
         log.warning("serving on %s without an API key: anyone who can reach this address can use it "
-                    "(set --api-key or %s)", host, API_KEY_ENV)
-    backend = load_backend(model, max_new_tokens=max_new_tokens, precision=precision,
-                           trust_remote_code=trust_remote_code, prompt_lookup_tokens=prompt_lookup_tokens,
-                           decoding=decoding, engine=engine, quantization=quantization,
-                           threads=settings.threads or 0)
+                    "(set --api-key or %s)", opts.host, API_KEY_ENV)
+    backend = load_backend(opts.model, prompt_lookup_tokens=opts.prompt_lookup_tokens, threads=settings.threads or 0,
+                           **opts.loading())
     app = create_app(backend, settings)
     # a drain longer than any request can wait: uvicorn stops accepting, finishes what is in flight, then exits
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
+    uvicorn.run(app, host=opts.host, port=opts.port, log_level=opts.log_level, server_header=False,
                 timeout_graceful_shutdown=int(settings.request_timeout_s) + 5)

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from qrewrite.errors import ConfigError
+from qrewrite.infer.decoding import PROMPT_LOOKUP_TOKENS
+from qrewrite.infer.options import ModelOptions
+from qrewrite.options import bounded_int, non_negative_int, option
 
 API_KEY_ENV = "QREWRITE_API_KEY"
 
 
 @dataclass
 class Settings:
-    batch_size: int = 32            # questions rewritten together at most (1 = batching off)
-    max_wait_ms: float = 5.0        # a batch starts after this long without a new question (or when full)
-    max_queue: int = 256            # questions accepted and not yet answered, at most (then 429)
-    request_timeout_s: float = 30.0  # a request waiting longer gets 503
-    max_question_chars: int = 1000
-    max_questions: int = 64         # per request
-    max_body_bytes: int = 256 * 1024  # then 413
-    threads: int | None = None      # torch intra-op threads for generation (None: torch's default)
-    api_key: str | None = None
-    cors_origins: list[str] = field(default_factory=list)
+    batch_size: int = option(32, "questions rewritten together at most (1 = batching off)")
+    max_wait_ms: float = option(5.0, "a batch starts once no new question has come for this long (or for 2% of a "
+                                     "batch's recent time, if longer), or when full")
+    max_queue: int = option(256, "questions waiting at most; past it requests get 429")
+    request_timeout_s: float = option(30.0, "seconds a request may wait before a 503", flag="--request-timeout",
+                                        metavar="SECONDS")
+    max_question_chars: int = option(1000, "longest question accepted")
+    max_questions: int = option(64, "questions per request at most")
+    max_body_bytes: int = option(256 * 1024, "largest request body accepted; a larger one gets 413")
+    threads: int | None = option(None, "torch threads for generation (default: torch's, one per core; on a CPU "
+                                       "shared with other work, 1 can be faster)")
+    api_key: str | None = option(None, f"require 'Authorization: Bearer KEY' on every route but /health (default: "
+                                       f"${API_KEY_ENV})", env=API_KEY_ENV)
+    cors_origins: list[str] = option(help="allow browser requests from this origin (repeatable; none by default)",
+                                     default_factory=list, flag="--cors-origin", action="append", metavar="ORIGIN")
 
     def check(self) -> None:
         for name in ("batch_size", "max_queue", "max_question_chars", "max_questions", "max_body_bytes"):
@@ -38,3 +46,16 @@ class Settings:
 
 
 DEFAULTS = Settings()
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@dataclass(kw_only=True, frozen=True)
+class ServeOptions(ModelOptions):
+    """``serve``'s options: what rewrites (the model's options), where it listens, and its limits."""
+    host: str = option("127.0.0.1", "address to bind (default: 127.0.0.1, this machine only)")
+    port: int = option(8000, "port", parse=bounded_int(1, 65535))
+    settings: Settings = option(default_factory=Settings)
+    prompt_lookup_tokens: int = option(PROMPT_LOOKUP_TOKENS, f"draft tokens per step for a lone question (default: "
+                                                             f"{PROMPT_LOOKUP_TOKENS}; 0 = plain greedy)",
+                                       parse=non_negative_int)
+    log_level: str = option("info", "uvicorn's log level", choices=LOG_LEVELS)
