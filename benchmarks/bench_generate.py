@@ -172,7 +172,7 @@ shapes of the matrix products, which can flip a near-tie):
 - data: `{setup['data']}`; {done}; all at most {setup['max_new_tokens']} new tokens, stop at end-of-turn, \
 KV cache, {setup['dtype']}
 - project: `qrewrite.infer.generate.rewrite`, batch {setup['batch_size']}, length-sorted windows of \
-{setup['batch_size'] * 8}; the prompt's first {setup.get('shared_prefix_tokens')} tokens (system turn up to the \
+{setup['batch_size'] * 8}; the prompt's first {setup.get('shared_prefix_tokens')} tokens (all before the \
 question) run once, their KV cache copied into every batch; rows laid out prefix | padding | question{ablation}
 - baseline: a loop of `model.generate` on one unpadded prompt at a time
 - order: {setup['order']}; warm-up calls of every side excluded{stopped}

@@ -16,11 +16,8 @@ cd "$(dirname "$0")/.."
 RAW=${1:-../shared/data/disfl-qa}
 shift || true
 ONLY=" $* "
-wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
+. scripts/common.sh  # wanted, q, logged, trained
 BLIND=../shared/data/blind
-export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-q() { echo "+ python -m qrewrite $*"; python -m qrewrite "$@"; }
-logged() { local log=$1; shift; mkdir -p "$(dirname "$log")"; { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)"; "$@"; } 2>&1 | tee "$log"; }
 
 wanted prepare && logged outputs/logs/prepare.log q prepare --source "$RAW" --out dataset
 # evaluate NAME MODEL [args for both]: clean dev -> outputs/NAME/, typo'd dev -> outputs/NAME/typo/
@@ -39,7 +36,7 @@ for run in smollm2-full-typo smollm2-full-typo-cycle2 smollm2-full-typo-cycle3 s
     smollm2-full-typo-synth-cycle2 smollm2-full smollm2-full-synth smollm2-lora smollm2-lora-r64 smollm2-qlora smollm2-lora-typo; do
   wanted $run || continue
   recipe=${run#smollm2-}
-  [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
+  trained $run || \
     logged outputs/$run/train.log q train --config configs/smollm2-cpu-$recipe.yaml \
       $([ -d weights/$run ] && echo --resume)
   TRAIN_IO=1 evaluate $run weights/$run
@@ -54,7 +51,7 @@ done
 # with its blind-test predictions and its dev decoded with 4 beams and the copy bonus; and an ablation of it
 for run in smollm2-full-typo-soup smollm2-full-typo-soup-last2; do
   wanted $run || continue
-  [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
+  trained $run || \
     logged outputs/$run/average.log q average --config configs/average/$run.yaml
   TRAIN_IO=1 evaluate $run weights/$run
   [ $run = smollm2-full-typo-soup ] || continue

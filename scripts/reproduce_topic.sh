@@ -12,11 +12,7 @@ cd "$(dirname "$0")/.."
 RAW=${1:-../shared/data/disfl-qa}
 shift || true
 ONLY=" $* "
-wanted() { [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $1 "* ]]; }
-export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-q() { echo "+ python -m qrewrite $*"; python -m qrewrite "$@"; }
-# logs name files relative to the repository (a warning's path to this checkout's qrewrite/ says nothing elsewhere)
-logged() { local log=$1; shift; mkdir -p "$(dirname "$log")"; { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)"; "$@"; } 2>&1 | sed -u "s|$PWD/||g" | tee "$log"; }
+. scripts/common.sh  # wanted, q, logged, trained
 
 wanted prepare && logged outputs/logs/prepare_topic.log q prepare --source "$RAW" --out dataset/topic --valid-split topic
 # evaluate NAME MODEL [args]: held-out topics -> outputs/NAME/topic/ (+ typo'd: topic/typo/ when TYPO=1),
@@ -42,14 +38,14 @@ for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-n
     topic-smollm2-full-typo topic-smollm2-full-600; do
   wanted $run || continue
   recipe=${run#topic-}
-  [ -f weights/$run/run.json ] && grep -q '"complete"' weights/$run/run.json || \
+  trained $run || \
     logged outputs/$run/train.log q train --config configs/topic/$recipe.yaml $([ -d weights/$run ] && echo --resume)
   # the typo'd held-out topics for the runs that bear on typo robustness (the names-only run saw no typo)
   TYPO=$([ $run = topic-smollm2-full-names ] || echo 1) evaluate $run weights/$run
 done
 # a soup of the first three runs (seconds, no training), judged on the held-out topics like its ingredients
 if wanted topic-soup; then
-  [ -f weights/topic-soup/run.json ] && grep -q '"complete"' weights/topic-soup/run.json || \
+  trained topic-soup || \
     logged outputs/topic-soup/average.log q average --config configs/average/topic-soup.yaml
   TYPO=1 evaluate topic-soup weights/topic-soup
 fi

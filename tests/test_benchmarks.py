@@ -74,11 +74,14 @@ def test_readme_benchmark_figures_are_the_committed_results():
     readme = (ROOT / "README.md").read_text()
     train = json.loads((ROOT / "benchmarks" / "results" / "train_cpu.json").read_text())["summary"]["ratios"]
     gen = json.loads((ROOT / "benchmarks" / "results" / "generate_cpu.json").read_text())["summary"]["ratios"]
+    prefix = json.loads((ROOT / "benchmarks" / "results" / "generate_cpu_shared_prefix.json").read_text())
+    prefix = prefix["summary"]["ratios"]
     trl = json.loads((ROOT / "benchmarks" / "results" / "train_vs_trl_cpu.json").read_text())
     serve = json.loads((ROOT / "benchmarks" / "results" / "serve_cpu.json").read_text())
     trl_fp32 = json.loads((ROOT / "benchmarks" / "results" / "train_vs_trl_cpu_fp32.json").read_text())
     for figure in (fmt_ratio(train["examples_per_s"]), fmt_ratio(train["peak_memory"]),
                    fmt_ratio(gen["questions_per_s"]), fmt_ratio(gen["ablation_questions_per_s"]),
+                   fmt_ratio(prefix["questions_per_s"]), fmt_ratio(prefix["ablation_questions_per_s"]),
                    fmt_ratio(trl["ratio_examples_per_s"]), fmt_ratio(trl["ratio_peak_memory"]),
                    fmt_ratio(trl_fp32["ratio_examples_per_s"]),
                    fmt_ratio(trl["summary"]["ratios_vs_reference"]["project"]["examples_per_s"]
