@@ -127,9 +127,9 @@ def safe_join(base: str | os.PathLike, name: str, what: str = "run name") -> Pat
     """``base/name``, refusing names that would escape ``base`` (``..``, absolute paths, empty)."""
     if not name or name.strip() != name or Path(name).is_absolute():
         raise ConfigError(f"invalid {what} {name!r}: use a plain relative name such as 'smollm2-full'")
-    base_resolved = Path(base).resolve()
-    target = (base_resolved / name).resolve()
-    if target == base_resolved or base_resolved not in target.parents:
+    # judged on the name's own components, not by resolving it: a run directory may be a symlink to another disk
+    normal = os.path.normpath(name)
+    if normal == "." or normal == ".." or normal.startswith(".." + os.sep):
         raise ConfigError(f"invalid {what} {name!r}: it would write outside {base}")
     return Path(base) / name
 

@@ -467,3 +467,18 @@ def test_training_refusals(training_errors, case):
         assert _no_run_dir(tmp / root), list((tmp / root).rglob("*"))
     if case == "unwritable":
         assert not bad_root.exists()
+
+
+def test_run_names_stay_inside_their_root_but_a_symlinked_run_directory_is_allowed(tmp_path):
+    from qrewrite.errors import ConfigError
+    from qrewrite.files import safe_join
+
+    root, elsewhere = tmp_path / "weights", tmp_path / "other-disk" / "run"
+    elsewhere.mkdir(parents=True)
+    root.mkdir()
+    (root / "linked").symlink_to(elsewhere, target_is_directory=True)
+    assert safe_join(root, "linked") == root / "linked"  # e.g. weights/<run> -> a bigger disk
+    assert safe_join(root, "group/run") == root / "group" / "run"
+    for name in ("../escape", "a/../../escape", "..", ".", "", "/abs", " padded"):
+        with pytest.raises(ConfigError, match="run name"):
+            safe_join(root, name)
