@@ -99,12 +99,6 @@ def from_args(cls, args: argparse.Namespace):
     return cls(**values)
 
 
-def keywords(instance, cls=None) -> dict:
-    """The fields of ``instance`` that ``cls`` (a dataclass it derives from; default: its own) declares, as
-    keywords (nested dataclasses stay objects)."""
-    return {f.name: getattr(instance, f.name) for f in dataclasses.fields(cls or instance)}
-
-
 # value parsers for options (argparse types): a clear message names the bound that was broken
 
 def bounded_int(low: int, high: int | None = None):
@@ -132,13 +126,6 @@ def non_negative_float(text: str) -> float:
     value = float(text)
     if not 0 <= value < float("inf"):  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
