@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the unseen-topics results in outputs/ (the topic-disjoint validation split): Disfl-QA prepared with
 # whole SQuAD articles of train held out (dataset/topic/), the copy and rules baselines, the 200-step reference
-# full fine-tune on the topic-disjoint train split, the same run three times as long, its name-swapped + typo'd, name-swapped, typo'd (with noise that
+# full fine-tune on the topic-disjoint train split, the same run three times as long (and with typo'd copies), its name-swapped + typo'd, name-swapped, typo'd (with noise that
 # never spells a real word, and plain) variants and a soup of the first three,
 # each scored on the held-out topics (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev
 # (outputs/<run>/: in-topic), and the baseline decoded with the copy bonus. ~4 h on 2 slow CPU cores (no avx512).
@@ -35,7 +35,7 @@ evaluate() {
 wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
 for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-names topic-smollm2-full-typo-nonwords \
-    topic-smollm2-full-typo topic-smollm2-full-600; do
+    topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600; do
   wanted $run || continue
   recipe=${run#topic-}
   trained $run || \
