@@ -83,12 +83,16 @@ def file_fingerprint(*paths: str | os.PathLike) -> str:
 
 
 def git_commit(root: str | os.PathLike = PROJECT_ROOT) -> str:
-    """The current commit, with '+dirty' when the work tree has uncommitted changes; 'unknown' outside git."""
+    """The current commit, with '+dirty' when the code has uncommitted changes; 'unknown' outside git.
+
+    Changes under ``outputs/`` do not count: they are what runs write (a reproduce script re-logs ``prepare``
+    before it trains), not the code that ran."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)outputs"], cwd=root, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

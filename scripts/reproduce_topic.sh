@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 RAW=${1:-../shared/data/disfl-qa}
 shift || true
 ONLY=" $* "
+BLIND=../shared/data/blind
 . scripts/common.sh  # wanted, q, logged, trained
 
 wanted prepare && logged outputs/logs/prepare_topic.log q prepare --source "$RAW" --out dataset/topic --valid-split topic
@@ -28,6 +29,10 @@ evaluate() {
   if [ -z "${TOPIC_ONLY:-}" ]; then
     logged outputs/$name/evaluate.log q evaluate --model "$model" --data dataset/topic/valid_dev.json \
       --out outputs/$name --name $name --data-label "disfl-qa dev" "$@"
+  fi
+  if [ -n "${DEV_TYPO:-}" ]; then
+    logged outputs/$name/typo/evaluate.log q evaluate --model "$model" --data dataset/topic/valid_dev_typo.json \
+      --out outputs/$name/typo --name $name --data-label "disfl-qa dev (typo)" "$@"
   fi
 }
 
@@ -63,4 +68,19 @@ wanted topic-smollm2-full-beam4-copy1 && TYPO=1 TOPIC_ONLY=1 \
 wanted topic-smollm2-full-ct2 && evaluate topic-smollm2-full-ct2 weights/topic-smollm2-full --engine ctranslate2
 wanted topic-smollm2-full-ct2-fp32 && evaluate topic-smollm2-full-ct2-fp32 weights/topic-smollm2-full \
   --engine ctranslate2 --quantization float32
+# the recommended model (the typo'd 600-step run: the best mean of clean and typo'd held-out topics): its typo'd
+# dev, greedy and with the copy bonus 1 (the bonus chosen on the held-out topics, line 24), and its blind-test
+# predictions with both decodings (no references here; they are scored elsewhere: qrewrite score)
+REC=topic-smollm2-full-typo-600
+wanted $REC-dev-typo && logged outputs/$REC/typo/evaluate.log q evaluate --model weights/$REC \
+  --data dataset/topic/valid_dev_typo.json --out outputs/$REC/typo --name $REC --data-label "disfl-qa dev (typo)"
+wanted $REC-copy1 && TYPO=1 DEV_TYPO=1 evaluate $REC-copy1 weights/$REC --copy-bonus 1
+for decoding in greedy copy1; do
+  wanted $REC-blind-$decoding && [ -d "$BLIND" ] || continue
+  name=$REC$([ $decoding = greedy ] || echo -$decoding)
+  for split in test test_typo; do
+    logged outputs/$name/blind/$split.log q rewrite --model weights/$REC --input "$BLIND/${split}_inputs.jsonl" \
+      --output outputs/$name/blind/$split.jsonl --no-input --strict $([ $decoding = greedy ] || echo --copy-bonus 1)
+  done
+done
 q results --outputs outputs

@@ -1,12 +1,15 @@
 """The run directory: what it knows, that a copied model directory rewrites as in place, and resume that extends."""
 
 import json
+import os
 import shutil
+import subprocess
 
 import pytest
 from conftest import SAMPLE, run_cli, smoke_config
 
 from qrewrite.errors import ConfigError, RunStateError
+from qrewrite.files import git_commit
 from qrewrite.run import INFERENCE_FILE, Run, inference_settings
 
 QUESTIONS = ["What year no sorry which city hosted the games?", "Who um who wrote the book?"]
@@ -146,3 +149,24 @@ def test_push_to_hub_fails_at_once_offline(minimal_run):
     assert "Traceback" not in r.stderr
     r = run_cli("push", "--model", minimal_run.parent, "--push-to-hub", "someone/x", timeout=60)
     assert r.returncode == 2 and "holds no model" in r.stderr
+
+
+def test_commit_is_dirty_for_code_changes_not_for_outputs(tmp_path):
+    git = shutil.which("git")
+    if git is None:
+        pytest.fail("git is needed to record the commit of a run")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    def sh(*args):
+        subprocess.run([git, *args], cwd=tmp_path, check=True, capture_output=True, env={**os.environ, **env})
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "prepare.log").write_text("# commit a\n")
+    (tmp_path / "train.py").write_text("x = 1\n")
+    sh("init", "-q")
+    sh("add", "-A")
+    sh("commit", "-qm", "start")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 40 and not clean.endswith("+dirty")
+    (tmp_path / "outputs" / "prepare.log").write_text("# commit b\n")  # a re-logged product
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "train.py").write_text("x = 2\n")  # the code that runs
+    assert git_commit(tmp_path) == clean + "+dirty"
