@@ -40,7 +40,7 @@ evaluate() {
 wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
 for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-names topic-smollm2-full-typo-nonwords \
-    topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600; do
+    topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600 topic-smollm2-full-typo-600-cycle2; do
   wanted $run || continue
   recipe=${run#topic-}
   trained $run || \
