@@ -40,7 +40,7 @@ evaluate() {
 wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
 for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-names topic-smollm2-full-typo-nonwords \
-    topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600 topic-smollm2-full-typo-600-cycle2; do
+    topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600; do
   wanted $run || continue
   recipe=${run#topic-}
   trained $run || \
@@ -54,6 +54,12 @@ if wanted topic-soup; then
     logged outputs/topic-soup/average.log q average --config configs/average/topic-soup.yaml
   TYPO=1 evaluate topic-soup weights/topic-soup
 fi
+# a soup of the two 600-step runs, clean and typo'd (one model for both kinds of question)
+if wanted topic-soup-600; then
+  trained topic-soup-600 || \
+    logged outputs/topic-soup-600/average.log q average --config configs/average/topic-soup-600.yaml
+  TYPO=1 evaluate topic-soup-600 weights/topic-soup-600
+fi
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)
 for bonus in 1 2; do
@@ -61,6 +67,9 @@ for bonus in 1 2; do
     TYPO=$([ $bonus = 1 ] && echo 1) TOPIC_ONLY=$([ $bonus = 1 ] || echo 1) \
     evaluate topic-smollm2-full-copy$bonus weights/topic-smollm2-full --copy-bonus $bonus
 done
+# the copy bonus on the best unseen-topics run (600 steps, clean)
+wanted topic-smollm2-full-600-copy1 && TOPIC_ONLY=1 \
+  evaluate topic-smollm2-full-600-copy1 weights/topic-smollm2-full-600 --copy-bonus 1
 # the README's recommended decoding (4 beams with the copy bonus 1, chosen on dev) judged on the held-out topics
 wanted topic-smollm2-full-beam4-copy1 && TYPO=1 TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-beam4-copy1 weights/topic-smollm2-full --num-beams 4 --copy-bonus 1
