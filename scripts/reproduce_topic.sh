@@ -58,7 +58,7 @@ fi
 if wanted topic-soup-600; then
   trained topic-soup-600 || \
     logged outputs/topic-soup-600/average.log q average --config configs/average/topic-soup-600.yaml
-  TYPO=1 evaluate topic-soup-600 weights/topic-soup-600
+  TYPO=1 DEV_TYPO=1 evaluate topic-soup-600 weights/topic-soup-600
 fi
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)

@@ -75,6 +75,7 @@ def test_resume_extends_a_finished_run(tiny_model, tmp_path):
     from qrewrite.train.trainer import train
     base = dict(run_name="longer", save_steps=2, eval_steps=2)
     run_dir = train(smoke_config(tiny_model, tmp_path, max_steps=2, **base))
+    first_time = Run(run_dir).info()["train_time_s"]
     with pytest.raises(RunStateError, match="already holds a run"):
         train(smoke_config(tiny_model, tmp_path, max_steps=4, **base))
     train(smoke_config(tiny_model, tmp_path, max_steps=4, logging_steps=2, **base), resume=True)
@@ -82,6 +83,8 @@ def test_resume_extends_a_finished_run(tiny_model, tmp_path):
     assert info["status"] == "complete" and info["steps"] == 4
     (change,) = info["resumes"]
     assert change["from_checkpoint"] == "checkpoint-2"
+    # the training time is the model's: both invocations, not the last alone
+    assert change["train_time_s_before"] == first_time and info["train_time_s"] > first_time
     assert change["changed"] == {"max_steps": [2, 4], "logging_steps": [1, 2]}
     assert Run(run_dir).config().max_steps == 4
 

@@ -193,10 +193,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
                             callbacks=[sigint, *callbacks])
     is_main_process = trainer.is_world_process_zero()
     info = _initial_info(run, cfg, source, trainer, train_records, valid_records, (n_trunc, n_trunc_valid), command)
+    earlier_time = 0.0  # training time of the invocations before a resume (each writes its own on stopping)
     if resume and run.exists():
-        info["resumes"] = run.info().get("resumes", []) + [{
+        earlier = run.info()
+        earlier_time = float(earlier.get("train_time_s") or 0.0)
+        info["resumes"] = earlier.get("resumes", []) + [{
             "from_checkpoint": Path(last_checkpoint).name, "changed": changes, "command": info["command"],
-            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}]
+            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "train_time_s_before": earlier_time}]
     if is_main_process:
         run.write_config(cfg)
         run.write_info(info)
@@ -204,7 +208,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last_checkpoint)
     train_time = time.perf_counter() - start
-    info.update(steps=trainer.state.global_step, train_time_s=round(train_time, 1),
+    info.update(steps=trainer.state.global_step, train_time_s=round(earlier_time + train_time, 1),
                 train_loss=result.training_loss, peak_memory_mb=round(peak_memory_mb(), 1),
                 best_checkpoint=trainer.state.best_model_checkpoint)
     if is_main_process:
