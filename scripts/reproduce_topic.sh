@@ -71,9 +71,10 @@ done
 # use these weights; a fresh reproduction makes line 30's evaluation twice)
 wanted topic-smollm2-full-600-rerun && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-600-rerun weights/topic-smollm2-full-600
-# the copy bonus on the best unseen-topics run (600 steps, clean)
+# the copy bonus on the best unseen-topics run (600 steps, clean) and on the soup of the two 600-step runs
 wanted topic-smollm2-full-600-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-600-copy1 weights/topic-smollm2-full-600 --copy-bonus 1
+wanted topic-soup-600-copy1 && TYPO=1 TOPIC_ONLY=1 evaluate topic-soup-600-copy1 weights/topic-soup-600 --copy-bonus 1
 # the README's recommended decoding (4 beams with the copy bonus 1, chosen on dev) judged on the held-out topics
 wanted topic-smollm2-full-beam4-copy1 && TYPO=1 TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-beam4-copy1 weights/topic-smollm2-full --num-beams 4 --copy-bonus 1
@@ -85,13 +86,4 @@ wanted topic-smollm2-full-ct2-fp32 && evaluate topic-smollm2-full-ct2-fp32 weigh
 wanted topic-smollm2-full-typo-600-dev-typo && logged outputs/topic-smollm2-full-typo-600/typo/evaluate.log \
   q evaluate --model weights/topic-smollm2-full-typo-600 --data dataset/topic/valid_dev_typo.json \
   --out outputs/topic-smollm2-full-typo-600/typo --name topic-smollm2-full-typo-600 --data-label "disfl-qa dev (typo)"
-# the recommended model's blind-test predictions, greedy as it was chosen (no references here; they are scored
-# elsewhere: qrewrite score)
-REC=topic-soup-600
-if wanted $REC-blind && [ -d "$BLIND" ]; then
-  for split in test test_typo; do
-    logged outputs/$REC/blind/$split.log q rewrite --model weights/$REC --input "$BLIND/${split}_inputs.jsonl" \
-      --output outputs/$REC/blind/$split.jsonl --no-input --strict
-  done
-fi
 q results --outputs outputs
