@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Reproduces the unseen-topics results in outputs/ (the topic-disjoint validation split): Disfl-QA prepared with
 # whole SQuAD articles of train held out (dataset/topic/), the copy and rules baselines, the 200-step reference
-# full fine-tune on the topic-disjoint train split, the same run three times as long (and with typo'd copies), its name-swapped + typo'd, name-swapped, typo'd (with noise that
-# never spells a real word, and plain) variants and a soup of the first three,
-# each scored on the held-out topics (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev
-# (outputs/<run>/: in-topic), and the baseline decoded with the copy bonus. ~4 h on 2 slow CPU cores (no avx512).
+# full fine-tune on the topic-disjoint train split and its name-swapped + typo'd, name-swapped and typo'd (with
+# noise that never spells a real word, and plain) variants, a soup of the first three, the reference three times
+# as long (600 steps) with and without typo'd copies and a soup of those two, each scored on the held-out topics
+# (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev (outputs/<run>/: in-topic), and the
+# decoding ablations (copy bonus, beams, the CTranslate2 engine). ~6 h on 2 slow CPU cores (no avx512).
 # The recommended model and its blind-test predictions are scripts/reproduce_cpu.sh's.
 #   bash scripts/reproduce_topic.sh [RAW_DISFL_QA_DIR] [STEP ...]    (STEP: only these runs / baselines)
 set -euo pipefail
