@@ -13,7 +13,6 @@ cd "$(dirname "$0")/.."
 RAW=${1:-../shared/data/disfl-qa}
 shift || true
 ONLY=" $* "
-BLIND=../shared/data/blind
 . scripts/common.sh  # wanted, q, logged, trained
 
 wanted prepare && logged outputs/logs/prepare_topic.log q prepare --source "$RAW" --out dataset/topic --valid-split topic
@@ -46,8 +45,10 @@ for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-n
   recipe=${run#topic-}
   trained $run || \
     logged outputs/$run/train.log q train --config configs/topic/$recipe.yaml $([ -d weights/$run ] && echo --resume)
-  # the typo'd held-out topics for the runs that bear on typo robustness (the names-only run saw no typo)
-  TYPO=$([ $run = topic-smollm2-full-names ] || echo 1) evaluate $run weights/$run
+  # the typo'd held-out topics for the runs that bear on typo robustness (the names-only run saw no typo), and
+  # typo'd dev for the typo'd 600-step run (beside the dev-tuned soup's)
+  TYPO=$([ $run = topic-smollm2-full-names ] || echo 1) DEV_TYPO=$([ $run = topic-smollm2-full-typo-600 ] && echo 1) \
+    evaluate $run weights/$run
 done
 # a soup of the first three runs (seconds, no training), judged on the held-out topics like its ingredients
 if wanted topic-soup; then
@@ -83,8 +84,4 @@ wanted topic-smollm2-full-beam4-copy1 && TYPO=1 TOPIC_ONLY=1 \
 wanted topic-smollm2-full-ct2 && evaluate topic-smollm2-full-ct2 weights/topic-smollm2-full --engine ctranslate2
 wanted topic-smollm2-full-ct2-fp32 && evaluate topic-smollm2-full-ct2-fp32 weights/topic-smollm2-full \
   --engine ctranslate2 --quantization float32
-# the typo'd 600-step run on typo'd dev too (beside the dev-tuned soup's)
-wanted topic-smollm2-full-typo-600-dev-typo && logged outputs/topic-smollm2-full-typo-600/typo/evaluate.log \
-  q evaluate --model weights/topic-smollm2-full-typo-600 --data dataset/topic/valid_dev_typo.json \
-  --out outputs/topic-smollm2-full-typo-600/typo --name topic-smollm2-full-typo-600 --data-label "disfl-qa dev (typo)"
 q results --outputs outputs
