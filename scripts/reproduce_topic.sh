@@ -40,14 +40,15 @@ evaluate() {
 wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
 for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-names topic-smollm2-full-typo-nonwords \
-    topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600; do
+    topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600 \
+    topic-smollm2-full-typo-1200; do
   wanted $run || continue
   recipe=${run#topic-}
   trained $run || \
     logged outputs/$run/train.log q train --config configs/topic/$recipe.yaml $([ -d weights/$run ] && echo --resume)
   # the typo'd held-out topics for the runs that bear on typo robustness (the names-only run saw no typo), and
-  # typo'd dev for the typo'd 600-step run (beside the dev-tuned soup's)
-  TYPO=$([ $run = topic-smollm2-full-names ] || echo 1) DEV_TYPO=$([ $run = topic-smollm2-full-typo-600 ] && echo 1) \
+  # typo'd dev for the typo'd 600- and 1,200-step runs (beside the dev-tuned soup's)
+  TYPO=$([ $run = topic-smollm2-full-names ] || echo 1) DEV_TYPO=$([[ $run = *-typo-600 || $run = *-typo-1200 ]] && echo 1) \
     evaluate $run weights/$run
 done
 # a soup of the first three runs (seconds, no training), judged on the held-out topics like its ingredients
