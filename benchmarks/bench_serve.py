@@ -3,8 +3,10 @@
   batched       python -m qrewrite serve --model M --batch-size 32: concurrent requests' questions are rewritten
                 together on the transformers engine (qrewrite.infer.generate.rewrite_batch); a lone question
                 decodes with prompt lookup
-  ctranslate2   the same with --engine ctranslate2: the run's model converted once to int8, batched by the same
-                micro-batcher; a lone question is a batch of one
+  ctranslate2   the same with --engine ctranslate2 --threads 1: the run's model converted once to int8, batched by
+                the same micro-batcher; a lone question is a batch of one (--ct2-threads: its threads; one was
+                measured 1.7-2.7x faster than two on 2 cores); ctranslate2_default_threads: CTranslate2's own
+                thread count; ctranslate2_fp32: float32 weights
   unbatched     --batch-size 1 (one question at a time, by prompt lookup); plain: also --prompt-lookup-tokens 0
                 (the naive server, at concurrency 32 only)
   transformers_serve_cb / transformers_serve
@@ -62,7 +64,9 @@ def parse_args(argv=None):
     p.add_argument("--max-wait-ms", type=float, default=5, help="the batched server's --max-wait-ms (default 5)")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--prompt-lookup-tokens", type=int, default=10)
-    p.add_argument("--threads", type=int, help="every server's --threads (default: torch's)")
+    p.add_argument("--threads", type=int, help="the transformers-engine servers' --threads (default: torch's)")
+    p.add_argument("--ct2-threads", type=int, default=1,
+                   help="the ctranslate2 servers' --threads (default 1; ctranslate2_default_threads: none)")
     p.add_argument("--single-n", type=int, default=16, help="questions for the single-question latency")
     p.add_argument("--recommended", default="ctranslate2", choices=["batched", "ctranslate2", "ctranslate2_fp32"],
                    help="the server the README recommends, for the ratios to transformers serve (default ctranslate2)")
@@ -94,7 +98,7 @@ class Server:
     kind = "qrewrite"
 
     def __init__(self, model: str, batch_size: int, args, log_dir: Path, label: str, lookup_tokens: int,
-                 engine: str = "transformers", quantization: str | None = None):
+                 engine: str = "transformers", quantization: str | None = None, threads: int | None = None):
         self.port, self.label, self.model = free_port(), label, model
         self.url = f"http://{HOST}:{self.port}"
         self.command = ["python", "-m", "qrewrite", "serve", "--model", model, "--host", HOST,
@@ -104,8 +108,8 @@ class Server:
                         "--request-timeout", "600", "--log-level", "warning", "--engine", engine]
         if quantization:
             self.command += ["--quantization", quantization]
-        if args.threads:
-            self.command += ["--threads", str(args.threads)]
+        if threads:
+            self.command += ["--threads", str(threads)]
         self.start(log_dir)
 
     def start(self, log_dir: Path) -> None:
@@ -278,8 +282,9 @@ def off_main_thread(fn, *args):
 # ---- report --------------------------------------------------------------------------------------------------
 
 SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
-              "ctranslate2": "qrewrite serve --engine ctranslate2 (int8)",
-              "ctranslate2_fp32": "qrewrite serve --engine ctranslate2 --quantization float32",
+              "ctranslate2": "qrewrite serve --engine ctranslate2 (int8, --threads 1)",
+              "ctranslate2_default_threads": "qrewrite serve --engine ctranslate2 (int8, CTranslate2's threads)",
+              "ctranslate2_fp32": "qrewrite serve --engine ctranslate2 --quantization float32 (--threads 1)",
               "unbatched": "qrewrite serve --batch-size 1", "plain": "qrewrite serve --batch-size 1, plain greedy",
               "transformers_serve_cb": "transformers serve --continuous-batching",
               "transformers_serve": "transformers serve (no continuous batching)",
@@ -317,7 +322,8 @@ def render_markdown(result: dict) -> str:
 
 `engine_throughput_ratio_c32`: `--engine ctranslate2` over today's batched server at concurrency 32;
 `engine_latency_ratio_single`: today's prompt-lookup path over `--engine ctranslate2`, one question (p50); the same
-two with `--quantization float32` as `engine_fp32_*`;
+two with `--quantization float32` as `engine_fp32_*` and with CTranslate2's own thread count (not `--threads
+{setup['ct2_threads']}`) as `engine_default_threads_*`;
 `vs_transformers_serve_c32` / `_single`: the recommended server (`{result['recommended']}`) over
 `transformers serve --continuous-batching`; `throughput_ratio_c32` / `latency_ratio_single`: the batching issue's
 (batched over `--batch-size 1`; prompt lookup over plain greedy).
@@ -348,14 +354,16 @@ The machine's load average (1 / 5 / 15 min) after each level is in the table; at
 # ---- main ----------------------------------------------------------------------------------------------------
 
 def start_servers(model_arg: str, args, tmp: Path) -> dict:
-    lookup = args.prompt_lookup_tokens
-    servers = {"batched": Server(model_arg, args.batch_size, args, tmp, "batched", lookup),
+    lookup, threads, ct2 = args.prompt_lookup_tokens, args.threads, args.ct2_threads
+    servers = {"batched": Server(model_arg, args.batch_size, args, tmp, "batched", lookup, threads=threads),
                "ctranslate2": Server(model_arg, args.batch_size, args, tmp, "ctranslate2", lookup,
-                                     engine="ctranslate2"),
+                                     engine="ctranslate2", threads=ct2),
+               "ctranslate2_default_threads": Server(model_arg, args.batch_size, args, tmp,
+                                                     "ctranslate2_default_threads", lookup, engine="ctranslate2"),
                "ctranslate2_fp32": Server(model_arg, args.batch_size, args, tmp, "ctranslate2_fp32", lookup,
-                                          engine="ctranslate2", quantization="float32"),
-               "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup),
-               "plain": Server(model_arg, 1, args, tmp, "plain", 0)}
+                                          engine="ctranslate2", quantization="float32", threads=ct2),
+               "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup, threads=threads),
+               "plain": Server(model_arg, 1, args, tmp, "plain", 0, threads=threads)}
     if not args.no_transformers_serve:
         from qrewrite.run import Run
         model_dir = str(Run.model_dir_of(model_arg))
@@ -397,7 +405,9 @@ def measure(servers: dict, questions: list[str], expected: dict, args) -> tuple[
                   f"req/s  p50 {fmt(r['p50_ms'])} ms  p95 {fmt(r['p95_ms'])} ms  mean batch "
                   f"{fmt(r['mean_batch_size'])}  answers {r['answers_matched']}/{r['ok']}", flush=True)
     single_sides = {"plain_greedy": servers["plain"], "prompt_lookup": servers["unbatched"],
-                    "ctranslate2": servers["ctranslate2"], "ctranslate2_fp32": servers["ctranslate2_fp32"]}
+                    "ctranslate2": servers["ctranslate2"],
+                    "ctranslate2_default_threads": servers["ctranslate2_default_threads"],
+                    "ctranslate2_fp32": servers["ctranslate2_fp32"]}
     if "transformers_serve_cb" in servers:
         single_sides["transformers_serve_cb"] = servers["transformers_serve_cb"]
     single = single_question(single_sides, questions[:args.single_n], args)
@@ -415,6 +425,9 @@ def ratios(load: dict, single: dict, recommended: str) -> dict:
         "engine_latency_ratio_single": ratio(p50["prompt_lookup"], p50["ctranslate2"]),
         "engine_fp32_throughput_ratio_c32": ratio(c32["ctranslate2_fp32"], c32["batched"]),
         "engine_fp32_latency_ratio_single": ratio(p50["prompt_lookup"], p50["ctranslate2_fp32"]),
+        "engine_default_threads_throughput_ratio_c32": ratio(c32["ctranslate2_default_threads"], c32["batched"]),
+        "engine_default_threads_latency_ratio_single": ratio(p50["prompt_lookup"],
+                                                             p50["ctranslate2_default_threads"]),
         "vs_transformers_serve_c32": None, "vs_transformers_serve_single": None,
     }
     if "transformers_serve_cb" in c32:
@@ -458,7 +471,8 @@ def main(argv=None) -> int:
                         "rounds": args.rounds, "min_requests": args.min_requests, "level_seconds": args.level_seconds,
                         "batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms,
                         "max_new_tokens": args.max_new_tokens, "prompt_lookup_tokens": args.prompt_lookup_tokens,
-                        "threads": args.threads, "servers": {side: s.command for side, s in servers.items()},
+                        "threads": args.threads, "ct2_threads": args.ct2_threads,
+                        "servers": {side: s.command for side, s in servers.items()},
                         "device": common.device_tag(), "smoke": args.smoke},
               "machine": common.machine_info(),
               "load_average_start": load_start, "load_average_end": common.load_average(),

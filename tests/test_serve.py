@@ -481,8 +481,8 @@ def test_bench_serve_smoke(tiny_model, tmp_path):
     assert "smoke run" in md and "p95" in md
     assert {"throughput_ratio_c32", "latency_ratio_single", "load", "single", "setup"} <= set(result)
     assert {"engine_throughput_ratio_c32", "engine_latency_ratio_single", "vs_transformers_serve_c32"} <= set(result)
-    for server in ("batched", "ctranslate2", "ctranslate2_fp32", "unbatched", "transformers_serve_cb",
-                   "transformers_serve"):
+    for server in ("batched", "ctranslate2", "ctranslate2_default_threads", "ctranslate2_fp32", "unbatched",
+                   "transformers_serve_cb", "transformers_serve"):
         for c in result["setup"]["concurrency"]:
             run = result["load"][server][str(c)]
             assert run["ok"] == run["requests"] > 0 and run["errors"] == 0
@@ -490,7 +490,11 @@ def test_bench_serve_smoke(tiny_model, tmp_path):
     # every answer from the load was checked against the same questions rewritten directly
     assert result["load"]["batched"][str(max(result["setup"]["concurrency"]))]["answers_match"] is True
     assert set(result["single"]["sides"]) == {"plain_greedy", "prompt_lookup", "ctranslate2", "ctranslate2_fp32",
-                                              "transformers_serve_cb"}
+                                              "ctranslate2_default_threads", "transformers_serve_cb"}
+    # the ctranslate2 sides run with --ct2-threads (default 1), the default-threads side with CTranslate2's own
+    commands = result["setup"]["servers"]
+    assert commands["ctranslate2"][-2:] == ["--threads", "1"]
+    assert "--threads" not in commands["ctranslate2_default_threads"]
     assert result["single"]["same_output"] is True
     assert result["throughput_ratio_c32"] > 0 and result["latency_ratio_single"] > 0
 
