@@ -282,13 +282,18 @@ def off_main_thread(fn, *args):
 # ---- report --------------------------------------------------------------------------------------------------
 
 SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
-              "ctranslate2": "qrewrite serve --engine ctranslate2 (int8, --threads 1)",
+              "ctranslate2": "qrewrite serve --engine ctranslate2 (int8, --threads {ct2_threads})",
               "ctranslate2_default_threads": "qrewrite serve --engine ctranslate2 (int8, CTranslate2's threads)",
-              "ctranslate2_fp32": "qrewrite serve --engine ctranslate2 --quantization float32 (--threads 1)",
+              "ctranslate2_fp32":
+                  "qrewrite serve --engine ctranslate2 --quantization float32 (--threads {ct2_threads})",
               "unbatched": "qrewrite serve --batch-size 1", "plain": "qrewrite serve --batch-size 1, plain greedy",
               "transformers_serve_cb": "transformers serve --continuous-batching",
               "transformers_serve": "transformers serve (no continuous batching)",
               "plain_greedy": "plain greedy (batch of one)", "prompt_lookup": "prompt lookup (transformers engine)"}
+
+
+def side_name(side: str, setup: dict) -> str:
+    return SIDE_NAMES.get(side, side).format(ct2_threads=setup["ct2_threads"])
 
 
 def render_markdown(result: dict) -> str:
@@ -299,12 +304,12 @@ def render_markdown(result: dict) -> str:
             r = levels.get(str(c))
             if r is None:
                 continue
-            rows.append([str(c), SIDE_NAMES.get(side, side), fmt(r["throughput_rps"]),
+            rows.append([str(c), side_name(side, setup), fmt(r["throughput_rps"]),
                          f"{fmt(r['p50_ms'])} / {fmt(r['p95_ms'])}", fmt(r["mean_batch_size"]), str(r["requests"]),
                          f"{r['answers_matched']}/{r['ok']}", " ".join(f"{x:g}" for x in r.get("load_average") or [])])
     table = markdown_table(["concurrency", "server", "req/s", "p50 / p95 ms", "mean batch", "requests",
                             "answers = direct rewrite", "load average after"], rows)
-    single_rows = [[SIDE_NAMES.get(side, side), fmt(single[side]["p50_ms"]), fmt(single[side]["p95_ms"]),
+    single_rows = [[side_name(side, setup), fmt(single[side]["p50_ms"]), fmt(single[side]["p95_ms"]),
                     fmt(single[side]["mean_ms"]), f"{single[side]['same_as_plain_greedy']}/{single['questions']}"]
                    for side in single["sides"]]
     single_table = markdown_table(["single question", "p50 ms", "p95 ms", "mean ms", "same answer as plain greedy"],
@@ -315,7 +320,7 @@ def render_markdown(result: dict) -> str:
     else:
         verdict = "; ".join(f"{key} = {fmt_ratio(result[key])} (target >= {t[key]:g}x: "
                             f"{'met' if met[key] else 'NOT met'})" for key in TARGETS)
-    commands = "\n".join(f"- {SIDE_NAMES.get(side, side)}: `{' '.join(cmd)}`" for side, cmd in setup["servers"].items())
+    commands = "\n".join(f"- {side_name(side, setup)}: `{' '.join(cmd)}`" for side, cmd in setup["servers"].items())
     return f"""# Serving side by side: qrewrite's engines and `transformers serve` ({setup['model']}, {setup['device']})
 
 **{verdict}.**
