@@ -233,3 +233,16 @@ def test_every_shipped_average_recipe_names_runs_the_repo_trains_and_matches_its
     saved = ROOT / "outputs" / cfg.run_name / "config.yaml"
     assert saved.is_file(), f"{path.name}: commit its evaluation (scripts/reproduce_cpu.sh {cfg.run_name})"
     assert load_average_config(saved) == cfg  # the committed evaluation was made from exactly this recipe
+
+
+def test_an_average_of_one_runs_checkpoints_names_their_steps_and_the_model_training_started_from(tiny_run,
+                                                                                                   tmp_path):
+    checkpoints = sorted(tiny_run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert len(checkpoints) >= 2 and not (checkpoints[0] / "qrewrite.json").exists()
+    run_dir = average_models(load_average_config(recipe(tmp_path, {c: 1 for c in checkpoints[-2:]})))
+    info = Run(run_dir).info()
+    assert [p["steps"] for p in info["average"]] == [int(c.name.split("-")[1]) for c in checkpoints[-2:]]
+    trained = json.loads((tiny_run / "model" / "qrewrite.json").read_text())
+    assert info["base_model"] == trained["base_model"]
+    assert json.loads((run_dir / "model" / "qrewrite.json").read_text())["base_model"] == trained["base_model"]
+    assert "None steps" not in (run_dir / "model" / "README.md").read_text()

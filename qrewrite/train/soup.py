@@ -127,6 +127,28 @@ def root_base_model(model_dir: Path) -> str | None:
     return base
 
 
+def ingredient_base_model(model_dir: Path, run: Run | None) -> str | None:
+    """The model ``model_dir`` was fine-tuned from: :func:`root_base_model`, or for a ``checkpoint-N`` directory
+    (which has no qrewrite.json) its run's model's, or the model its run's record names."""
+    base = root_base_model(model_dir)
+    if base is None and run is not None:
+        base = root_base_model(run.model_dir) if run.model_dir.is_dir() else None
+        if base is None and run.exists():
+            base = run.info().get("model")
+    return base
+
+
+def ingredient_steps(model_dir: Path, run_info: dict) -> int | None:
+    """Optimizer steps behind ``model_dir``: a checkpoint's own (its trainer_state.json), else its run's."""
+    state = model_dir / "trainer_state.json"
+    if state.is_file():
+        try:
+            return read_json(state).get("global_step")
+        except (OSError, ValueError, AttributeError):
+            pass
+    return run_info.get("steps")
+
+
 def _read_base(model_dir: Path) -> str | None:
     saved = Path(model_dir) / INFERENCE_FILE
     try:
@@ -238,13 +260,13 @@ def _initial_info(cfg: AverageConfig, ingredients: list[tuple[Path, Run | None]]
         ran = run.info() if run is not None and run.exists() else {}
         parts.append({"source": repo_relative(source), "model_dir": repo_relative(model_dir),
                       "weight": round(weight, 6), "run": ran.get("run_name"), "git_commit": ran.get("git_commit"),
-                      "data_fingerprint": ran.get("data_fingerprint"), "steps": ran.get("steps")})
+                      "data_fingerprint": ran.get("data_fingerprint"), "steps": ingredient_steps(model_dir, ran)})
     fingerprints = {p["data_fingerprint"] for p in parts}
     names = [p["run"] or p["source"] for p in parts]
     settings = _prompt(ingredients[0][0])
     return {"status": "running", "run_name": cfg.run_name, "method": METHOD,
             "model": "average of " + " + ".join(names), "model_source": repo_relative(ingredients[0][0]),
-            "base_model": root_base_model(ingredients[0][0]), "prompt_format": settings["prompt"].format,
+            "base_model": ingredient_base_model(*ingredients[0]), "prompt_format": settings["prompt"].format,
             "system_prompt": settings["prompt"].system_prompt,
             "max_new_tokens": settings["max_new_tokens"] or TrainConfig().max_new_tokens, "average": parts,
             "git_commit": git_commit(), "command": command_line(),
