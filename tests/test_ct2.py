@@ -55,6 +55,21 @@ def test_beam_search_on_both_engines(lively_run):
     assert sum(a == b for a, b in zip(got, expected)) >= 6, list(zip(got, expected))
 
 
+def test_two_replicas_split_a_batch_and_rewrite_exactly_as_one(lively_run):
+    from qrewrite.infer.rewriter import load_rewriter
+    one = load_rewriter(str(lively_run), max_new_tokens=MAX_NEW, engine="ctranslate2", quantization="float32")
+    two = load_rewriter(str(lively_run), max_new_tokens=MAX_NEW, engine="ctranslate2", quantization="float32",
+                        replicas=2, threads=1)
+    assert (two.replicas, two.generator.num_generators) == (2, 2)
+    calls = []
+    generate = two.generator.generate_batch
+    two.generator = type("Spy", (), {"generate_batch": lambda _, tokens, **kw: calls.append(kw) or
+                                     generate(tokens, **kw)})()
+    assert two.rewrite_batch(QUESTIONS[:7]) == one.rewrite_batch(QUESTIONS[:7])
+    assert calls[-1]["max_batch_size"] == 4  # 7 questions: 4 + 3, one part per replica
+    assert two.rewrite_batch(QUESTIONS[:1]) == one.rewrite_batch(QUESTIONS[:1])
+
+
 def test_conversion_is_cached_and_rebuilt_when_the_weights_change(lively_run, tmp_path):
     from safetensors.torch import load_file, save_file
 
@@ -124,3 +139,12 @@ def test_evaluate_records_the_engine(lively_run, tmp_path):
                     "--limit", "6", "--max-new-tokens", str(MAX_NEW), "--engine", engine)
         assert r.returncode == 0, r.stderr
         assert json.loads((out / "metrics.json").read_text())["eval"]["engine"] == engine
+    recorded = json.loads((tmp_path / "ctranslate2" / "metrics.json").read_text())["eval"]
+    assert recorded["quantization"] in ("int8", "int8_bfloat16") and recorded["replicas"] == 1
+
+
+def test_replicas_are_an_engine_option(lively_run, tmp_path):
+    r = run_cli("evaluate", "--model", str(lively_run), "--data", str(SAMPLE / "valid.json"), "--out",
+                str(tmp_path / "out"), "--limit", "2", "--replicas", "2")
+    assert r.returncode == 2 and "--replicas" in r.stderr and "--engine ctranslate2" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -121,6 +121,8 @@ def evaluate(opts: EvaluateOptions) -> dict:
                  "decoding": decoding.name, "engine": rewriter.engine,
                  "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None},
     }
+    if rewriter.engine == "ctranslate2":
+        result["eval"].update(quantization=rewriter.quantization, replicas=rewriter.replicas)
     if shots:
         result["eval"]["few_shot"] = {"k": len(shots), "from": repo_relative(shots_from),
                                       "ids": [r["id"] for r in shots]}

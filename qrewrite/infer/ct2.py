@@ -13,6 +13,8 @@ the logits from Python, so the copy bonus is refused with an error naming ``--en
 
 from __future__ import annotations
 
+import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -127,14 +129,14 @@ class CT2Rewriter(Rewriter):
 
     def __init__(self, generator, tokenizer, *, name: str, source: str, method: str, prompt: PromptSpec,
                  max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE, decoding: Decoding = GREEDY,
-                 quantization: str = "int8"):
+                 quantization: str = "int8", replicas: int = 1):
         if decoding.copy_bonus:
             raise ConfigError("--copy-bonus: CTranslate2 cannot adjust the logits from Python; decode with "
                               "--engine transformers for a copy bonus")
         self.generator, self.tokenizer = generator, tokenizer
         self.name, self.source, self.method, self.prompt = name, source, method, prompt
         self.max_new_tokens, self.batch_size, self.decoding = max_new_tokens, batch_size, decoding
-        self.quantization = quantization
+        self.quantization, self.replicas = quantization, replicas
         self.end_ids = end_of_turn_ids(tokenizer)
 
     def prompt_tokens(self, questions: list[str]) -> list[list[str]]:
@@ -144,8 +146,11 @@ class CT2Rewriter(Rewriter):
     def rewrite_batch(self, questions: list[str]) -> list[str]:
         if not questions:
             return []
+        # CTranslate2 splits a call into sub-batches of max_batch_size and decodes them on its replicas at once:
+        # a batch smaller than replicas x batch_size is split evenly so that every replica gets a part
+        per_replica = min(self.batch_size, math.ceil(len(questions) / self.replicas))
         results = self.generator.generate_batch(
-            self.prompt_tokens(questions), max_batch_size=self.batch_size, beam_size=self.decoding.num_beams,
+            self.prompt_tokens(questions), max_batch_size=per_replica, beam_size=self.decoding.num_beams,
             max_length=self.max_new_tokens, end_token=self.end_ids, include_prompt_in_result=False,
             sampling_topk=1)
         return [self.tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
@@ -161,10 +166,17 @@ class CT2Rewriter(Rewriter):
 
 
 def load_ct2_rewriter(model_dir: Path, tokenizer, *, quantization: str | None = None, threads: int = 0,
-                      **kwargs) -> CT2Rewriter:
+                      replicas: int = 1, **kwargs) -> CT2Rewriter:
     """A :class:`CT2Rewriter` for ``model_dir`` (converted once, see :func:`converted_model`); ``kwargs`` as the
-    rewriter takes them. ``threads``: CPU threads for CTranslate2 (0: its default, one per core)."""
+    rewriter takes them. ``threads``: CPU threads per batch (0: CTranslate2's default, one per core, or the cores
+    shared out between the replicas); ``replicas``: batches decoded at once (CTranslate2's inter_threads; on CPU
+    they share one copy of the weights)."""
+    if replicas < 1:
+        raise ConfigError(f"--replicas must be >= 1, got {replicas}")
     quantization = quantization or default_quantization()
     path = converted_model(model_dir, quantization)
-    generator = _ctranslate2().Generator(str(path), device="cpu", compute_type=quantization, intra_threads=threads)
-    return CT2Rewriter(generator, tokenizer, quantization=quantization, **kwargs)
+    if not threads and replicas > 1:
+        threads = max(1, (os.cpu_count() or 1) // replicas)
+    generator = _ctranslate2().Generator(str(path), device="cpu", compute_type=quantization, intra_threads=threads,
+                                         inter_threads=replicas)
+    return CT2Rewriter(generator, tokenizer, quantization=quantization, replicas=replicas, **kwargs)

@@ -68,7 +68,7 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
                   batch_size: int = GENERATION_BATCH_SIZE, max_new_tokens: int | None = None,
                   prompt: PromptSpec | None = None, examples: tuple[tuple[str, str], ...] = (),
                   decoding: Decoding = GREEDY, engine: str = "transformers", quantization: str | None = None,
-                  threads: int = 0) -> Rewriter:
+                  threads: int = 0, replicas: int = 1) -> Rewriter:
     """``copy``, ``rules``, or a run directory / model or adapter directory / hub id / ``smollm2``, ready to
     rewrite.
 
@@ -76,7 +76,7 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
     an untuned model); ``examples`` (question, rewrite) pairs make the prompt few-shot; ``decoding`` other than
     greedy: beam search and / or a copy bonus (:mod:`qrewrite.infer.decoding`). ``engine="ctranslate2"``
     rewrites with the model converted to CTranslate2 (``quantization``: int8 by default; ``threads``: its CPU
-    threads; see :mod:`qrewrite.infer.ct2`)."""
+    threads per batch; ``replicas``: batches decoded at once; see :mod:`qrewrite.infer.ct2`)."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if decoding != GREEDY and model_arg in BASELINES:
@@ -103,7 +103,7 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
         check_convertible(model_dir)
         tokenizer = load_tokenizer(str(model_dir), trust_remote_code)
         return load_ct2_rewriter(model_dir, tokenizer, quantization=quantization, threads=threads,
-                                 source=str(model_dir), **common)
+                                 replicas=replicas, source=str(model_dir), **common)
     model, tokenizer, source = load_for_inference(model_arg, precision=precision,
                                                   trust_remote_code=trust_remote_code)
     return ModelRewriter(model, tokenizer, source=str(source), **common)

@@ -59,14 +59,14 @@ class ModelBackend(Backend):
 def load_backend(model_arg: str, *, max_new_tokens: int | None = None, precision: str = "auto",
                  trust_remote_code: bool = False, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS,
                  decoding: Decoding = GREEDY, engine: str = "transformers", quantization: str | None = None,
-                 threads: int = 0):
+                 threads: int = 0, replicas: int = 1):
     """What ``rewrite --model`` takes (run dir, model / adapter dir, hub id, smollm2, ``copy``, ``rules``),
     loaded once by :func:`qrewrite.infer.rewriter.load_rewriter` (the model's own prompt and generation budget),
     decoding as ``decoding`` says (greedy by default, as ``rewrite`` and ``evaluate``), with ``engine``
     (``ctranslate2``: every question, a lone one too, on its batched path)."""
     rewriter = load_rewriter(model_arg, precision=precision, trust_remote_code=trust_remote_code,
                              max_new_tokens=max_new_tokens, decoding=decoding, engine=engine,
-                             quantization=quantization, threads=threads)
+                             quantization=quantization, threads=threads, replicas=replicas)
     if isinstance(rewriter, ModelRewriter):
         return ModelBackend(rewriter, model_name(model_arg), prompt_lookup_tokens)
     return Backend(rewriter, rewriter.name)
