@@ -5,8 +5,9 @@
                 decodes with prompt lookup
   ctranslate2   the same with --engine ctranslate2 --threads 1: the run's model converted once to int8, batched by
                 the same micro-batcher; a lone question is a batch of one (--ct2-threads: its threads; one was
-                measured 1.7-2.7x faster than two on 2 cores); ctranslate2_default_threads: CTranslate2's own
-                thread count; ctranslate2_fp32: float32 weights
+                measured 1.7-2.7x faster than two on 2 cores; --ct2-replicas: its --replicas, batches decoded at
+                once, each with those threads); ctranslate2_default_threads: CTranslate2's own thread count;
+                ctranslate2_fp32: float32 weights
   unbatched     --batch-size 1 (one question at a time, by prompt lookup); plain: also --prompt-lookup-tokens 0
                 (the naive server, at concurrency 32 only)
   transformers_serve_cb / transformers_serve
@@ -42,6 +43,7 @@ if __package__ in (None, ""):
 
 from benchmarks import common  # noqa: E402
 from benchmarks.common import ROOT, fmt, fmt_ratio, markdown_table, ratio  # noqa: E402
+from qrewrite.infer.decoding import QUANTIZATIONS  # noqa: E402
 
 # the engine and transformers-serve targets of the serving issue; the first two are the batching issue's
 TARGETS = {"throughput_ratio_c32": 4.0, "latency_ratio_single": 1.5, "engine_throughput_ratio_c32": 2.5,
@@ -67,6 +69,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, help="the transformers-engine servers' --threads (default: torch's)")
     p.add_argument("--ct2-threads", type=int, default=1,
                    help="the ctranslate2 servers' --threads (default 1; ctranslate2_default_threads: none)")
+    p.add_argument("--ct2-replicas", type=int, default=1,
+                   help="the ctranslate2 servers' --replicas: batches decoded at once, each with --ct2-threads")
+    p.add_argument("--ct2-quantization", choices=QUANTIZATIONS,
+                   help="the ctranslate2 server's --quantization (default: the engine's, recorded)")
     p.add_argument("--single-n", type=int, default=16, help="questions for the single-question latency")
     p.add_argument("--recommended", default="ctranslate2", choices=["batched", "ctranslate2", "ctranslate2_fp32"],
                    help="the server the README recommends, for the ratios to transformers serve (default ctranslate2)")
@@ -98,7 +104,8 @@ class Server:
     kind = "qrewrite"
 
     def __init__(self, model: str, batch_size: int, args, log_dir: Path, label: str, lookup_tokens: int,
-                 engine: str = "transformers", quantization: str | None = None, threads: int | None = None):
+                 engine: str = "transformers", quantization: str | None = None, threads: int | None = None,
+                 replicas: int = 1):
         self.port, self.label, self.model = free_port(), label, model
         self.url = f"http://{HOST}:{self.port}"
         self.command = ["python", "-m", "qrewrite", "serve", "--model", model, "--host", HOST,
@@ -110,6 +117,8 @@ class Server:
             self.command += ["--quantization", quantization]
         if threads:
             self.command += ["--threads", str(threads)]
+        if replicas > 1:
+            self.command += ["--replicas", str(replicas)]
         self.start(log_dir)
 
     def start(self, log_dir: Path) -> None:
@@ -282,10 +291,10 @@ def off_main_thread(fn, *args):
 # ---- report --------------------------------------------------------------------------------------------------
 
 SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
-              "ctranslate2": "qrewrite serve --engine ctranslate2 (int8, --threads {ct2_threads})",
-              "ctranslate2_default_threads": "qrewrite serve --engine ctranslate2 (int8, CTranslate2's threads)",
-              "ctranslate2_fp32":
-                  "qrewrite serve --engine ctranslate2 --quantization float32 (--threads {ct2_threads})",
+              "ctranslate2": "qrewrite serve --engine ctranslate2 ({ct2_quantization}, {ct2_parallel})",
+              "ctranslate2_default_threads":
+                  "qrewrite serve --engine ctranslate2 ({ct2_quantization}, CTranslate2's threads)",
+              "ctranslate2_fp32": "qrewrite serve --engine ctranslate2 --quantization float32 ({ct2_parallel})",
               "unbatched": "qrewrite serve --batch-size 1", "plain": "qrewrite serve --batch-size 1, plain greedy",
               "transformers_serve_cb": "transformers serve --continuous-batching",
               "transformers_serve": "transformers serve (no continuous batching)",
@@ -293,7 +302,10 @@ SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
 
 
 def side_name(side: str, setup: dict) -> str:
-    return SIDE_NAMES.get(side, side).format(ct2_threads=setup["ct2_threads"])
+    replicas = setup.get("ct2_replicas", 1)
+    parallel = f"--threads {setup['ct2_threads']}" + (f" --replicas {replicas}" if replicas > 1 else "")
+    return SIDE_NAMES.get(side, side).format(ct2_parallel=parallel,
+                                             ct2_quantization=setup.get("ct2_quantization", "int8"))
 
 
 def render_markdown(result: dict) -> str:
@@ -359,14 +371,17 @@ The machine's load average (1 / 5 / 15 min) after each level is in the table; at
 # ---- main ----------------------------------------------------------------------------------------------------
 
 def start_servers(model_arg: str, args, tmp: Path) -> dict:
-    lookup, threads, ct2 = args.prompt_lookup_tokens, args.threads, args.ct2_threads
+    lookup, threads, ct2, replicas = args.prompt_lookup_tokens, args.threads, args.ct2_threads, args.ct2_replicas
     servers = {"batched": Server(model_arg, args.batch_size, args, tmp, "batched", lookup, threads=threads),
                "ctranslate2": Server(model_arg, args.batch_size, args, tmp, "ctranslate2", lookup,
-                                     engine="ctranslate2", threads=ct2),
+                                     engine="ctranslate2", quantization=args.ct2_quantization, threads=ct2,
+                                     replicas=replicas),
                "ctranslate2_default_threads": Server(model_arg, args.batch_size, args, tmp,
-                                                     "ctranslate2_default_threads", lookup, engine="ctranslate2"),
+                                                     "ctranslate2_default_threads", lookup, engine="ctranslate2",
+                                                     quantization=args.ct2_quantization),
                "ctranslate2_fp32": Server(model_arg, args.batch_size, args, tmp, "ctranslate2_fp32", lookup,
-                                          engine="ctranslate2", quantization="float32", threads=ct2),
+                                          engine="ctranslate2", quantization="float32", threads=ct2,
+                                          replicas=replicas),
                "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup, threads=threads),
                "plain": Server(model_arg, 1, args, tmp, "plain", 0, threads=threads)}
     if not args.no_transformers_serve:
@@ -445,6 +460,8 @@ def ratios(load: dict, single: dict, recommended: str) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import json
+
+    from qrewrite.infer.ct2 import default_quantization as ct2_default_quantization
     tmp = Path(tempfile.mkdtemp(prefix="qrewrite-bench-serve-"))
     out = common.out_dir(args.out, args.smoke)
     load_start = common.load_average()
@@ -476,7 +493,8 @@ def main(argv=None) -> int:
                         "rounds": args.rounds, "min_requests": args.min_requests, "level_seconds": args.level_seconds,
                         "batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms,
                         "max_new_tokens": args.max_new_tokens, "prompt_lookup_tokens": args.prompt_lookup_tokens,
-                        "threads": args.threads, "ct2_threads": args.ct2_threads,
+                        "threads": args.threads, "ct2_threads": args.ct2_threads, "ct2_replicas": args.ct2_replicas,
+                        "ct2_quantization": args.ct2_quantization or ct2_default_quantization(),
                         "servers": {side: s.command for side, s in servers.items()},
                         "device": common.device_tag(), "smoke": args.smoke},
               "machine": common.machine_info(),

@@ -63,6 +63,12 @@ if wanted topic-soup-600; then
     logged outputs/topic-soup-600/average.log q average --config configs/average/topic-soup-600.yaml
   TYPO=1 DEV_TYPO=1 evaluate topic-soup-600 weights/topic-soup-600
 fi
+# the last four checkpoints of the typo'd 1,200-step run averaged (the tail of its schedule)
+if wanted topic-typo-1200-last4; then
+  trained topic-typo-1200-last4 || \
+    logged outputs/topic-typo-1200-last4/average.log q average --config configs/average/topic-typo-1200-last4.yaml
+  TYPO=1 DEV_TYPO=1 evaluate topic-typo-1200-last4 weights/topic-typo-1200-last4
+fi
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)
 for bonus in 1 2; do

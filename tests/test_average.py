@@ -1,6 +1,7 @@
 """`qrewrite average`: a run whose weights are the weighted mean of fine-tuned models (a model soup)."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -229,7 +230,10 @@ def test_every_shipped_average_recipe_names_runs_the_repo_trains_and_matches_its
     cfg = load_average_config(path)
     recipes = [*(ROOT / "configs").glob("*.yaml"), *(ROOT / "configs").glob("topic/*.yaml")]
     trained = {load_config(p).run_name for p in recipes}
-    assert all(source.startswith("weights/") and source[len("weights/"):] in trained for source in cfg.models)
+    for source in cfg.models:  # weights/<run> or weights/<run>/checkpoint-N of a run the repo trains
+        parts = source.split("/")
+        assert parts[0] == "weights" and parts[1] in trained, source
+        assert len(parts) == 2 or (len(parts) == 3 and re.fullmatch(r"checkpoint-\d+", parts[2])), source
     saved = ROOT / "outputs" / cfg.run_name / "config.yaml"
     assert saved.is_file(), f"{path.name}: commit its evaluation (scripts/reproduce_cpu.sh {cfg.run_name})"
     assert load_average_config(saved) == cfg  # the committed evaluation was made from exactly this recipe

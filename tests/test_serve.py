@@ -474,7 +474,7 @@ def test_page_in_headless_chromium_shows_the_rewrite(backend, expected, tmp_path
 
 def test_bench_serve_smoke(tiny_model, tmp_path):
     r = run_cli(ROOT / "benchmarks" / "bench_serve.py", "--smoke", "--model", tiny_model, "--out", tmp_path,
-                "--name", "serve_smoke", timeout=600)
+                "--name", "serve_smoke", "--ct2-replicas", "2", timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     result = json.loads((tmp_path / "serve_smoke.json").read_text())
     md = (tmp_path / "serve_smoke.md").read_text()
@@ -491,10 +491,13 @@ def test_bench_serve_smoke(tiny_model, tmp_path):
     assert result["load"]["batched"][str(max(result["setup"]["concurrency"]))]["answers_match"] is True
     assert set(result["single"]["sides"]) == {"plain_greedy", "prompt_lookup", "ctranslate2", "ctranslate2_fp32",
                                               "ctranslate2_default_threads", "transformers_serve_cb"}
-    # the ctranslate2 sides run with --ct2-threads (default 1), the default-threads side with CTranslate2's own
+    # the ctranslate2 sides run with --ct2-threads (default 1) and --ct2-replicas, the default-threads side with
+    # CTranslate2's own threads and one replica
     commands = result["setup"]["servers"]
-    assert commands["ctranslate2"][-2:] == ["--threads", "1"]
+    assert " ".join(commands["ctranslate2"]).endswith("--threads 1 --replicas 2")
     assert "--threads" not in commands["ctranslate2_default_threads"]
+    assert "--replicas" not in commands["ctranslate2_default_threads"]
+    assert result["setup"]["ct2_quantization"] in ("int8", "int8_bfloat16")
     assert result["single"]["same_output"] is True
     assert result["throughput_ratio_c32"] > 0 and result["latency_ratio_single"] > 0
 
