@@ -91,4 +91,7 @@ wanted topic-smollm2-full-beam4-copy1 && TYPO=1 TOPIC_ONLY=1 \
 wanted topic-smollm2-full-ct2 && evaluate topic-smollm2-full-ct2 weights/topic-smollm2-full --engine ctranslate2
 wanted topic-smollm2-full-ct2-fp32 && evaluate topic-smollm2-full-ct2-fp32 weights/topic-smollm2-full \
   --engine ctranslate2 --quantization float32
+# the same on the typo'd 1,200-step run, int8 with two replicas (the server's recommended engine on 2 cores)
+wanted topic-smollm2-full-typo-1200-ct2 && evaluate topic-smollm2-full-typo-1200-ct2 weights/topic-smollm2-full-typo-1200 \
+  --engine ctranslate2 --quantization int8 --replicas 2
 q results --outputs outputs

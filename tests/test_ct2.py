@@ -109,6 +109,16 @@ def test_what_the_engine_cannot_do_is_a_clear_error(lively_run, tmp_path):
         load_rewriter(str(tmp_path / "no-model"), engine="ctranslate2")
 
 
+def test_a_compute_type_the_cpu_lacks_is_refused_naming_what_it_has(lively_run, monkeypatch):
+    from qrewrite.errors import ConfigError
+    from qrewrite.infer.rewriter import load_rewriter
+    monkeypatch.setattr(ctranslate2, "get_supported_compute_types", lambda device: {"float32", "int8"})
+    with pytest.raises(ConfigError,
+                       match="--quantization bfloat16: this CPU.s CTranslate2 computes only float32, int8"):
+        load_rewriter(str(lively_run), engine="ctranslate2", quantization="bfloat16")
+    assert load_rewriter(str(lively_run), engine="ctranslate2").quantization == "int8"  # the default: what it has
+
+
 def test_export_loads_in_plain_ctranslate2_and_rewrites_the_same(lively_run, tmp_path):
     from transformers import AutoTokenizer
     out = tmp_path / "export"

@@ -174,6 +174,10 @@ def load_ct2_rewriter(model_dir: Path, tokenizer, *, quantization: str | None = 
     if replicas < 1:
         raise ConfigError(f"--replicas must be >= 1, got {replicas}")
     quantization = quantization or default_quantization()
+    supported = _ctranslate2().get_supported_compute_types("cpu")
+    if quantization not in supported:
+        raise ConfigError(f"--quantization {quantization}: this CPU's CTranslate2 computes only "
+                          f"{', '.join(sorted(supported))}; choose one of them")
     path = converted_model(model_dir, quantization)
     if not threads and replicas > 1:
         threads = max(1, (os.cpu_count() or 1) // replicas)
