@@ -246,6 +246,7 @@ def test_an_average_of_one_runs_checkpoints_names_their_steps_and_the_model_trai
     run_dir = average_models(load_average_config(recipe(tmp_path, {c: 1 for c in checkpoints[-2:]})))
     info = Run(run_dir).info()
     assert [p["steps"] for p in info["average"]] == [int(c.name.split("-")[1]) for c in checkpoints[-2:]]
+    assert info["model"] == "average of " + " + ".join(f"tiny-full/{c.name}" for c in checkpoints[-2:])
     trained = json.loads((tiny_run / "model" / "qrewrite.json").read_text())
     assert info["base_model"] == trained["base_model"]
     assert json.loads((run_dir / "model" / "qrewrite.json").read_text())["base_model"] == trained["base_model"]

@@ -254,6 +254,13 @@ def _fill_model_dir(out_dir: Path, model_dirs: list[Path], weights: list[float],
         path.chmod((0o777 if path.is_dir() else 0o666) & ~umask())
 
 
+def _ingredient_name(part: dict, model_dir: Path) -> str:
+    """The run's name, with the checkpoint for a ``checkpoint-N`` directory; the source for a plain model dir."""
+    if not part["run"]:
+        return part["source"]
+    return f"{part['run']}/{model_dir.name}" if model_dir.name.startswith("checkpoint-") else part["run"]
+
+
 def _initial_info(cfg: AverageConfig, ingredients: list[tuple[Path, Run | None]]) -> dict:
     parts = []
     for (model_dir, run), source, weight in zip(ingredients, cfg.models, cfg.weights()):
@@ -262,7 +269,7 @@ def _initial_info(cfg: AverageConfig, ingredients: list[tuple[Path, Run | None]]
                       "weight": round(weight, 6), "run": ran.get("run_name"), "git_commit": ran.get("git_commit"),
                       "data_fingerprint": ran.get("data_fingerprint"), "steps": ingredient_steps(model_dir, ran)})
     fingerprints = {p["data_fingerprint"] for p in parts}
-    names = [p["run"] or p["source"] for p in parts]
+    names = [_ingredient_name(part, model_dir) for part, (model_dir, _) in zip(parts, ingredients)]
     settings = _prompt(ingredients[0][0])
     return {"status": "running", "run_name": cfg.run_name, "method": METHOD,
             "model": "average of " + " + ".join(names), "model_source": repo_relative(ingredients[0][0]),
