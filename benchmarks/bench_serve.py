@@ -6,8 +6,11 @@
   ctranslate2   the same with --engine ctranslate2 --threads 1: the run's model converted once to int8, batched by
                 the same micro-batcher; a lone question is a batch of one (--ct2-threads: its threads; one was
                 measured 1.7-2.7x faster than two on 2 cores; --ct2-replicas: its --replicas, batches decoded at
-                once, each with those threads); ctranslate2_default_threads: CTranslate2's own thread count;
-                ctranslate2_fp32: float32 weights
+                once, each with those threads; --ct2-lone-question: its --lone-question, prompt-lookup-bf16 by
+                default: a lone question by prompt lookup on a bf16 copy of the model);
+                ctranslate2_default_threads: CTranslate2's own thread count; ctranslate2_fp32: float32 weights
+                (these two: a lone question is a batch of one)
+  batched_bf16  the batched server with --precision bf16 (batches and a lone question in bf16)
   unbatched     --batch-size 1 (one question at a time, by prompt lookup); plain: also --prompt-lookup-tokens 0
                 (the naive server, at concurrency 32 only)
   transformers_serve_cb / transformers_serve
@@ -17,8 +20,8 @@
                 the answer, send the next; per level max(--min-requests, --rounds x C) requests or --level-seconds;
                 C = 1, 8, 32; every server at one level before any at the next (interleaved), the load average
                 recorded after each; every answer checked against the question rewritten directly in this process
-  single        one question at a time over HTTP to plain greedy, prompt lookup, ctranslate2 and transformers
-                serve, rotating which goes first
+  single        one question at a time over HTTP to plain greedy, prompt lookup, the ctranslate2 sides, bf16 and
+                transformers serve, rotating which goes first
 
     python benchmarks/bench_serve.py --model weights/serve-bench --note "shared machine"
     python benchmarks/bench_serve.py --smoke --out /tmp/b       # tiny random Qwen2: plumbing only
@@ -44,11 +47,13 @@ if __package__ in (None, ""):
 from benchmarks import common  # noqa: E402
 from benchmarks.common import ROOT, fmt, fmt_ratio, markdown_table, ratio  # noqa: E402
 from qrewrite.infer.decoding import QUANTIZATIONS  # noqa: E402
+from qrewrite.serve.settings import LONE_QUESTION_PATHS  # noqa: E402
 
 # the engine and transformers-serve targets of the serving issue; the first two are the batching issue's
 TARGETS = {"throughput_ratio_c32": 4.0, "latency_ratio_single": 1.5, "engine_throughput_ratio_c32": 2.5,
            "engine_latency_ratio_single": 1.5, "vs_transformers_serve_c32": 1.5, "vs_transformers_serve_single": 1.5}
 HOST = "127.0.0.1"
+SINGLE_ONLY = ("ctranslate2_batch_of_one",)  # servers asked only in the single-question measurement
 
 
 def parse_args(argv=None):
@@ -71,10 +76,13 @@ def parse_args(argv=None):
                    help="the ctranslate2 servers' --threads (default 1; ctranslate2_default_threads: none)")
     p.add_argument("--ct2-replicas", type=int, default=1,
                    help="the ctranslate2 servers' --replicas: batches decoded at once, each with --ct2-threads")
+    p.add_argument("--ct2-lone-question", choices=LONE_QUESTION_PATHS, default="prompt-lookup-bf16",
+                   help="the ctranslate2 server's --lone-question (default prompt-lookup-bf16; engine: a batch of one)")
     p.add_argument("--ct2-quantization", choices=QUANTIZATIONS,
                    help="the ctranslate2 server's --quantization (default: the engine's, recorded)")
     p.add_argument("--single-n", type=int, default=16, help="questions for the single-question latency")
-    p.add_argument("--recommended", default="ctranslate2", choices=["batched", "ctranslate2", "ctranslate2_fp32"],
+    p.add_argument("--recommended", default="ctranslate2",
+                   choices=["batched", "batched_bf16", "ctranslate2", "ctranslate2_fp32"],
                    help="the server the README recommends, for the ratios to transformers serve (default ctranslate2)")
     p.add_argument("--no-transformers-serve", action="store_true",
                    help="leave out the two `transformers serve` sides (needs transformers[serving])")
@@ -105,7 +113,7 @@ class Server:
 
     def __init__(self, model: str, batch_size: int, args, log_dir: Path, label: str, lookup_tokens: int,
                  engine: str = "transformers", quantization: str | None = None, threads: int | None = None,
-                 replicas: int = 1):
+                 replicas: int = 1, precision: str | None = None, lone_question: str = "engine"):
         self.port, self.label, self.model = free_port(), label, model
         self.url = f"http://{HOST}:{self.port}"
         self.command = ["python", "-m", "qrewrite", "serve", "--model", model, "--host", HOST,
@@ -119,6 +127,10 @@ class Server:
             self.command += ["--threads", str(threads)]
         if replicas > 1:
             self.command += ["--replicas", str(replicas)]
+        if precision:
+            self.command += ["--precision", precision]
+        if lone_question != "engine":
+            self.command += ["--lone-question", lone_question]
         self.start(log_dir)
 
     def start(self, log_dir: Path) -> None:
@@ -291,10 +303,13 @@ def off_main_thread(fn, *args):
 # ---- report --------------------------------------------------------------------------------------------------
 
 SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
-              "ctranslate2": "qrewrite serve --engine ctranslate2 ({ct2_quantization}, {ct2_parallel})",
+              "ctranslate2": "qrewrite serve --engine ctranslate2 ({ct2_quantization}, {ct2_parallel}{ct2_lone})",
+              "ctranslate2_batch_of_one": "qrewrite serve --engine ctranslate2 ({ct2_quantization}, {ct2_parallel}; "
+                                          "a lone question: a batch of one)",
               "ctranslate2_default_threads":
                   "qrewrite serve --engine ctranslate2 ({ct2_quantization}, CTranslate2's threads)",
               "ctranslate2_fp32": "qrewrite serve --engine ctranslate2 --quantization float32 ({ct2_parallel})",
+              "batched_bf16": "qrewrite serve --precision bf16 (transformers engine, batched)",
               "unbatched": "qrewrite serve --batch-size 1", "plain": "qrewrite serve --batch-size 1, plain greedy",
               "transformers_serve_cb": "transformers serve --continuous-batching",
               "transformers_serve": "transformers serve (no continuous batching)",
@@ -304,7 +319,9 @@ SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
 def side_name(side: str, setup: dict) -> str:
     replicas = setup.get("ct2_replicas", 1)
     parallel = f"--threads {setup['ct2_threads']}" + (f" --replicas {replicas}" if replicas > 1 else "")
-    return SIDE_NAMES.get(side, side).format(ct2_parallel=parallel,
+    lone = setup.get("ct2_lone_question", "engine")
+    return SIDE_NAMES.get(side, side).format(ct2_parallel=parallel, ct2_lone="" if lone == "engine" else
+                                             f"; a lone question: --lone-question {lone}",
                                              ct2_quantization=setup.get("ct2_quantization", "int8"))
 
 
@@ -338,9 +355,11 @@ def render_markdown(result: dict) -> str:
 **{verdict}.**
 
 `engine_throughput_ratio_c32`: `--engine ctranslate2` over today's batched server at concurrency 32;
-`engine_latency_ratio_single`: today's prompt-lookup path over `--engine ctranslate2`, one question (p50); the same
-two with `--quantization float32` as `engine_fp32_*` and with CTranslate2's own thread count (not `--threads
-{setup['ct2_threads']}`) as `engine_default_threads_*`;
+`engine_latency_ratio_single`: today's prompt-lookup path over `--engine ctranslate2`, one question (p50: its
+lone-question path, `--lone-question {setup.get('ct2_lone_question', 'engine')}`); the same two with `--quantization
+float32` as `engine_fp32_*` and with CTranslate2's own thread count (not `--threads {setup['ct2_threads']}`) as
+`engine_default_threads_*` (both: a lone question as a batch of one); `bf16_*`: `--precision bf16` on the
+transformers engine;
 `vs_transformers_serve_c32` / `_single`: the recommended server (`{result['recommended']}`) over
 `transformers serve --continuous-batching`; `throughput_ratio_c32` / `latency_ratio_single`: the batching issue's
 (batched over `--batch-size 1`; prompt lookup over plain greedy).
@@ -375,13 +394,19 @@ def start_servers(model_arg: str, args, tmp: Path) -> dict:
     servers = {"batched": Server(model_arg, args.batch_size, args, tmp, "batched", lookup, threads=threads),
                "ctranslate2": Server(model_arg, args.batch_size, args, tmp, "ctranslate2", lookup,
                                      engine="ctranslate2", quantization=args.ct2_quantization, threads=ct2,
-                                     replicas=replicas),
+                                     replicas=replicas, lone_question=args.ct2_lone_question),
                "ctranslate2_default_threads": Server(model_arg, args.batch_size, args, tmp,
                                                      "ctranslate2_default_threads", lookup, engine="ctranslate2",
                                                      quantization=args.ct2_quantization),
                "ctranslate2_fp32": Server(model_arg, args.batch_size, args, tmp, "ctranslate2_fp32", lookup,
                                           engine="ctranslate2", quantization="float32", threads=ct2,
                                           replicas=replicas),
+               **({} if args.ct2_lone_question == "engine" else {  # single question only: its batch of one
+                   "ctranslate2_batch_of_one": Server(model_arg, args.batch_size, args, tmp, "ctranslate2_batch_of_one",
+                                                      lookup, engine="ctranslate2", quantization=args.ct2_quantization,
+                                                      threads=ct2, replicas=replicas)}),
+               "batched_bf16": Server(model_arg, args.batch_size, args, tmp, "batched_bf16", lookup, threads=threads,
+                                      precision="bf16"),
                "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup, threads=threads),
                "plain": Server(model_arg, 1, args, tmp, "plain", 0, threads=threads)}
     if not args.no_transformers_serve:
@@ -418,7 +443,7 @@ def measure(servers: dict, questions: list[str], expected: dict, args) -> tuple[
     for c in args.concurrency:  # levels interleaved: every side at C before any side at the next C
         n = max(args.min_requests, args.rounds * c)
         for side, s in servers.items():
-            if side == "plain" and c != 32:
+            if (side == "plain" and c != 32) or side in SINGLE_ONLY:
                 continue
             load[side][str(c)] = r = run_level(s, questions, c, n, args.level_seconds, expected)
             print(f"[bench_serve] {side:22s} c={c:<3d} {r['ok']}/{r['requests']} ok  {fmt(r['throughput_rps'])} "
@@ -426,8 +451,9 @@ def measure(servers: dict, questions: list[str], expected: dict, args) -> tuple[
                   f"{fmt(r['mean_batch_size'])}  answers {r['answers_matched']}/{r['ok']}", flush=True)
     single_sides = {"plain_greedy": servers["plain"], "prompt_lookup": servers["unbatched"],
                     "ctranslate2": servers["ctranslate2"],
+                    **{side: servers[side] for side in SINGLE_ONLY if side in servers},
                     "ctranslate2_default_threads": servers["ctranslate2_default_threads"],
-                    "ctranslate2_fp32": servers["ctranslate2_fp32"]}
+                    "ctranslate2_fp32": servers["ctranslate2_fp32"], "batched_bf16": servers["batched_bf16"]}
     if "transformers_serve_cb" in servers:
         single_sides["transformers_serve_cb"] = servers["transformers_serve_cb"]
     single = single_question(single_sides, questions[:args.single_n], args)
@@ -443,16 +469,20 @@ def ratios(load: dict, single: dict, recommended: str) -> dict:
         "throughput_ratio_c32_vs_plain": ratio(c32["batched"], c32["plain"]),
         "engine_throughput_ratio_c32": ratio(c32["ctranslate2"], c32["batched"]),
         "engine_latency_ratio_single": ratio(p50["prompt_lookup"], p50["ctranslate2"]),
+        "engine_batch_of_one_latency_ratio_single": ratio(p50["prompt_lookup"], p50["ctranslate2_batch_of_one"])
+        if "ctranslate2_batch_of_one" in p50 else None,
         "engine_fp32_throughput_ratio_c32": ratio(c32["ctranslate2_fp32"], c32["batched"]),
         "engine_fp32_latency_ratio_single": ratio(p50["prompt_lookup"], p50["ctranslate2_fp32"]),
         "engine_default_threads_throughput_ratio_c32": ratio(c32["ctranslate2_default_threads"], c32["batched"]),
         "engine_default_threads_latency_ratio_single": ratio(p50["prompt_lookup"],
                                                              p50["ctranslate2_default_threads"]),
+        "bf16_throughput_ratio_c32": ratio(c32["batched_bf16"], c32["batched"]),
+        "bf16_latency_ratio_single": ratio(p50["prompt_lookup"], p50["batched_bf16"]),
         "vs_transformers_serve_c32": None, "vs_transformers_serve_single": None,
     }
     if "transformers_serve_cb" in c32:
         out["vs_transformers_serve_c32"] = ratio(c32[recommended], c32["transformers_serve_cb"])
-        single_side = {"batched": "prompt_lookup"}.get(recommended, recommended)
+        single_side = {"batched": "prompt_lookup"}.get(recommended, recommended)  # its lone-question path
         out["vs_transformers_serve_single"] = ratio(p50["transformers_serve_cb"], p50[single_side])
     return out
 
@@ -494,6 +524,7 @@ def main(argv=None) -> int:
                         "batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms,
                         "max_new_tokens": args.max_new_tokens, "prompt_lookup_tokens": args.prompt_lookup_tokens,
                         "threads": args.threads, "ct2_threads": args.ct2_threads, "ct2_replicas": args.ct2_replicas,
+                        "ct2_lone_question": args.ct2_lone_question,
                         "ct2_quantization": args.ct2_quantization or ct2_default_quantization(),
                         "servers": {side: s.command for side, s in servers.items()},
                         "device": common.device_tag(), "smoke": args.smoke},

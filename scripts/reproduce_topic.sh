@@ -94,4 +94,7 @@ wanted topic-smollm2-full-ct2-fp32 && evaluate topic-smollm2-full-ct2-fp32 weigh
 # the same on the typo'd 1,200-step run, int8 with two replicas (the server's recommended engine on 2 cores)
 wanted topic-smollm2-full-typo-1200-ct2 && evaluate topic-smollm2-full-typo-1200-ct2 weights/topic-smollm2-full-typo-1200 \
   --engine ctranslate2 --quantization int8 --replicas 2
+# bf16 weights on the transformers engine, the same run, data and greedy decoding (the serving benchmark's lone-question
+# path: prompt lookup on bf16 weights gives the tokens greedy gives on them)
+wanted topic-smollm2-full-bf16 && evaluate topic-smollm2-full-bf16 weights/topic-smollm2-full --precision bf16
 q results --outputs outputs

@@ -158,3 +158,18 @@ def test_replicas_are_an_engine_option(lively_run, tmp_path):
                 str(tmp_path / "out"), "--limit", "2", "--replicas", "2")
     assert r.returncode == 2 and "--replicas" in r.stderr and "--engine ctranslate2" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_serve_batches_on_ctranslate2_and_takes_a_lone_question_to_bf16_prompt_lookup(lively_run):
+    import torch
+
+    from qrewrite.serve.engine import load_backend
+    plain = load_backend(str(lively_run), max_new_tokens=MAX_NEW, engine="ctranslate2", quantization="float32")
+    mixed = load_backend(str(lively_run), max_new_tokens=MAX_NEW, engine="ctranslate2", quantization="float32",
+                         lone_question="prompt-lookup-bf16")
+    bf16 = load_backend(str(lively_run), max_new_tokens=MAX_NEW, precision="bf16")
+    assert (plain.lone_question, mixed.lone_question) == ("batch of one", "prompt lookup (bfloat16)")
+    assert next(mixed.lone.model.parameters()).dtype == torch.bfloat16
+    assert plain.rewrite_one(QUESTIONS[0]) == plain.rewrite([QUESTIONS[0]])[0]
+    assert [mixed.rewrite_one(q) for q in QUESTIONS[:6]] == [bf16.rewrite_one(q) for q in QUESTIONS[:6]]
+    assert mixed.rewrite(QUESTIONS[:6]) == plain.rewrite(QUESTIONS[:6])  # batches: CTranslate2 still

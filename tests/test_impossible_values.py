@@ -41,7 +41,8 @@ IMPOSSIBLE = {
               "--max-queue": ["0"], "--request-timeout": ["0"], "--max-question-chars": ["0"],
               "--max-questions": ["0", "100000"], "--max-body-bytes": ["0"], "--log-level": ["loud"],
               "--num-beams": ["0", "two"], "--copy-bonus": ["-1", "nan"], "--engine": ["tgi"],
-              "--quantization": ["int2", ("--quantization", "float32")], "--replicas": ["0", ("--replicas", "3")]},
+              "--quantization": ["int2", ("--quantization", "float32")], "--replicas": ["0", ("--replicas", "3")],
+              "--lone-question": ["fast", ("--lone-question", "prompt-lookup-bf16")]},  # copy: no model
     "export": {"--format": ["onnx"], "--quantization": ["int3"]},
     "average": {"--run-name": ["../escape", "/abs"], "--config": ["{tmp}/no-such-recipe.yaml"]},
 }

@@ -161,6 +161,38 @@ def test_a_backend_decodes_as_told_one_question_as_a_batch_of_one(lively_dir, ba
         assert httpx.post(f"{url}/v1/rewrite", json={"question": QUESTIONS[0]}).json()["rewrites"] == got[:1]
 
 
+def test_lone_question_by_bf16_prompt_lookup_while_batches_stay_on_the_model(lively_dir, backend, expected):
+    import torch
+
+    from qrewrite.errors import ConfigError
+    from qrewrite.infer.decoding import Decoding
+    from qrewrite.serve.engine import load_backend
+    mixed = load_backend(str(lively_dir), max_new_tokens=MAX_NEW, precision="fp32", lone_question="prompt-lookup-bf16")
+    bf16 = load_backend(str(lively_dir), max_new_tokens=MAX_NEW, precision="bf16")
+    assert next(mixed.model.parameters()).dtype == torch.float32
+    assert next(mixed.lone.model.parameters()).dtype == torch.bfloat16 and mixed.lone.model is not mixed.model
+    assert bf16.lone.model is bf16.model  # a bf16 model is not loaded twice
+    bf16_lone_too = load_backend(str(lively_dir), max_new_tokens=MAX_NEW, precision="bf16",
+                                 lone_question="prompt-lookup-bf16")
+    assert bf16_lone_too.lone.model is bf16_lone_too.model
+    assert (mixed.lone_question, backend.lone_question) == ("prompt lookup (bfloat16)", "prompt lookup (float32)")
+    calls = []
+    forward = mixed.lone.model.forward
+    mixed.lone.model.forward = lambda *a, **k: calls.append(1) or forward(*a, **k)
+    got = [mixed.rewrite_one(q) for q in QUESTIONS[:6]]
+    assert calls and got == [bf16.rewrite_one(q) for q in QUESTIONS[:6]]  # the same tokens as the bf16 model's
+    calls.clear()
+    assert mixed.rewrite(QUESTIONS[:6]) == [expected[q] for q in QUESTIONS[:6]] and not calls  # batches: fp32
+    with running(app_for(mixed)) as url:
+        assert httpx.get(f"{url}/health").json()["lone_question"] == "prompt lookup (bfloat16)"
+        assert httpx.post(f"{url}/v1/rewrite", json={"question": QUESTIONS[0]}).json()["rewrites"] == got[:1]
+    with pytest.raises(ConfigError, match="reproduces greedy decoding"):
+        load_backend(str(lively_dir), decoding=Decoding(num_beams=2), lone_question="prompt-lookup-bf16")
+    with pytest.raises(ConfigError, match="baseline with no model"):
+        load_backend("copy", lone_question="prompt-lookup-bf16")
+    assert load_backend("copy").lone_question is None
+
+
 def test_copy_backend_and_model_names(tmp_path):
     from qrewrite.serve.engine import load_backend, model_name
     copy = load_backend("copy")
@@ -392,6 +424,13 @@ def test_threads_setting_applies_to_the_generation_thread():
 
     with running(app_for(ThreadCount(), threads=1)) as url:
         assert httpx.post(f"{url}/v1/rewrite", json={"question": "x?"}).json()["rewrites"] == ["1"]
+    ThreadCount.engine = "ctranslate2"  # --threads is CTranslate2's then: torch keeps its own for prompt lookup
+    fresh = []  # what torch gives a new thread where nobody set it
+    thread = threading.Thread(target=lambda: fresh.append(str(torch.get_num_threads())))
+    thread.start()
+    thread.join()
+    with running(app_for(ThreadCount(), threads=1)) as url:
+        assert httpx.post(f"{url}/v1/rewrite", json={"question": "x?"}).json()["rewrites"] == fresh
 
 
 def test_bad_settings_and_model_paths_are_clear_errors():
@@ -481,8 +520,8 @@ def test_bench_serve_smoke(tiny_model, tmp_path):
     assert "smoke run" in md and "p95" in md
     assert {"throughput_ratio_c32", "latency_ratio_single", "load", "single", "setup"} <= set(result)
     assert {"engine_throughput_ratio_c32", "engine_latency_ratio_single", "vs_transformers_serve_c32"} <= set(result)
-    for server in ("batched", "ctranslate2", "ctranslate2_default_threads", "ctranslate2_fp32", "unbatched",
-                   "transformers_serve_cb", "transformers_serve"):
+    for server in ("batched", "ctranslate2", "ctranslate2_default_threads", "ctranslate2_fp32", "batched_bf16",
+                   "unbatched", "transformers_serve_cb", "transformers_serve"):
         for c in result["setup"]["concurrency"]:
             run = result["load"][server][str(c)]
             assert run["ok"] == run["requests"] > 0 and run["errors"] == 0
@@ -490,16 +529,21 @@ def test_bench_serve_smoke(tiny_model, tmp_path):
     # every answer from the load was checked against the same questions rewritten directly
     assert result["load"]["batched"][str(max(result["setup"]["concurrency"]))]["answers_match"] is True
     assert set(result["single"]["sides"]) == {"plain_greedy", "prompt_lookup", "ctranslate2", "ctranslate2_fp32",
-                                              "ctranslate2_default_threads", "transformers_serve_cb"}
+                                              "ctranslate2_default_threads", "ctranslate2_batch_of_one",
+                                              "batched_bf16", "transformers_serve_cb"}
+    assert result["load"]["ctranslate2_batch_of_one"] == {}  # asked one question at a time only
     # the ctranslate2 sides run with --ct2-threads (default 1) and --ct2-replicas, the default-threads side with
     # CTranslate2's own threads and one replica
     commands = result["setup"]["servers"]
-    assert " ".join(commands["ctranslate2"]).endswith("--threads 1 --replicas 2")
+    assert " ".join(commands["ctranslate2"]).endswith("--threads 1 --replicas 2 --lone-question prompt-lookup-bf16")
+    assert " ".join(commands["ctranslate2_batch_of_one"]).endswith("--threads 1 --replicas 2")
+    assert " ".join(commands["batched_bf16"]).endswith("--precision bf16")
     assert "--threads" not in commands["ctranslate2_default_threads"]
     assert "--replicas" not in commands["ctranslate2_default_threads"]
     assert result["setup"]["ct2_quantization"] in ("int8", "int8_bfloat16")
     assert result["single"]["same_output"] is True
     assert result["throughput_ratio_c32"] > 0 and result["latency_ratio_single"] > 0
+    assert result["bf16_throughput_ratio_c32"] > 0 and result["engine_batch_of_one_latency_ratio_single"] > 0
 
 
 # ---- the OpenAI-compatible API -----------------------------------------------------------------------------

@@ -92,6 +92,8 @@ class Health(BaseModel):
     engine: str | None = Field(None, description="what decodes: transformers or ctranslate2; null for copy and rules")
     decoding: str | None = Field(None, description="how the model decodes (greedy, beam search, copy bonus); "
                                                    "null for copy and rules")
+    lone_question: str | None = Field(None, description="how a lone question is rewritten: 'prompt lookup (float32)' "
+                                                        "or '(bfloat16)', 'batch of one'; null for copy and rules")
     pending: int = Field(description="questions accepted and not yet answered")
     batches: int
     rewritten: int
@@ -201,8 +203,11 @@ def _require_key(api_key: str):
 def create_app(backend, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check()
+    # --threads is torch's for the transformers engine; CTranslate2 takes it as its own (a lone question on
+    # prompt lookup then keeps torch's threads, every core)
+    torch_threads = None if getattr(backend, "engine", None) == "ctranslate2" else settings.threads
     batcher = Batcher(backend, max_batch=settings.batch_size, max_wait_ms=settings.max_wait_ms,
-                      max_queue=settings.max_queue, threads=settings.threads)
+                      max_queue=settings.max_queue, threads=torch_threads)
     RewriteRequest = request_model(settings)
 
     @asynccontextmanager
@@ -227,6 +232,7 @@ def create_app(backend, settings: Settings | None = None) -> FastAPI:
     async def health():
         return Health(status="ok", model=backend.name, engine=getattr(backend, "engine", None),
                       decoding=getattr(backend, "decoding", None),
+                      lone_question=getattr(backend, "lone_question", None),
                       pending=batcher.pending, batches=batcher.batches, rewritten=batcher.rewritten)
 
     @app.post("/v1/rewrite", response_model=RewriteResponse, responses=errors, dependencies=protected,
@@ -325,7 +331,7 @@ def serve(opts: ServeOptions) -> None:
         log.warning("serving on %s without an API key: anyone who can reach this address can use it "
                     "(set --api-key or %s)", opts.host, API_KEY_ENV)
     backend = load_backend(opts.model, prompt_lookup_tokens=opts.prompt_lookup_tokens, threads=settings.threads or 0,
-                           **opts.loading())
+                           lone_question=opts.lone_question, **opts.loading())
     app = create_app(backend, settings)
     # a drain longer than any request can wait: uvicorn stops accepting, finishes what is in flight, then exits
     uvicorn.run(app, host=opts.host, port=opts.port, log_level=opts.log_level, server_header=False,

@@ -1,8 +1,10 @@
 """What the server rewrites with: a backend loaded once from ``--model``, and the single-question fast path.
 
-A backend has ``.name``, ``.rewrite(questions) -> rewrites`` (a batch, on the project's batched path with the
-shared prompt prefix) and ``.rewrite_one(question) -> rewrite`` (one question, prompt lookup decoding). It wraps
-the rewriter :func:`qrewrite.infer.rewriter.load_rewriter` makes of ``--model``.
+A backend has ``.name``, ``.rewrite(questions) -> rewrites`` (a batch, on the engine's batched path) and
+``.rewrite_one(question) -> rewrite`` (one question: prompt lookup decoding on a transformers model, or a batch of
+one). It wraps the rewriter :func:`qrewrite.infer.rewriter.load_rewriter` makes of ``--model``; with
+``--lone-question prompt-lookup-bf16`` a lone question goes to a bf16 copy of the model by prompt lookup, whatever
+the engine (CTranslate2 batches, bf16 prompt lookup alone: the fastest pair measured on a 2-core CPU).
 
 Prompt lookup: a rewrite mostly copies the question, so draft tokens are taken from the prompt itself (the
 continuation of the last n-gram where it occurs earlier) and checked in one forward pass; greedy verification
@@ -15,61 +17,106 @@ from pathlib import Path
 
 import torch
 
+from qrewrite.errors import ConfigError
 from qrewrite.infer.decoding import GREEDY, PROMPT_LOOKUP_TOKENS, Decoding
 from qrewrite.infer.generate import _eval_mode, prompt_ids
 from qrewrite.infer.rewriter import ModelRewriter, load_rewriter
-from qrewrite.models import end_of_turn_ids
+from qrewrite.models import end_of_turn_ids, load_for_inference
 from qrewrite.run import Run
+from qrewrite.serve.settings import LONE_QUESTION_PATHS
 
 LOOKUP_NGRAM = 3  # longer than transformers' default 2, so a draft is less often taken from the template
 
 
-class Backend:
-    """A :mod:`qrewrite.infer.rewriter` rewriter as the server uses it: a batch as given, or one question."""
+class PromptLookup:
+    """A lone question rewritten by prompt lookup on a transformers model (the tokens plain greedy would give)."""
 
-    def __init__(self, rewriter, name: str):
-        self.rewriter, self.name, self.engine = rewriter, name, rewriter.engine
+    def __init__(self, model, tokenizer, prompt, max_new_tokens: int, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
+        self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
+        self.max_new_tokens, self.prompt_lookup_tokens = max_new_tokens, prompt_lookup_tokens
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+
+    def __call__(self, question: str) -> str:
+        return rewrite_one(self.model, self.tokenizer, question, max_new_tokens=self.max_new_tokens,
+                           prompt=self.prompt, prompt_lookup_tokens=self.prompt_lookup_tokens)
+
+
+class Backend:
+    """A :mod:`qrewrite.infer.rewriter` rewriter as the server uses it: a batch as given, and one question by
+    ``lone`` (a :class:`PromptLookup`) or, without one, as a batch of one."""
+
+    def __init__(self, rewriter, name: str, lone: PromptLookup | None = None):
+        self.rewriter, self.name, self.engine, self.lone = rewriter, name, rewriter.engine, lone
         decoding = getattr(rewriter, "decoding", None)  # copy and rules do not decode
         self.decoding = decoding.name if decoding is not None else None
+
+    @property
+    def lone_question(self) -> str | None:
+        """How a lone question is rewritten, for /health: ``prompt lookup (float32)``, ``batch of one``."""
+        if self.lone is not None:
+            return f"prompt lookup ({self.lone.dtype})"
+        return "batch of one" if self.engine else None
 
     def rewrite(self, questions: list[str]) -> list[str]:
         return self.rewriter.rewrite_batch(questions)
 
     def rewrite_one(self, question: str) -> str:
+        if self.lone is not None:
+            return self.lone(question)
         return self.rewriter.rewrite_batch([question])[0]
 
 
 class ModelBackend(Backend):
-    """A model: batches on the shared-prefix path; a lone question by prompt lookup (same tokens as greedy) when
-    the model decodes greedily, else as a batch of one (beam search, a copy bonus: :mod:`qrewrite.infer.decoding`)."""
+    """A model on the transformers engine: batches on the shared-prefix path; a lone question by prompt lookup (same
+    tokens as greedy) when the model decodes greedily, else as a batch of one (beam search, a copy bonus:
+    :mod:`qrewrite.infer.decoding`)."""
 
-    def __init__(self, rewriter, name: str, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
-        super().__init__(rewriter, name)
+    def __init__(self, rewriter, name: str, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS,
+                 lone: PromptLookup | None = None):
+        if lone is None and rewriter.decoding == GREEDY:  # prompt lookup reproduces plain greedy decoding only
+            lone = PromptLookup(rewriter.model, rewriter.tokenizer, rewriter.prompt, rewriter.max_new_tokens,
+                                prompt_lookup_tokens)
+        super().__init__(rewriter, name, lone)
         self.model, self.tokenizer, self.prompt = rewriter.model, rewriter.tokenizer, rewriter.prompt
         self.max_new_tokens, self.prompt_lookup_tokens = rewriter.max_new_tokens, prompt_lookup_tokens
         self.prefix = rewriter.prefix  # computed here, at start-up, rather than on the first request
-
-    def rewrite_one(self, question: str) -> str:
-        if self.rewriter.decoding != GREEDY:  # prompt lookup reproduces plain greedy decoding only
-            return super().rewrite_one(question)
-        return rewrite_one(self.model, self.tokenizer, question, max_new_tokens=self.max_new_tokens,
-                           prompt=self.prompt, prompt_lookup_tokens=self.prompt_lookup_tokens)
 
 
 def load_backend(model_arg: str, *, max_new_tokens: int | None = None, precision: str = "auto",
                  trust_remote_code: bool = False, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS,
                  decoding: Decoding = GREEDY, engine: str = "transformers", quantization: str | None = None,
-                 threads: int = 0, replicas: int = 1):
+                 threads: int = 0, replicas: int = 1, lone_question: str = "engine"):
     """What ``rewrite --model`` takes (run dir, model / adapter dir, hub id, smollm2, ``copy``, ``rules``),
     loaded once by :func:`qrewrite.infer.rewriter.load_rewriter` (the model's own prompt and generation budget),
-    decoding as ``decoding`` says (greedy by default, as ``rewrite`` and ``evaluate``), with ``engine``
-    (``ctranslate2``: every question, a lone one too, on its batched path)."""
+    decoding as ``decoding`` says (greedy by default, as ``rewrite`` and ``evaluate``), with ``engine``.
+    ``lone_question``: ``engine`` (the transformers engine by prompt lookup, ``ctranslate2`` as a batch of one) or
+    ``prompt-lookup-bf16`` (prompt lookup on a bf16 copy of the model, or on the model itself when it is bf16)."""
+    if lone_question not in LONE_QUESTION_PATHS:
+        raise ConfigError(f"--lone-question {lone_question}: choose one of {', '.join(LONE_QUESTION_PATHS)}")
     rewriter = load_rewriter(model_arg, precision=precision, trust_remote_code=trust_remote_code,
                              max_new_tokens=max_new_tokens, decoding=decoding, engine=engine,
                              quantization=quantization, threads=threads, replicas=replicas)
+    lone = None
+    if lone_question == "prompt-lookup-bf16":
+        lone = bf16_prompt_lookup(model_arg, rewriter, prompt_lookup_tokens, trust_remote_code)
     if isinstance(rewriter, ModelRewriter):
-        return ModelBackend(rewriter, model_name(model_arg), prompt_lookup_tokens)
-    return Backend(rewriter, rewriter.name)
+        return ModelBackend(rewriter, model_name(model_arg), prompt_lookup_tokens, lone)
+    return Backend(rewriter, rewriter.name, lone)
+
+
+def bf16_prompt_lookup(model_arg: str, rewriter, prompt_lookup_tokens: int, trust_remote_code: bool) -> PromptLookup:
+    """``--lone-question prompt-lookup-bf16``: prompt lookup on the rewriter's model in bf16 (a copy, unless it is
+    bf16 already), with the rewriter's tokenizer, prompt and generation budget."""
+    if getattr(rewriter, "engine", None) is None:
+        raise ConfigError(f"--lone-question prompt-lookup-bf16: --model {model_arg} is a baseline with no model to "
+                          "decode; leave the option out")
+    if rewriter.decoding != GREEDY:
+        raise ConfigError(f"--lone-question prompt-lookup-bf16 reproduces greedy decoding; it cannot decode "
+                          f"{rewriter.decoding.name}: leave the option out or decode greedily")
+    model = getattr(rewriter, "model", None)
+    if model is None or next(model.parameters()).dtype != torch.bfloat16:
+        model, _, _ = load_for_inference(model_arg, precision="bf16", trust_remote_code=trust_remote_code)
+    return PromptLookup(model, rewriter.tokenizer, rewriter.prompt, rewriter.max_new_tokens, prompt_lookup_tokens)
 
 
 def model_name(model_arg: str) -> str:

@@ -10,6 +10,10 @@ from qrewrite.infer.options import ModelOptions
 from qrewrite.options import bounded_int, non_negative_int, option
 
 API_KEY_ENV = "QREWRITE_API_KEY"
+# how a lone question (a batch of one) is rewritten: on the engine's own path, or by prompt lookup on a bf16 copy of
+# the transformers model (on CPUs with native bf16 faster than both fp32 prompt lookup and CTranslate2 int8's batch
+# of one: benchmarks/results/serve_cpu.md)
+LONE_QUESTION_PATHS = ("engine", "prompt-lookup-bf16")
 
 
 @dataclass
@@ -24,7 +28,8 @@ class Settings:
     max_questions: int = option(64, "questions per request at most")
     max_body_bytes: int = option(256 * 1024, "largest request body accepted; a larger one gets 413")
     threads: int | None = option(None, "torch threads for generation (default: torch's, one per core; on a CPU "
-                                       "shared with other work, 1 can be faster)")
+                                       "shared with other work, 1 can be faster); with --engine ctranslate2, "
+                                       "CTranslate2's threads per replica instead")
     api_key: str | None = option(None, f"require 'Authorization: Bearer KEY' on every route but /health (default: "
                                        f"${API_KEY_ENV})", env=API_KEY_ENV)
     cors_origins: list[str] = option(help="allow browser requests from this origin (repeatable; none by default)",
@@ -58,4 +63,9 @@ class ServeOptions(ModelOptions):
     prompt_lookup_tokens: int = option(PROMPT_LOOKUP_TOKENS, f"draft tokens per step for a lone question (default: "
                                                              f"{PROMPT_LOOKUP_TOKENS}; 0 = plain greedy)",
                                        parse=non_negative_int)
+    lone_question: str = option("engine", "how a lone question is rewritten: engine (default: the transformers "
+                                          "engine by prompt lookup, CTranslate2 as a batch of one) or "
+                                          "prompt-lookup-bf16 (prompt lookup on a bf16 copy of the model, either "
+                                          "engine; fast on CPUs with native bf16, e.g. avx512_bf16 or AMX; greedy "
+                                          "decoding only)", choices=LONE_QUESTION_PATHS)
     log_level: str = option("info", "uvicorn's log level", choices=LOG_LEVELS)
