@@ -191,6 +191,8 @@ def test_lone_question_by_bf16_prompt_lookup_while_batches_stay_on_the_model(liv
     with pytest.raises(ConfigError, match="baseline with no model"):
         load_backend("copy", lone_question="prompt-lookup-bf16")
     assert load_backend("copy").lone_question is None
+    plain = load_backend(str(lively_dir), max_new_tokens=MAX_NEW, precision="fp32", prompt_lookup_tokens=0)
+    assert plain.lone_question == "plain greedy (float32)"
 
 
 def test_copy_backend_and_model_names(tmp_path):

@@ -93,7 +93,8 @@ class Health(BaseModel):
     decoding: str | None = Field(None, description="how the model decodes (greedy, beam search, copy bonus); "
                                                    "null for copy and rules")
     lone_question: str | None = Field(None, description="how a lone question is rewritten: 'prompt lookup (float32)' "
-                                                        "or '(bfloat16)', 'batch of one'; null for copy and rules")
+                                                        "or '(bfloat16)', 'plain greedy (...)', 'batch of one'; "
+                                                        "null for copy and rules")
     pending: int = Field(description="questions accepted and not yet answered")
     batches: int
     rewritten: int

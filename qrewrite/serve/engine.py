@@ -52,9 +52,10 @@ class Backend:
 
     @property
     def lone_question(self) -> str | None:
-        """How a lone question is rewritten, for /health: ``prompt lookup (float32)``, ``batch of one``."""
+        """How a lone question is rewritten, for /health: ``prompt lookup (float32)``, ``batch of one``, ..."""
         if self.lone is not None:
-            return f"prompt lookup ({self.lone.dtype})"
+            how = "prompt lookup" if self.lone.prompt_lookup_tokens else "plain greedy"  # --prompt-lookup-tokens 0
+            return f"{how} ({self.lone.dtype})"
         return "batch of one" if self.engine else None
 
     def rewrite(self, questions: list[str]) -> list[str]:
