@@ -10,7 +10,8 @@
                 default: a lone question by prompt lookup on a bf16 copy of the model);
                 ctranslate2_default_threads: CTranslate2's own thread count; ctranslate2_fp32: float32 weights
                 (these two: a lone question is a batch of one)
-  batched_bf16  the batched server with --precision bf16 (batches and a lone question in bf16)
+  batched_bf16  the batched server with --precision bf16 --replicas N (--bf16-replicas, default 2: each batch split
+                between N generation threads; batches and a lone question in bf16)
   unbatched     --batch-size 1 (one question at a time, by prompt lookup); plain: also --prompt-lookup-tokens 0
                 (the naive server, at concurrency 32 only)
   transformers_serve_cb / transformers_serve
@@ -76,6 +77,8 @@ def parse_args(argv=None):
                    help="the ctranslate2 servers' --threads (default 1; ctranslate2_default_threads: none)")
     p.add_argument("--ct2-replicas", type=int, default=1,
                    help="the ctranslate2 servers' --replicas: batches decoded at once, each with --ct2-threads")
+    p.add_argument("--bf16-replicas", type=int, default=2,
+                   help="the bf16 transformers-engine server's --replicas (default 2)")
     p.add_argument("--ct2-lone-question", choices=LONE_QUESTION_PATHS, default="prompt-lookup-bf16",
                    help="the ctranslate2 server's --lone-question (default prompt-lookup-bf16; engine: a batch of one)")
     p.add_argument("--ct2-quantization", choices=QUANTIZATIONS,
@@ -309,7 +312,7 @@ SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
               "ctranslate2_default_threads":
                   "qrewrite serve --engine ctranslate2 ({ct2_quantization}, CTranslate2's threads)",
               "ctranslate2_fp32": "qrewrite serve --engine ctranslate2 --quantization float32 ({ct2_parallel})",
-              "batched_bf16": "qrewrite serve --precision bf16 (transformers engine, batched)",
+              "batched_bf16": "qrewrite serve --precision bf16{bf16_replicas} (transformers engine, batched)",
               "unbatched": "qrewrite serve --batch-size 1", "plain": "qrewrite serve --batch-size 1, plain greedy",
               "transformers_serve_cb": "transformers serve --continuous-batching",
               "transformers_serve": "transformers serve (no continuous batching)",
@@ -319,9 +322,10 @@ SIDE_NAMES = {"batched": "qrewrite serve (transformers engine, batched)",
 def side_name(side: str, setup: dict) -> str:
     replicas = setup.get("ct2_replicas", 1)
     parallel = f"--threads {setup['ct2_threads']}" + (f" --replicas {replicas}" if replicas > 1 else "")
-    lone = setup.get("ct2_lone_question", "engine")
+    lone, bf16_replicas = setup.get("ct2_lone_question", "engine"), setup.get("bf16_replicas", 1)
     return SIDE_NAMES.get(side, side).format(ct2_parallel=parallel, ct2_lone="" if lone == "engine" else
                                              f"; a lone question: --lone-question {lone}",
+                                             bf16_replicas=f" --replicas {bf16_replicas}" if bf16_replicas > 1 else "",
                                              ct2_quantization=setup.get("ct2_quantization", "int8"))
 
 
@@ -359,7 +363,7 @@ def render_markdown(result: dict) -> str:
 lone-question path, `--lone-question {setup.get('ct2_lone_question', 'engine')}`); the same two with `--quantization
 float32` as `engine_fp32_*` and with CTranslate2's own thread count (not `--threads {setup['ct2_threads']}`) as
 `engine_default_threads_*` (both: a lone question as a batch of one); `bf16_*`: `--precision bf16` on the
-transformers engine;
+transformers engine (`--replicas {setup.get('bf16_replicas', 1)}`);
 `vs_transformers_serve_c32` / `_single`: the recommended server (`{result['recommended']}`) over
 `transformers serve --continuous-batching`; `throughput_ratio_c32` / `latency_ratio_single`: the batching issue's
 (batched over `--batch-size 1`; prompt lookup over plain greedy).
@@ -406,7 +410,7 @@ def start_servers(model_arg: str, args, tmp: Path) -> dict:
                                                       lookup, engine="ctranslate2", quantization=args.ct2_quantization,
                                                       threads=ct2, replicas=replicas)}),
                "batched_bf16": Server(model_arg, args.batch_size, args, tmp, "batched_bf16", lookup, threads=threads,
-                                      precision="bf16"),
+                                      precision="bf16", replicas=args.bf16_replicas),
                "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup, threads=threads),
                "plain": Server(model_arg, 1, args, tmp, "plain", 0, threads=threads)}
     if not args.no_transformers_serve:
@@ -524,7 +528,7 @@ def main(argv=None) -> int:
                         "batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms,
                         "max_new_tokens": args.max_new_tokens, "prompt_lookup_tokens": args.prompt_lookup_tokens,
                         "threads": args.threads, "ct2_threads": args.ct2_threads, "ct2_replicas": args.ct2_replicas,
-                        "ct2_lone_question": args.ct2_lone_question,
+                        "ct2_lone_question": args.ct2_lone_question, "bf16_replicas": args.bf16_replicas,
                         "ct2_quantization": args.ct2_quantization or ct2_default_quantization(),
                         "servers": {side: s.command for side, s in servers.items()},
                         "device": common.device_tag(), "smoke": args.smoke},

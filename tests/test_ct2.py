@@ -153,10 +153,34 @@ def test_evaluate_records_the_engine(lively_run, tmp_path):
     assert recorded["quantization"] in ("int8", "int8_bfloat16") and recorded["replicas"] == 1
 
 
-def test_replicas_are_an_engine_option(lively_run, tmp_path):
-    r = run_cli("evaluate", "--model", str(lively_run), "--data", str(SAMPLE / "valid.json"), "--out",
+def test_replicas_split_a_transformers_batch_too_each_on_its_own_threads(lively_run, tmp_path):
+    import threading
+
+    import torch
+
+    from qrewrite.infer import generate
+    from qrewrite.infer.rewriter import load_rewriter
+    one = load_rewriter(str(lively_run), max_new_tokens=MAX_NEW, precision="fp32")
+    two = load_rewriter(str(lively_run), max_new_tokens=MAX_NEW, precision="fp32", replicas=2, threads=1)
+    seen = []  # (thread, torch threads, rows) of every part generated
+    real = generate.generate_ids
+
+    def spy(model, tokenizer, rows, **kwargs):
+        seen.append((threading.current_thread().name, torch.get_num_threads(), len(rows)))
+        return real(model, tokenizer, rows, **kwargs)
+
+    generate.generate_ids = spy
+    try:
+        got = two.rewrite_batch(QUESTIONS[:9])
+        streamed = two.rewrite(QUESTIONS)
+    finally:
+        generate.generate_ids = real
+    assert got == one.rewrite_batch(QUESTIONS[:9]) and streamed == one.rewrite(QUESTIONS)
+    assert sorted(n for _, _, n in seen[:2]) == [4, 5]  # 9 rows: parts of 5 and 4, at once
+    assert all(name.startswith("qrewrite-replica") and threads == 1 for name, threads, _ in seen)
+    r = run_cli("evaluate", "--model", "copy", "--data", str(SAMPLE / "valid.json"), "--out",
                 str(tmp_path / "out"), "--limit", "2", "--replicas", "2")
-    assert r.returncode == 2 and "--replicas" in r.stderr and "--engine ctranslate2" in r.stderr
+    assert r.returncode == 2 and "--replicas" in r.stderr and "copy" in r.stderr
     assert "Traceback" not in r.stderr
 
 

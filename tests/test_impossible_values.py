@@ -32,7 +32,7 @@ IMPOSSIBLE = {
                  "--shots-from": [("--few-shot", "2", "--shots-from", "{tmp}/no-such-split.json")],
                  "--engine": ["vllm", ("--engine", "ctranslate2")],  # copy has no model to convert
                  "--quantization": ["int4", ("--quantization", "int8")],  # int8 without --engine ctranslate2
-                 "--replicas": ["0", "two", ("--replicas", "2")]},  # 2 without --engine ctranslate2
+                 "--replicas": ["0", "two", ("--replicas", "2")]},  # 2 for copy: no model to split
     "rewrite": {"--batch-size": ["0"], "--max-new-tokens": ["-3"], "--precision": ["int4"], "--num-beams": ["-1"],
                 "--copy-bonus": ["-0.5"], "--engine": ["onnx"], "--quantization": ["fp4", ("--quantization", "int8")],
                 "--replicas": ["-1"]},

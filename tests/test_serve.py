@@ -539,7 +539,7 @@ def test_bench_serve_smoke(tiny_model, tmp_path):
     commands = result["setup"]["servers"]
     assert " ".join(commands["ctranslate2"]).endswith("--threads 1 --replicas 2 --lone-question prompt-lookup-bf16")
     assert " ".join(commands["ctranslate2_batch_of_one"]).endswith("--threads 1 --replicas 2")
-    assert " ".join(commands["batched_bf16"]).endswith("--precision bf16")
+    assert " ".join(commands["batched_bf16"]).endswith("--replicas 2 --precision bf16")
     assert "--threads" not in commands["ctranslate2_default_threads"]
     assert "--replicas" not in commands["ctranslate2_default_threads"]
     assert result["setup"]["ct2_quantization"] in ("int8", "int8_bfloat16")

@@ -33,16 +33,13 @@ class ModelOptions:
                          choices=ENGINES)
     quantization: str | None = option(None, "--engine ctranslate2's weights and compute type (default: int8, "
                                             "int8_bfloat16 where the CPU computes bf16)", choices=QUANTIZATIONS)
-    replicas: int = option(1, "--engine ctranslate2: batches decoded at once, each on its own share of the cores "
-                              "(CTranslate2's inter_threads; one copy of the weights); a batch is split between "
-                              "them", parse=positive_int)
+    replicas: int = option(1, "parts of a batch decoded at once, each on its own share of the cores (one copy of "
+                              "the weights; CTranslate2's inter_threads, or threads of torch): on 2 cores, 2 "
+                              "is faster with either engine", parse=positive_int)
 
     def __post_init__(self):
         if self.quantization and self.engine != "ctranslate2":
             raise ConfigError("--quantization sets --engine ctranslate2's weights; add --engine ctranslate2")
-        if self.replicas != 1 and self.engine != "ctranslate2":
-            raise ConfigError("--replicas sets how many batches --engine ctranslate2 decodes at once; add "
-                              "--engine ctranslate2")
 
     def loading(self) -> dict:
         """The keywords of :func:`qrewrite.infer.rewriter.load_rewriter` (after the model) these options set."""

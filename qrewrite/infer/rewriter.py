@@ -18,7 +18,7 @@ from qrewrite.errors import ConfigError
 from qrewrite.infer.base import BASELINES, COPY, RULES, Rewriter
 from qrewrite.infer.ct2 import check_convertible, load_ct2_rewriter
 from qrewrite.infer.decoding import ENGINES, GREEDY, Decoding
-from qrewrite.infer.generate import rewrite, rewrite_batch, shared_prefix
+from qrewrite.infer.generate import Replicas, rewrite, rewrite_batch, shared_prefix
 from qrewrite.infer.rules import RulesRewriter
 from qrewrite.models import load_for_inference, load_tokenizer, resolve_model_source
 from qrewrite.prompt import PromptSpec
@@ -37,20 +37,23 @@ class CopyRewriter(Rewriter):
 
 class ModelRewriter(Rewriter):
     """A causal LM with its tokenizer, its prompt and its generation settings (batched; greedy unless
-    ``decoding`` says otherwise)."""
+    ``decoding`` says otherwise; ``replicas`` > 1: each batch split between that many threads, each with
+    ``threads`` torch threads, see :class:`~qrewrite.infer.generate.Replicas`)."""
 
     engine = "transformers"
 
     def __init__(self, model, tokenizer, *, name: str, source: str, method: str, prompt: PromptSpec,
-                 max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE, decoding: Decoding = GREEDY):
+                 max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE, decoding: Decoding = GREEDY,
+                 replicas: int = 1, threads: int = 0):
         self.model, self.tokenizer = model, tokenizer
         self.name, self.source, self.method, self.prompt = name, source, method, prompt
         self.max_new_tokens, self.batch_size, self.decoding = max_new_tokens, batch_size, decoding
+        self.replicas = Replicas(replicas, threads) if replicas > 1 else None
 
     def stream(self, questions, progress=None):
         return rewrite(self.model, self.tokenizer, questions, batch_size=self.batch_size,
                        max_new_tokens=self.max_new_tokens, prompt=self.prompt, progress=progress,
-                       decoding=self.decoding)
+                       decoding=self.decoding, replicas=self.replicas)
 
     @functools.cached_property
     def prefix(self):
@@ -61,7 +64,7 @@ class ModelRewriter(Rewriter):
         """One batch as given (no re-sorting), reusing the shared prompt prefix."""
         return rewrite_batch(self.model, self.tokenizer, questions, max_new_tokens=self.max_new_tokens,
                              prompt=self.prompt, prefix=self.prefix if self.decoding.num_beams == 1 else None,
-                             decoding=self.decoding)
+                             decoding=self.decoding, replicas=self.replicas)
 
 
 def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code: bool = False,
@@ -75,14 +78,17 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
     ``max_new_tokens`` and ``prompt`` default to what the model was trained with (64 and the chat prompt for
     an untuned model); ``examples`` (question, rewrite) pairs make the prompt few-shot; ``decoding`` other than
     greedy: beam search and / or a copy bonus (:mod:`qrewrite.infer.decoding`). ``engine="ctranslate2"``
-    rewrites with the model converted to CTranslate2 (``quantization``: int8 by default; ``threads``: its CPU
-    threads per batch; ``replicas``: batches decoded at once; see :mod:`qrewrite.infer.ct2`)."""
+    rewrites with the model converted to CTranslate2 (``quantization``: int8 by default; see
+    :mod:`qrewrite.infer.ct2`). ``replicas``: parts of a batch decoded at once, each with ``threads`` CPU threads
+    (0: the cores shared out), on either engine."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if decoding != GREEDY and model_arg in BASELINES:
         raise ConfigError(f"--num-beams and --copy-bonus set a model's decoding; --model {model_arg} does not decode")
     if engine != "transformers" and model_arg in BASELINES:
         raise ConfigError(f"--engine {engine} decodes a model; --model {model_arg} has none")
+    if replicas != 1 and model_arg in BASELINES:
+        raise ConfigError(f"--replicas splits a model's batches; --model {model_arg} has no model")
     if model_arg == COPY:
         return CopyRewriter()
     if model_arg == RULES:
@@ -106,4 +112,4 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
                                  replicas=replicas, source=str(model_dir), **common)
     model, tokenizer, source = load_for_inference(model_arg, precision=precision,
                                                   trust_remote_code=trust_remote_code)
-    return ModelRewriter(model, tokenizer, source=str(source), **common)
+    return ModelRewriter(model, tokenizer, source=str(source), replicas=replicas, threads=threads, **common)
