@@ -97,4 +97,7 @@ wanted topic-smollm2-full-typo-1200-ct2 && evaluate topic-smollm2-full-typo-1200
 # bf16 weights on the transformers engine, the same run, data and greedy decoding (the serving benchmark's lone-question
 # path: prompt lookup on bf16 weights gives the tokens greedy gives on them)
 wanted topic-smollm2-full-bf16 && evaluate topic-smollm2-full-bf16 weights/topic-smollm2-full --precision bf16
+# ... and its batches split between two generation threads (the serving benchmark's bf16 server)
+wanted topic-smollm2-full-bf16-replicas2 && evaluate topic-smollm2-full-bf16-replicas2 weights/topic-smollm2-full \
+  --precision bf16 --replicas 2
 q results --outputs outputs
