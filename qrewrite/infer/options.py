@@ -34,8 +34,8 @@ class ModelOptions:
     quantization: str | None = option(None, "--engine ctranslate2's weights and compute type (default: int8, "
                                             "int8_bfloat16 where the CPU computes bf16)", choices=QUANTIZATIONS)
     replicas: int = option(1, "parts of a batch decoded at once, each on its own share of the cores (one copy of "
-                              "the weights; CTranslate2's inter_threads, or threads of torch): on 2 cores, 2 "
-                              "is faster with either engine", parse=positive_int)
+                              "the weights; CTranslate2's inter_threads, or threads of torch): on 2 cores, 2 was "
+                              "measured faster for CTranslate2 int8 and for --precision bf16", parse=positive_int)
 
     def __post_init__(self):
         if self.quantization and self.engine != "ctranslate2":
