@@ -78,8 +78,7 @@ class ModelBackend(Backend):
             lone = PromptLookup(rewriter.model, rewriter.tokenizer, rewriter.prompt, rewriter.max_new_tokens,
                                 prompt_lookup_tokens)
         super().__init__(rewriter, name, lone)
-        self.model, self.tokenizer, self.prompt = rewriter.model, rewriter.tokenizer, rewriter.prompt
-        self.max_new_tokens, self.prompt_lookup_tokens = rewriter.max_new_tokens, prompt_lookup_tokens
+        self.model, self.tokenizer, self.prompt_lookup_tokens = rewriter.model, rewriter.tokenizer, prompt_lookup_tokens
         self.prefix = rewriter.prefix  # computed here, at start-up, rather than on the first request
 
 
