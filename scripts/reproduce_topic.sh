@@ -84,6 +84,12 @@ wanted topic-smollm2-full-600-rerun && TOPIC_ONLY=1 \
 wanted topic-smollm2-full-600-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-600-copy1 weights/topic-smollm2-full-600 --copy-bonus 1
 wanted topic-soup-600-copy1 && TYPO=1 TOPIC_ONLY=1 evaluate topic-soup-600-copy1 weights/topic-soup-600 --copy-bonus 1
+# the order bonus (on the question's tokens after the last one copied, and end-of-turn) on the 200-step baseline, its
+# value chosen on the held-out topics: alone (1, 2) and with the copy bonus of 1
+wanted topic-smollm2-full-order1 && TOPIC_ONLY=1 evaluate topic-smollm2-full-order1 weights/topic-smollm2-full --order-bonus 1
+wanted topic-smollm2-full-order2 && TOPIC_ONLY=1 evaluate topic-smollm2-full-order2 weights/topic-smollm2-full --order-bonus 2
+wanted topic-smollm2-full-copy1-order1 && TOPIC_ONLY=1 \
+  evaluate topic-smollm2-full-copy1-order1 weights/topic-smollm2-full --copy-bonus 1 --order-bonus 1
 # the README's recommended decoding (4 beams with the copy bonus 1, chosen on dev) judged on the held-out topics
 wanted topic-smollm2-full-beam4-copy1 && TYPO=1 TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-beam4-copy1 weights/topic-smollm2-full --num-beams 4 --copy-bonus 1

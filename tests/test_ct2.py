@@ -96,6 +96,8 @@ def test_what_the_engine_cannot_do_is_a_clear_error(lively_run, tmp_path):
     from qrewrite.infer.rewriter import load_rewriter
     with pytest.raises(ConfigError, match="--copy-bonus.*--engine transformers"):
         load_rewriter(str(lively_run), engine="ctranslate2", decoding=Decoding(copy_bonus=1.0))
+    with pytest.raises(ConfigError, match="--order-bonus.*--engine transformers"):
+        load_rewriter(str(lively_run), engine="ctranslate2", decoding=Decoding(order_bonus=1.0))
     for baseline in ("copy", "rules"):
         with pytest.raises(ConfigError, match=f"--model {baseline} has none"):
             load_rewriter(baseline, engine="ctranslate2")

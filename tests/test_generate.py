@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from qrewrite.errors import ConfigError
-from qrewrite.infer.decoding import Decoding, question_token_ids
+from qrewrite.infer.decoding import Decoding, InOrderBonus, question_token_ids, question_token_sequence
 from qrewrite.prompt import PromptSpec
 
 QUESTIONS = ["What year no sorry which city hosted the 2004 games?", "Who", "how many legs does a a spider hav",
@@ -135,11 +135,78 @@ def test_copy_bonus_on_a_padded_batch_matches_one_at_a_time(lively, num_beams):
     assert plain != alone  # the bonus changed something: the test is not comparing greedy with greedy
 
 
+# ---- the order bonus -------------------------------------------------------------------------------------------
+
+def _is_in_order_copy(tokens, sequence):
+    ids, aliases = sequence
+    at = -1
+    for k, t in enumerate(tokens):
+        later = [j for j, u in enumerate(ids) if u == t and j > at] + ([0] if k == 0 and t in aliases else [])
+        if not later:
+            return False
+        at = min(later)
+    return True
+
+
+def test_order_bonus_steers_toward_an_in_order_copy_of_the_question(lively):
+    """A bonus far above the logits' range leaves only question tokens that come after the last one copied and
+    end-of-turn: each rewrite is the question with words left out, never reordered or repeated, then ends."""
+    from qrewrite.infer.generate import generate_ids, prompt_ids
+    from qrewrite.models import end_of_turn_ids
+    model, tok = lively
+    rows = prompt_ids(tok, QUESTIONS, PromptSpec("minimal"))
+    stop = set(end_of_turn_ids(tok)) | {tok.pad_token_id}
+    sequences = [question_token_sequence(tok, q) for q in QUESTIONS]
+    greedy = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8))
+    steered = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8, logits_processors=Decoding(
+        order_bonus=1e6).logits_processors(tok, QUESTIONS)))
+    assert not all(_is_in_order_copy([t for t in g if t not in stop], s) for g, s in zip(greedy, sequences))
+    assert all(_is_in_order_copy([t for t in row if t not in stop], s) for row, s in zip(steered, sequences))
+    assert all(row[-1] in stop for row in steered)
+    assert any(len([t for t in row if t not in stop]) > 1 for row in steered)
+
+
+def test_order_bonus_goes_to_the_tokens_after_the_last_one_copied():
+    """Question tokens 5 6 7 6 (alias 9 for the first word at the answer's start): the bonus moves past each
+    token copied, matched at its earliest position; a token that is not next in the question leaves it."""
+    bonus = InOrderBonus([([5, 6, 7, 6], {9: 0}), ([8], {})], 1.0, special_ids={8, 4}, end_ids=[4])
+    prompt = torch.tensor([[1, 2], [1, 2]])
+    scores = torch.zeros(2, 10)
+
+    def after(*new):
+        rows = torch.cat([prompt, torch.tensor([list(new), [3] * len(new)])], dim=1)
+        return {i for i, v in enumerate(bonus(rows, scores)[0].tolist()) if v}
+
+    assert after() == {5, 6, 7, 9, 4}  # 4: end-of-turn, after every question token
+    assert bonus(prompt, scores)[1].tolist() == [0.0] * 4 + [1.0] + [0.0] * 5  # a special token: never
+    assert after(9) == after(5) == {6, 7, 4}
+    assert after(6) == {6, 7, 4}  # first 6 (position 1): 7 and the second 6 still ahead
+    assert after(6, 6) == {4}  # the last token copied: only the end ahead
+    assert after(5, 3, 7) == {6, 4}  # 3 is not the question's: the position stays at 5
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_order_bonus_on_a_padded_batch_matches_one_at_a_time(lively, num_beams):
+    from qrewrite.infer.generate import rewrite, rewrite_batch
+    model, tok = lively
+    decoding = Decoding(num_beams=num_beams, copy_bonus=1.0, order_bonus=3.0)
+    prompt = PromptSpec("minimal")
+    alone = [rewrite_batch(model, tok, [q], max_new_tokens=8, prompt=prompt, decoding=decoding)[0] for q in QUESTIONS]
+    batched = dict(rewrite(model, tok, QUESTIONS, batch_size=3, max_new_tokens=8, prompt=prompt, decoding=decoding))
+    assert [batched[i] for i in range(len(QUESTIONS))] == alone
+    copy_only = [rewrite_batch(model, tok, [q], max_new_tokens=8, prompt=prompt,
+                               decoding=Decoding(num_beams, copy_bonus=1.0))[0] for q in QUESTIONS]
+    assert copy_only != alone
+
+
 def test_decoding_names_and_refuses_impossible_settings():
     assert Decoding().name == "greedy" and Decoding(num_beams=4).name == "beam search, 4 beams"
     assert Decoding(copy_bonus=1).name == "greedy, copy bonus 1.0"
     assert Decoding(num_beams=2, copy_bonus=0.5).name == "beam search, 2 beams, copy bonus 0.5"
+    assert Decoding(order_bonus=2).name == "greedy, order bonus 2.0"
+    assert Decoding(copy_bonus=1, order_bonus=1).name == "greedy, copy bonus 1.0, order bonus 1.0"
     for bad in ({"num_beams": 0}, {"num_beams": 2.0}, {"copy_bonus": -1.0}, {"copy_bonus": float("nan")},
-                {"copy_bonus": float("inf")}, {"copy_bonus": "1"}):
+                {"copy_bonus": float("inf")}, {"copy_bonus": "1"}, {"order_bonus": -1.0},
+                {"order_bonus": float("nan")}, {"order_bonus": True}):
         with pytest.raises(ConfigError):
             Decoding(**bad)

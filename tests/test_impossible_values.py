@@ -28,19 +28,20 @@ IMPOSSIBLE = {
     "evaluate": {"--batch-size": ["0", "-4"], "--max-new-tokens": ["0"], "--limit": ["-1"],
                  "--train-sample": ["-1"], "--precision": ["fp8"], "--few-shot": ["-1", "two"],
                  "--num-beams": ["0", "2.5"],
-                 "--copy-bonus": ["-1", "nan", "inf", "x"],
+                 "--copy-bonus": ["-1", "nan", "inf", "x"], "--order-bonus": ["-1", "inf", "x"],
                  "--shots-from": [("--few-shot", "2", "--shots-from", "{tmp}/no-such-split.json")],
                  "--engine": ["vllm", ("--engine", "ctranslate2")],  # copy has no model to convert
                  "--quantization": ["int4", ("--quantization", "int8")],  # int8 without --engine ctranslate2
                  "--replicas": ["0", "two", ("--replicas", "2")]},  # 2 for copy: no model to split
     "rewrite": {"--batch-size": ["0"], "--max-new-tokens": ["-3"], "--precision": ["int4"], "--num-beams": ["-1"],
-                "--copy-bonus": ["-0.5"], "--engine": ["onnx"], "--quantization": ["fp4", ("--quantization", "int8")],
+                "--copy-bonus": ["-0.5"], "--order-bonus": ["nan"], "--engine": ["onnx"], "--quantization": ["fp4", ("--quantization", "int8")],
                 "--replicas": ["-1"]},
     "serve": {"--port": ["70000", "0", "http"], "--batch-size": ["0"], "--max-new-tokens": ["0"],
               "--precision": ["fp8"], "--max-wait-ms": ["-1"], "--prompt-lookup-tokens": ["-1"], "--threads": ["0"],
               "--max-queue": ["0"], "--request-timeout": ["0"], "--max-question-chars": ["0"],
               "--max-questions": ["0", "100000"], "--max-body-bytes": ["0"], "--log-level": ["loud"],
-              "--num-beams": ["0", "two"], "--copy-bonus": ["-1", "nan"], "--engine": ["tgi"],
+              "--num-beams": ["0", "two"], "--copy-bonus": ["-1", "nan"], "--order-bonus": ["-2"],
+              "--engine": ["tgi"],
               "--quantization": ["int2", ("--quantization", "float32")], "--replicas": ["0", ("--replicas", "3")],
               "--lone-question": ["fast", ("--lone-question", "prompt-lookup-bf16")]},  # copy: no model
     "export": {"--format": ["onnx"], "--quantization": ["int3"]},

@@ -130,9 +130,9 @@ class CT2Rewriter(Rewriter):
     def __init__(self, generator, tokenizer, *, name: str, source: str, method: str, prompt: PromptSpec,
                  max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE, decoding: Decoding = GREEDY,
                  quantization: str = "int8", replicas: int = 1):
-        if decoding.copy_bonus:
-            raise ConfigError("--copy-bonus: CTranslate2 cannot adjust the logits from Python; decode with "
-                              "--engine transformers for a copy bonus")
+        if decoding.adjusts_logits:
+            raise ConfigError("--copy-bonus / --order-bonus: CTranslate2 cannot adjust the logits from Python; "
+                              "decode with --engine transformers for a copy or order bonus")
         self.generator, self.tokenizer = generator, tokenizer
         self.name, self.source, self.method, self.prompt = name, source, method, prompt
         self.max_new_tokens, self.batch_size, self.decoding = max_new_tokens, batch_size, decoding

@@ -77,14 +77,14 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
 
     ``max_new_tokens`` and ``prompt`` default to what the model was trained with (64 and the chat prompt for
     an untuned model); ``examples`` (question, rewrite) pairs make the prompt few-shot; ``decoding`` other than
-    greedy: beam search and / or a copy bonus (:mod:`qrewrite.infer.decoding`). ``engine="ctranslate2"``
+    greedy: beam search and / or a copy or order bonus (:mod:`qrewrite.infer.decoding`). ``engine="ctranslate2"``
     rewrites with the model converted to CTranslate2 (``quantization``: int8 by default; see
     :mod:`qrewrite.infer.ct2`). ``replicas``: parts of a batch decoded at once, each with ``threads`` CPU threads
     (0: the cores shared out), on either engine."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if decoding != GREEDY and model_arg in BASELINES:
-        raise ConfigError(f"--num-beams and --copy-bonus set a model's decoding; --model {model_arg} does not decode")
+        raise ConfigError(f"--num-beams, --copy-bonus and --order-bonus set a model's decoding; --model {model_arg} does not decode")
     if engine != "transformers" and model_arg in BASELINES:
         raise ConfigError(f"--engine {engine} decodes a model; --model {model_arg} has none")
     if replicas != 1 and model_arg in BASELINES:
