@@ -90,6 +90,8 @@ wanted topic-smollm2-full-600-rerun && TOPIC_ONLY=1 \
 wanted topic-smollm2-full-600-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-600-copy1 weights/topic-smollm2-full-600 --copy-bonus 1
 wanted topic-soup-600-copy1 && TYPO=1 TOPIC_ONLY=1 evaluate topic-soup-600-copy1 weights/topic-soup-600 --copy-bonus 1
+wanted topic-soup-600-typo1200-copy1 && TYPO=1 TOPIC_ONLY=1 \
+  evaluate topic-soup-600-typo1200-copy1 weights/topic-soup-600-typo1200 --copy-bonus 1
 # the order bonus (on the question's tokens after the last one copied, and end-of-turn) on the 200-step baseline, its
 # value chosen on the held-out topics: alone (1, 2) and with the copy bonus of 1
 wanted topic-smollm2-full-order1 && TOPIC_ONLY=1 evaluate topic-smollm2-full-order1 weights/topic-smollm2-full --order-bonus 1
