@@ -121,16 +121,17 @@ def test_an_interrupted_average_leaves_no_model_that_looks_complete(tiny_run, tm
 
 
 @pytest.mark.parametrize("change,message", [
-    ("architecture", "another architecture"),
+    ("architecture", r"another architecture \(config.json\) .* \(num_hidden_layers differ\)"),
     ("prompt", r"another prompt \(qrewrite.json\)"),
     ("tokenizer", "must share a tokenizer"),
 ])
 def test_models_that_cannot_be_averaged_are_named(tiny_run, tmp_path, change, message):
     other = perturbed_copy(tiny_run, tmp_path / "other")
     model = other / "model"
-    if change == "architecture":
+    if change == "architecture":  # use_cache is no architecture: checkpoints saved mid-training turn it off
         config = json.loads((model / "config.json").read_text())
-        (model / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 3}))
+        (model / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 3,
+                                                       "use_cache": not config.get("use_cache", True)}))
     elif change == "prompt":
         saved = json.loads((model / "qrewrite.json").read_text())
         (model / "qrewrite.json").write_text(json.dumps({**saved, "system_prompt": "Answer in French."}))
@@ -146,6 +147,16 @@ def test_models_that_cannot_be_averaged_are_named(tiny_run, tmp_path, change, me
 def _rewrite_weights(model_dir, change):
     path = model_dir / "model.safetensors"
     save_file(change(load_file(path)), path, metadata={"format": "pt"})
+
+
+def test_a_checkpoint_saved_with_the_cache_off_averages_with_a_final_model(tiny_run, tmp_path):
+    """Checkpoints saved mid-training with gradient checkpointing have use_cache false in config.json; the soup
+    takes the first ingredient's config, cache on."""
+    other = perturbed_copy(tiny_run, tmp_path / "other")
+    config = json.loads((other / "model" / "config.json").read_text())
+    (other / "model" / "config.json").write_text(json.dumps({**config, "use_cache": False}))
+    soup = average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1})))
+    assert json.loads((soup / "model" / "config.json").read_text()).get("use_cache", True) is True
 
 
 def test_bf16_models_average_in_fp32_and_stay_bf16(tiny_run, tmp_path):

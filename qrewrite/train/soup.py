@@ -44,7 +44,9 @@ WEIGHTS_INDEX = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 # What must agree across ingredients besides the tensors: the tokenizer and the prompt the model was trained with.
 SAME_FILES = ("tokenizer.json", "chat_template.jinja")
-CONFIG_KEYS_IGNORED = ("_name_or_path", "transformers_version", "dtype", "torch_dtype")
+# config.json keys that are not the architecture: where it was loaded from, how it was saved, and use_cache, which
+# checkpoints saved mid-training with gradient checkpointing turn off
+CONFIG_KEYS_IGNORED = ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "use_cache")
 METHOD = "average"
 # The first ingredient's files that are not copied: its weights (averaged instead), its own card and metrics,
 # its training arguments (a pickle of how that one model was trained) and qrewrite.json (written anew, naming the
@@ -106,9 +108,14 @@ def check_compatible(model_dirs: list[Path]) -> None:
     for other in model_dirs[1:]:
         for what, read in (("architecture (config.json)", _architecture), ("weight files", _weight_files),
                            (f"prompt ({INFERENCE_FILE})", _prompt)):
-            if read(other) != read(first):
-                raise ModelLoadError(f"average: {other} has another {what} than {first}; only models fine-tuned "
-                                     "from the same start with the same prompt can be averaged")
+            theirs, ours = read(other), read(first)
+            if theirs != ours:
+                keys = sorted(k for k in {*ours, *theirs} if ours.get(k) != theirs.get(k)) \
+                    if isinstance(ours, dict) and isinstance(theirs, dict) else []
+                raise ModelLoadError(f"average: {other} has another {what} than {first}"
+                                     + (f" ({', '.join(keys)} differ)" if keys else "")
+                                     + "; only models fine-tuned from the same start with the same prompt can be "
+                                       "averaged")
         for name in SAME_FILES:
             a, b = first / name, other / name
             if a.is_file() != b.is_file() or (a.is_file() and file_fingerprint(a) != file_fingerprint(b)):
