@@ -159,6 +159,22 @@ def test_a_checkpoint_saved_with_the_cache_off_averages_with_a_final_model(tiny_
     assert json.loads((soup / "model" / "config.json").read_text()).get("use_cache", True) is True
 
 
+def test_a_run_averages_with_another_runs_checkpoint_whose_template_is_the_base_models(tiny_run, tmp_path):
+    """A checkpoint the trainer saved keeps the base model's chat template; the run's final model has the one of
+    its prompt. Both prompt alike (qrewrite.json / the run's config), so they average; the tokenizer must agree."""
+    other = perturbed_copy(tiny_run, tmp_path / "other")
+    checkpoint = other / "checkpoint-60"
+    shutil.copytree(other / "model", checkpoint)
+    (checkpoint / "qrewrite.json").unlink()
+    (checkpoint / "chat_template.jinja").write_text("{{ 'a default system turn' }}")
+    soup = average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, checkpoint: 1})))
+    assert (soup / "model" / "chat_template.jinja").read_text() == (tiny_run / "model" / "chat_template.jinja").read_text()
+    (checkpoint / "tokenizer.json").write_text((checkpoint / "tokenizer.json").read_text().replace("<|im_start|>",
+                                                                                                  "<|start|>"))
+    with pytest.raises(ModelLoadError, match="must share a tokenizer"):
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, checkpoint: 1}, run_name="soup2")))
+
+
 def test_bf16_models_average_in_fp32_and_stay_bf16(tiny_run, tmp_path):
     a, b = perturbed_copy(tiny_run, tmp_path / "a16", seed=2), perturbed_copy(tiny_run, tmp_path / "b16")
     for d in (a, b):

@@ -101,6 +101,12 @@ def _prompt(model_dir: Path) -> dict:
         raise ModelLoadError(f"average: cannot read {model_dir / INFERENCE_FILE}: {e}") from None
 
 
+def _is_final_model(model_dir: Path) -> bool:
+    """A finished model directory (training wrote qrewrite.json and the template of its prompt), not a
+    ``checkpoint-N`` the trainer saved on the way."""
+    return (model_dir / INFERENCE_FILE).is_file()
+
+
 def check_compatible(model_dirs: list[Path]) -> None:
     """Same architecture, weight files, tokenizer and prompt as the first ingredient, or an error naming what
     differs."""
@@ -117,6 +123,8 @@ def check_compatible(model_dirs: list[Path]) -> None:
                                      + "; only models fine-tuned from the same start with the same prompt can be "
                                        "averaged")
         for name in SAME_FILES:
+            if name == "chat_template.jinja" and not (_is_final_model(first) and _is_final_model(other)):
+                continue  # a checkpoint keeps the base model's template; the prompt itself was compared above
             a, b = first / name, other / name
             if a.is_file() != b.is_file() or (a.is_file() and file_fingerprint(a) != file_fingerprint(b)):
                 raise ModelLoadError(f"average: {other / name} differs from {a}: the models must share a tokenizer")
