@@ -168,7 +168,8 @@ def test_a_run_averages_with_another_runs_checkpoint_whose_template_is_the_base_
     (checkpoint / "qrewrite.json").unlink()
     (checkpoint / "chat_template.jinja").write_text("{{ 'a default system turn' }}")
     soup = average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, checkpoint: 1})))
-    assert (soup / "model" / "chat_template.jinja").read_text() == (tiny_run / "model" / "chat_template.jinja").read_text()
+    template = (soup / "model" / "chat_template.jinja").read_text()
+    assert template == (tiny_run / "model" / "chat_template.jinja").read_text()
     (checkpoint / "tokenizer.json").write_text((checkpoint / "tokenizer.json").read_text().replace("<|im_start|>",
                                                                                                   "<|start|>"))
     with pytest.raises(ModelLoadError, match="must share a tokenizer"):

@@ -34,7 +34,8 @@ IMPOSSIBLE = {
                  "--quantization": ["int4", ("--quantization", "int8")],  # int8 without --engine ctranslate2
                  "--replicas": ["0", "two", ("--replicas", "2")]},  # 2 for copy: no model to split
     "rewrite": {"--batch-size": ["0"], "--max-new-tokens": ["-3"], "--precision": ["int4"], "--num-beams": ["-1"],
-                "--copy-bonus": ["-0.5"], "--order-bonus": ["nan"], "--engine": ["onnx"], "--quantization": ["fp4", ("--quantization", "int8")],
+                "--copy-bonus": ["-0.5"], "--order-bonus": ["nan"], "--engine": ["onnx"],
+                "--quantization": ["fp4", ("--quantization", "int8")],
                 "--replicas": ["-1"]},
     "serve": {"--port": ["70000", "0", "http"], "--batch-size": ["0"], "--max-new-tokens": ["0"],
               "--precision": ["fp8"], "--max-wait-ms": ["-1"], "--prompt-lookup-tokens": ["-1"], "--threads": ["0"],

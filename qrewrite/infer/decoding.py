@@ -116,9 +116,10 @@ def question_token_sequence(tokenizer, question: str) -> tuple[list[int], dict[i
 class InOrderBonus:
     """A logits processor for ``generate``: adds ``bonus`` to the scores of the tokens of each row's question
     that lie after the last question token the rewrite has copied (matched at the earliest position, which keeps
-    every later in-order copy possible), and to end-of-turn, which comes after them all. A generated token that is no question token at that point (a fixed typo,
-    a capital) leaves the position where it was. Rows as for :class:`InputTokenBonus`; the position is recomputed
-    from each row's tokens at every step, as beam search reorders rows."""
+    every later in-order copy possible), and to end-of-turn, which comes after them all. A generated token that is
+    no question token at that point (a fixed typo, a capital) leaves the position where it was. Rows as for
+    :class:`InputTokenBonus`; the position is recomputed from each row's tokens at every step, as beam search
+    reorders rows."""
 
     def __init__(self, sequences: list[tuple[list[int], dict[int, int]]], bonus: float, special_ids=(),
                  end_ids=()):

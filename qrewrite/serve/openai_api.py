@@ -2,9 +2,9 @@
 
 A client written for vLLM or ``transformers serve`` (the ``openai`` Python client, say) works unchanged: the one
 user message is the question, the assistant's answer its rewrite, from the same batched path as ``/v1/rewrite``.
-The server decodes as it was started (greedy unless ``--num-beams`` / ``--copy-bonus`` / ``--order-bonus``), so a request may not
-ask for sampling: ``temperature`` 0 (or left out), ``top_p`` 1, ``n`` 1, no streaming; anything else is a 400
-that says so. ``max_tokens`` cuts the rewrite to that many tokens, with ``finish_reason: "length"``.
+The server decodes as it was started (greedy unless ``--num-beams`` / ``--copy-bonus`` / ``--order-bonus``), so a
+request may not ask for sampling: ``temperature`` 0 (or left out), ``top_p`` 1, ``n`` 1, no streaming; anything
+else is a 400 that says so. ``max_tokens`` cuts the rewrite to that many tokens, with ``finish_reason: "length"``.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations.
