@@ -123,10 +123,9 @@ class InOrderBonus:
 
     def __init__(self, sequences: list[tuple[list[int], dict[int, int]]], bonus: float, special_ids=(),
                  end_ids=()):
-        self.bonus, self._start, self._special, self._end = bonus, None, set(special_ids), set(end_ids)
-        self._sequences = [ids for ids, _ in sequences]
-        self._openers = [set(aliases) for _, aliases in sequences]  # the first word as the answer's first token
+        self.bonus, self._start = bonus, None
         self._positions = []  # per question: token -> its positions, ascending
+        self._ahead = []  # per question: position j -> the tokens a bonus goes to once position j - 1 is copied
         for ids, aliases in sequences:
             positions: dict[int, list[int]] = {}
             for j, token in enumerate(ids):
@@ -134,6 +133,12 @@ class InOrderBonus:
             for token, j in aliases.items():
                 positions.setdefault(token, []).insert(0, j)
             self._positions.append(positions)
+            ahead = [set(end_ids)]
+            for token in reversed(ids):
+                ahead.append(ahead[-1] | ({token} - set(special_ids)))
+            ahead.reverse()
+            ahead[0] = ahead[0] | (set(aliases) - set(special_ids))  # the first word as the answer's first token
+            self._ahead.append(ahead)
 
     def _copied_up_to(self, question: int, new_tokens: list[int]) -> int:
         """The question position of the last token copied in order (-1: none yet)."""
@@ -149,14 +154,12 @@ class InOrderBonus:
     def __call__(self, input_ids, scores):
         if self._start is None:  # the first call sees the prompts alone
             self._start = input_ids.shape[1]
-        per_row = scores.shape[0] // len(self._sequences)
+        per_row = scores.shape[0] // len(self._ahead)
         rows, columns = [], []
         for row, new_tokens in enumerate(input_ids[:, self._start:].tolist()):
             question = row // per_row
-            at = self._copied_up_to(question, new_tokens)
-            ahead = set(self._sequences[question][at + 1:]) | (self._openers[question] if at < 0 else set())
-            ahead = {t for t in ahead if t not in self._special} | self._end
-            ahead = {t for t in ahead if t < scores.shape[1]}
+            ahead = [t for t in self._ahead[question][self._copied_up_to(question, new_tokens) + 1]
+                     if t < scores.shape[1]]
             rows += [row] * len(ahead)
             columns += ahead
         bonus = scores.new_zeros(scores.shape)
