@@ -73,6 +73,9 @@ class TrainConfig:
     torch_compile: bool = _field(False, "compile the model with torch.compile (inductor); the first steps pay "
                                         "for the compilation")
     padding_free: bool = _field(False, "concatenate each batch into one row with position_ids instead of padding")
+    freeze_embeddings: bool = _field(False, "full fine-tune: keep the token embeddings (and the output layer, when "
+                                            "tied to them, as in SmolLM2) at the base model's values: the loss "
+                                            "cannot push down tokens that training targets never use")
     # data
     typo_copies: int = _field(0, "add this many typo'd copies of each training input (seeded)")
     typo_rate: float = _field(0.05, "per-character typo probability for typo augmentation")
@@ -159,6 +162,9 @@ class TrainConfig:
             errors.append(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
         if not 0 <= self.typo_rate <= 1 or self.typo_copies < 0:
             errors.append("typo_rate must be in [0, 1] and typo_copies >= 0")
+        if self.freeze_embeddings and self.method != "full":
+            errors.append(f"freeze_embeddings: only for method full ({self.method} trains adapters only; the "
+                          "embeddings stay frozen already)")
         if self.typo_nonwords and not self.typo_copies:
             errors.append("typo_nonwords: set typo_copies >= 1 too (it shapes the typo'd copies; there are none)")
         if not (self.typo_rate_max == 0 or self.typo_rate <= self.typo_rate_max <= 1):

@@ -56,6 +56,7 @@ TRAIN_FIELDS = {
     "attn_implementation": ["fast"], "max_length": ["0"], "group_by_length": ["2"], "dataloader_workers": ["-1"],
     "supervised_logits": ["sometimes"], "padding_free": ["perhaps"], "typo_copies": ["-2"], "typo_rate": ["3"],
     "synthetic_copies": ["-1", "two"], "name_swap_copies": ["-1", "1.5"], "torch_compile": ["maybe"],
+    "freeze_embeddings": ["maybe", ("--method", "lora", "--freeze-embeddings", "true")],
     "typo_nonwords": ["maybe", ("--typo-nonwords", "true", "--typo-copies", "0")],
     "max_train_examples": ["-1"], "prompt_format": ["short"], "typo_rate_max": ["0.01", "2"],
     "best_metric": ["bleu", ("--best-metric", "rougeL_sample", "--eval-sample", "0")], "lora_r": ["0"],

@@ -89,6 +89,19 @@ def test_loss_goes_down_on_a_fixed_batch(tiny_model, tmp_path, method, lr):
         assert info["trainable_parameters"] < 148_032 / 2  # only the adapter trains
 
 
+def test_frozen_embeddings_keep_the_base_values_while_the_rest_learns(tiny_model, tmp_path):
+    cfg = smoke_config(tiny_model, tmp_path, run_name="frozen", max_train_examples=4, batch_size=4, max_steps=5,
+                       learning_rate=3e-3, eval_steps=0, save_steps=0, freeze_embeddings=True)
+    run_dir = train(cfg)
+    base, tuned = load_file(tiny_model / "model.safetensors"), load_file(run_dir / "model" / "model.safetensors")
+    embeddings = "model.embed_tokens.weight"
+    assert torch.equal(base[embeddings], tuned[embeddings])  # tied: the output layer too
+    changed = [k for k in base if k != embeddings and not torch.equal(base[k], tuned[k])]
+    assert "model.layers.0.mlp.up_proj.weight" in changed
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["trainable_parameters"] == sum(v.numel() for k, v in base.items() if k != embeddings)
+
+
 def test_qlora_base_is_4bit(tiny_model):
     from qrewrite.config import QWEN2_TARGETS
     from qrewrite.models import apply_lora, load_model

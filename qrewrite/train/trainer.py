@@ -151,10 +151,21 @@ def load_for_training(cfg: TrainConfig, source: str):
         model = apply_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
                            targets=cfg.lora_targets, quantized=cfg.method == "qlora",
                            gradient_checkpointing=cfg.gradient_checkpointing)
+    if cfg.freeze_embeddings:
+        freeze_embeddings(model)
     # Training never reads a KV cache; with one, transformers would also ignore padding-free position_ids
     # (rewriting turns the cache on explicitly).
     model.config.use_cache = False
     return model, tokenizer
+
+
+def freeze_embeddings(model) -> None:
+    """Stop training the token embeddings and the output layer (one matrix when tied). The softmax gradient
+    lowers the output embedding of every token a batch's targets do not use; over a fine-tune that teaches the
+    model to avoid the rare names of topics it has not seen instead of copying them."""
+    for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
+        if layer is not None:
+            layer.weight.requires_grad_(False)
 
 
 def build_trainer(cfg: TrainConfig, model, tokenizer, train_ds, valid_ds, output_dir: str | Path, *,
