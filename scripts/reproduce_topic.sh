@@ -41,14 +41,15 @@ wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
 for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-names topic-smollm2-full-typo-nonwords \
     topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600 \
-    topic-smollm2-full-typo-1200; do
+    topic-smollm2-full-typo-1200 topic-smollm2-full-frozen-emb; do
   wanted $run || continue
   recipe=${run#topic-}
   trained $run || \
     logged outputs/$run/train.log q train --config configs/topic/$recipe.yaml $([ -d weights/$run ] && echo --resume)
-  # the typo'd held-out topics for the runs that bear on typo robustness (the names-only run saw no typo), and
+  # the typo'd held-out topics for the runs that bear on typo robustness (the names-only and frozen-embeddings runs
+  # saw no typo), and
   # typo'd dev for the typo'd 600- and 1,200-step runs (beside the dev-tuned soup's)
-  TYPO=$([ $run = topic-smollm2-full-names ] || echo 1) DEV_TYPO=$([[ $run = *-typo-600 || $run = *-typo-1200 ]] && echo 1) \
+  TYPO=$([[ $run = topic-smollm2-full-names || $run = *-frozen-emb ]] || echo 1) DEV_TYPO=$([[ $run = *-typo-600 || $run = *-typo-1200 ]] && echo 1) \
     evaluate $run weights/$run
 done
 # a soup of the first three runs (seconds, no training), judged on the held-out topics like its ingredients
