@@ -7,11 +7,13 @@ import shutil
 import pytest
 import torch
 import yaml
-from conftest import ROOT, SAMPLE, run_cli
+from conftest import ROOT, SAMPLE, run_cli, smoke_config
 from safetensors.torch import load_file, save_file
 
 from qrewrite.config import AverageConfig, load_average_config
 from qrewrite.errors import ConfigError, ModelLoadError, RunStateError
+from qrewrite.models import end_of_turn_ids, load_tokenizer
+from qrewrite.prompt import PromptSpec, build_prompt
 from qrewrite.run import Run
 from qrewrite.train.soup import average_models
 
@@ -170,6 +172,8 @@ def test_a_run_averages_with_another_runs_checkpoint_whose_template_is_the_base_
     soup = average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, checkpoint: 1})))
     template = (soup / "model" / "chat_template.jinja").read_text()
     assert template == (tiny_run / "model" / "chat_template.jinja").read_text()
+    first = average_models(load_average_config(recipe(tmp_path, {checkpoint: 1, tiny_run: 1}, run_name="first")))
+    assert (first / "model" / "chat_template.jinja").read_text() == template  # not the checkpoint's base template
     (checkpoint / "tokenizer.json").write_text((checkpoint / "tokenizer.json").read_text().replace("<|im_start|>",
                                                                                                   "<|start|>"))
     with pytest.raises(ModelLoadError, match="must share a tokenizer"):
@@ -279,3 +283,28 @@ def test_an_average_of_one_runs_checkpoints_names_their_steps_and_the_model_trai
     assert info["base_model"] == trained["base_model"]
     assert json.loads((run_dir / "model" / "qrewrite.json").read_text())["base_model"] == trained["base_model"]
     assert "None steps" not in (run_dir / "model" / "README.md").read_text()
+
+
+# ChatML that injects a default system turn, as SmolLM2's and Qwen2's templates do
+DEFAULT_SYSTEM_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nBe brief.<|im_end|>\n{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_a_soup_of_checkpoints_prompts_and_stops_as_its_training_did(tiny_model, tmp_path):
+    """Checkpoints keep the base model's chat template and stops (here a template with a default system turn);
+    the soup's model directory gets the ones training writes, so plain transformers prompts it as qrewrite does."""
+    from qrewrite.train.trainer import train
+    run_dir = train(smoke_config(tiny_model, tmp_path / "w", run_name="minimal", prompt_format="minimal"))
+    checkpoints = sorted(run_dir.glob("checkpoint-*"))
+    for checkpoint in checkpoints:
+        (checkpoint / "chat_template.jinja").write_text(DEFAULT_SYSTEM_TEMPLATE)
+        (checkpoint / "generation_config.json").write_text(json.dumps({"eos_token_id": 0}))
+    soup = average_models(load_average_config(recipe(tmp_path, {c: 1 for c in checkpoints})))
+    tokenizer = load_tokenizer(str(soup / "model"))
+    messages = [{"role": "user", "content": "Who um who won?"}]
+    assert tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == \
+        build_prompt(tokenizer, "Who um who won?", PromptSpec("minimal"))
+    stops = json.loads((soup / "model" / "generation_config.json").read_text())["eos_token_id"]
+    assert set(stops if isinstance(stops, list) else [stops]) == set(end_of_turn_ids(tokenizer))

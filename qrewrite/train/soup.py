@@ -37,8 +37,10 @@ from qrewrite.files import (
     umask,
 )
 from qrewrite.memory import peak_memory_mb, reset_peak_memory
+from qrewrite.models import load_tokenizer
 from qrewrite.prompt import PromptSpec
-from qrewrite.run import INFERENCE_FILE, Run, inference_settings, write_inference_config
+from qrewrite.run import INFERENCE_FILE, Run, inference_settings
+from qrewrite.train.inference_files import save_inference_files
 
 WEIGHTS_INDEX = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -257,13 +259,17 @@ def _clear_unfinished_average(run: Run) -> None:
 
 
 def _fill_model_dir(out_dir: Path, model_dirs: list[Path], weights: list[float], info: dict) -> None:
-    """The averaged weights, the first ingredient's tokenizer and configs, and qrewrite.json naming the root model."""
-    for item in model_dirs[0].iterdir():
+    """The averaged weights, the tokenizer and configs of the first ingredient that is a finished model (else of
+    the first), and the inference files training writes (qrewrite.json naming the root model, the prompt's chat
+    template, end-of-turn stops): a checkpoint's own are the base model's."""
+    files_from = next((d for d in model_dirs if _is_final_model(d)), model_dirs[0])
+    for item in files_from.iterdir():
         if item.is_file() and item.suffix != ".safetensors" and item.name not in NOT_COPIED \
                 and not item.name.startswith("qrewrite_"):
             shutil.copy2(item, out_dir / item.name)
-    write_inference_config(out_dir, PromptSpec(info["prompt_format"], info["system_prompt"]),
-                           max_new_tokens=info["max_new_tokens"], base_model=info["base_model"])
+    prompt = PromptSpec(info["prompt_format"], info["system_prompt"])
+    save_inference_files(out_dir, load_tokenizer(str(out_dir)), prompt, max_new_tokens=info["max_new_tokens"],
+                         base_model=info["base_model"])
     average_tensors(model_dirs, weights, out_dir)
     for path in (out_dir, *out_dir.iterdir()):  # mkdtemp makes a private directory; give it the usual permissions
         path.chmod((0o777 if path.is_dir() else 0o666) & ~umask())

@@ -5,7 +5,6 @@ The run directory's layout is :mod:`qrewrite.run`'s; batches are :mod:`qrewrite.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import math
 import os
@@ -26,11 +25,12 @@ from qrewrite.data.typos import lexicon_of, typo_variant
 from qrewrite.errors import ConfigError, RunStateError
 from qrewrite.files import atomic_write_json, check_writable, command_line, file_fingerprint, git_commit, repo_relative
 from qrewrite.memory import peak_memory_mb
-from qrewrite.models import apply_lora, end_of_turn_ids, load_model, load_tokenizer, pick_dtype, resolve_model_source
+from qrewrite.models import apply_lora, load_model, load_tokenizer, pick_dtype, resolve_model_source
 from qrewrite.progress import interactive
-from qrewrite.prompt import CHATML_TEMPLATE, PromptSpec, build_prompt, encode_records
-from qrewrite.run import Run, write_inference_config
+from qrewrite.prompt import PromptSpec, encode_records
+from qrewrite.run import Run
 from qrewrite.train.callbacks import SampleRouge, StopOnSigint, Throughput
+from qrewrite.train.inference_files import save_inference_files
 
 
 def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
@@ -262,45 +262,18 @@ def _save_final(trainer, tokenizer, cfg: TrainConfig, run: Run, is_main_process:
     if cfg.method == "full":
         trainer.save_model(str(run.model_dir))
         if is_main_process:
-            save_inference_files(run.model_dir, tokenizer, cfg)
+            _save_inference_files(run.model_dir, tokenizer, cfg)
         return
     trainer.save_model(str(run.adapter_dir))
     if is_main_process:
-        save_inference_files(run.adapter_dir, tokenizer, cfg)
+        _save_inference_files(run.adapter_dir, tokenizer, cfg)
     if cfg.merge_after and is_main_process:
         _merge_adapter(run, cfg, tokenizer)
 
 
-def save_inference_files(model_dir: Path, tokenizer, cfg: TrainConfig) -> None:
-    """What rewriting with ``model_dir`` needs beyond the weights: ``qrewrite.json`` (prompt format, system
-    prompt, generation budget) and a generation config that stops at the end-of-turn token."""
-    prompt = PromptSpec.of_config(cfg)
-    write_inference_config(model_dir, prompt, max_new_tokens=cfg.max_new_tokens, base_model=cfg.model)
-    if prompt.format == "minimal" and (model_dir / "tokenizer_config.json").exists():
-        _save_minimal_chat_template(model_dir, tokenizer)
-    config_file = model_dir / "generation_config.json"
-    if config_file.exists():
-        from transformers import GenerationConfig
-        generation = GenerationConfig.from_pretrained(model_dir)
-        generation.eos_token_id = end_of_turn_ids(tokenizer)
-        generation.pad_token_id = tokenizer.pad_token_id
-        generation.save_pretrained(model_dir)
-
-
-def _save_minimal_chat_template(model_dir: Path, tokenizer) -> None:
-    """Make the saved tokenizer's own chat template render the minimal prompt for a plain user message, so
-    ``apply_chat_template([{"role": "user", ...}], add_generation_prompt=True)`` in plain transformers (or a
-    server such as vLLM) prompts exactly as training did. Templates that inject a default system turn (SmolLM2,
-    Qwen2) are replaced by plain ChatML when that reproduces the prompt; otherwise the template is left alone."""
-    probe = "Which city hosted the games?"
-    messages = [{"role": "user", "content": probe}]
-    wanted = build_prompt(tokenizer, probe, PromptSpec("minimal"))
-    if tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == wanted:
-        return
-    candidate = copy.copy(tokenizer)
-    candidate.chat_template = CHATML_TEMPLATE
-    if candidate.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == wanted:
-        candidate.save_pretrained(model_dir)
+def _save_inference_files(model_dir: Path, tokenizer, cfg: TrainConfig) -> None:
+    save_inference_files(model_dir, tokenizer, PromptSpec.of_config(cfg), max_new_tokens=cfg.max_new_tokens,
+                         base_model=cfg.model)
 
 
 def _merge_adapter(run: Run, cfg: TrainConfig, tokenizer) -> Path:
@@ -312,7 +285,7 @@ def _merge_adapter(run: Run, cfg: TrainConfig, tokenizer) -> Path:
     merged = PeftModel.from_pretrained(base, str(run.adapter_dir)).merge_and_unload()
     merged.save_pretrained(run.model_dir)
     tokenizer.save_pretrained(run.model_dir)
-    save_inference_files(run.model_dir, tokenizer, cfg)
+    _save_inference_files(run.model_dir, tokenizer, cfg)
     return run.model_dir
 
 
