@@ -90,6 +90,12 @@ if wanted topic-soup-600-typo1200; then
     logged outputs/topic-soup-600-typo1200/average.log q average --config configs/average/topic-soup-600-typo1200.yaml
   TYPO=1 DEV_TYPO=1 evaluate topic-soup-600-typo1200 weights/topic-soup-600-typo1200
 fi
+# the clean 600-step run averaged with the recommended recipe's second typo'd cycle, half each
+if wanted topic-soup-600-cycle2; then
+  trained topic-soup-600-cycle2 || \
+    logged outputs/topic-soup-600-cycle2/average.log q average --config configs/average/topic-soup-600-cycle2.yaml
+  TYPO=1 DEV_TYPO=1 evaluate topic-soup-600-cycle2 weights/topic-soup-600-cycle2
+fi
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)
 for bonus in 1 2; do
