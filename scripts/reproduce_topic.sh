@@ -53,8 +53,7 @@ for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-n
     evaluate $run weights/$run
 done
 # the recommended model's recipe without the held-out topics: its five typo-trained runs (4,500 steps; each cycle
-# starts from the one before), averaged a fifth each, judged on the held-out topics (clean and typo'd) and on dev
-# (the ingredients on the held-out topics only)
+# starts from the one before), each judged on the held-out topics, clean and typo'd (their soup: the next step)
 for run in topic-smollm2-full-typo-1000 topic-smollm2-full-typo-cycle2 topic-smollm2-full-typo-synth \
     topic-smollm2-full-typo-synth-cycle2 topic-smollm2-full-typo-cycle3; do
   wanted $run || continue
@@ -62,10 +61,6 @@ for run in topic-smollm2-full-typo-1000 topic-smollm2-full-typo-cycle2 topic-smo
     $([ -d weights/$run ] && echo --resume)
   TYPO=1 TOPIC_ONLY=1 evaluate $run weights/$run  # each ingredient on the held-out topics, clean and typo'd
 done
-if wanted topic-typo-soup; then
-  trained topic-typo-soup || logged outputs/topic-typo-soup/average.log q average --config configs/average/topic-typo-soup.yaml
-  TYPO=1 DEV_TYPO=1 evaluate topic-typo-soup weights/topic-typo-soup
-fi
 # a soup of the first three runs (seconds, no training), judged on the held-out topics like its ingredients
 if wanted topic-soup; then
   trained topic-soup || \
