@@ -5,7 +5,8 @@
 # noise that never spells a real word, and plain) variants, a soup of the first three, the reference three times
 # as long (600 steps) with and without typo'd copies and a soup of those two, each scored on the held-out topics
 # (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev (outputs/<run>/: in-topic), and the
-# decoding ablations (copy bonus, order bonus, beams, the CTranslate2 engine). ~6 h on 2 slow CPU cores (no avx512).
+# decoding ablations (copy bonus, order bonus, beams, the CTranslate2 engine), the frozen-embeddings run and the
+# recommended soup's five typo-trained runs (~3 h more on a fast 2-core CPU). ~6 h on 2 slow CPU cores (no avx512) without them.
 # The recommended model and its blind-test predictions are scripts/reproduce_cpu.sh's.
 #   bash scripts/reproduce_topic.sh [RAW_DISFL_QA_DIR] [STEP ...]    (STEP: only these runs / baselines)
 set -euo pipefail
