@@ -106,8 +106,10 @@ def _provenance(cfg, info: dict) -> Provenance:
         base = info.get("base_model") or ""
         prompt = PromptSpec(info.get("prompt_format", "chat"), info.get("system_prompt"))
         max_new_tokens = info.get("max_new_tokens")
-        origin = (f"The weighted average of {len(info.get('average', []))} models fine-tuned from "
-                  f"`{BASE_MODELS.get(base, base)}` with qrewrite on Disfl-QA (CC BY 4.0, Gupta et al., 2021)")
+        tuned = [p for p in info.get("average", []) if not p.get("start_model")]
+        start = " and that model itself" if len(tuned) < len(info.get("average", [])) else ""
+        origin = (f"The weighted average of {len(tuned)} models fine-tuned from "
+                  f"`{BASE_MODELS.get(base, base)}`{start} with qrewrite on Disfl-QA (CC BY 4.0, Gupta et al., 2021)")
         making = ("## Made by averaging\nEvery tensor is the weighted mean of the same tensor in (weights sum "
                   f"to 1):\n{describe(info)}\n\nNo training of its own; git commit `{info.get('git_commit')}`. The "
                   "recipe is `config.yaml` of the run directory (`python -m qrewrite average --config ...`).")
@@ -138,6 +140,10 @@ def write_model_card(model_dir: str | Path, cfg, info: dict, new_metrics: dict |
 
 def describe(info: dict) -> str:
     """One line per ingredient, for the model card and the CLI."""
-    return "\n".join(f"- {p['weight']:.3g} x `{p['source']}`" + (f" (run {p['run']}, {p['steps']} steps, commit "
-                                                                   f"`{p['git_commit']}`)" if p.get("run") else "")
-                     for p in info.get("average", []))
+    return "\n".join(f"- {p['weight']:.3g} x `{p['source']}`{_origin(p)}" for p in info.get("average", []))
+
+
+def _origin(part: dict) -> str:
+    if part.get("run"):
+        return f" (run {part['run']}, {part['steps']} steps, commit `{part['git_commit']}`)"
+    return " (the model they were fine-tuned from)" if part.get("start_model") else ""

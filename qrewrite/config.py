@@ -331,16 +331,23 @@ class AverageConfig:
     run_name: str
     models: dict[str, float]
     output_root: str = "weights"
+    # the share of the model the ingredients were fine-tuned from (WiSE-FT, Wortsman et al., 2022: moving a
+    # fine-tune back toward its start); the ingredients share the rest in proportion to their weights
+    start_model_weight: float = 0.0
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if not self.start_model_weight:  # a plain soup's recipe reads as it always did
+            del values["start_model_weight"]
+        return values
 
     def resolved_run_name(self) -> str:
         return self.run_name
 
     def weights(self) -> list[float]:
+        """The ingredients' shares, summing to 1 - start_model_weight."""
         total = sum(self.models.values())
-        return [w / total for w in self.models.values()]
+        return [(1 - self.start_model_weight) * w / total for w in self.models.values()]
 
 def load_average_config(path: str | Path, overrides: dict | None = None) -> AverageConfig:
     """The recipe at ``path`` (relative to the working directory or the project), validated; ``overrides``
@@ -357,20 +364,26 @@ def load_average_config(path: str | Path, overrides: dict | None = None) -> Aver
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     unknown = sorted(set(values) - {f.name for f in dataclasses.fields(AverageConfig)})
     if unknown:
-        raise ConfigError(f"average recipe {path}: unknown key {unknown[0]!r}; keys: run_name, models, output_root")
+        raise ConfigError(f"average recipe {path}: unknown key {unknown[0]!r}; keys: run_name, models, output_root, "
+                          "start_model_weight")
     for key in ("run_name", "models"):
         if key not in values:
             raise ConfigError(f"average recipe {path}: '{key}' is missing")
     if not isinstance(values["run_name"], str):
         raise ConfigError(f"average recipe {path}: run_name must be a name, got {values['run_name']!r}")
+    start = values.get("start_model_weight", 0.0)
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < 1:
+        raise ConfigError(f"average recipe {path}: start_model_weight must be a number from 0 up to (not "
+                          f"including) 1, got {start!r}")
     models = values["models"]
-    if not isinstance(models, dict) or len(models) < 2:
-        raise ConfigError(f"average recipe {path}: 'models' must map at least two run or model directories to "
-                          f"weights, got {models!r}")
+    fewest = 1 if start else 2
+    if not isinstance(models, dict) or len(models) < fewest:
+        raise ConfigError(f"average recipe {path}: 'models' must map at least {'one' if start else 'two'} run or "
+                          f"model {'directory' if start else 'directories'} to weights, got {models!r}")
     for model, weight in models.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0 \
                 or weight == float("inf"):
             raise ConfigError(f"average recipe {path}: models: {model}: the weight must be a positive number, "
                               f"got {weight!r}")
     return AverageConfig(run_name=values["run_name"], models={str(k): float(v) for k, v in models.items()},
-                         output_root=str(values.get("output_root", "weights")))
+                         output_root=str(values.get("output_root", "weights")), start_model_weight=float(start))

@@ -308,3 +308,56 @@ def test_a_soup_of_checkpoints_prompts_and_stops_as_its_training_did(tiny_model,
         build_prompt(tokenizer, "Who um who won?", PromptSpec("minimal"))
     stops = json.loads((soup / "model" / "generation_config.json").read_text())["eos_token_id"]
     assert set(stops if isinstance(stops, list) else [stops]) == set(end_of_turn_ids(tokenizer))
+
+
+def test_start_model_weight_moves_the_fine_tune_back_toward_the_model_it_started_from(tiny_run, tiny_model, tmp_path):
+    """WiSE-FT: the start model (the ingredients' base_model) joins with its share; the prompt stays the run's."""
+    other = perturbed_copy(tiny_run, tmp_path / "other")
+    cfg = load_average_config(recipe(tmp_path, {tiny_run: 3, other: 1}, start_model_weight=0.2))
+    assert cfg.weights() == pytest.approx([0.6, 0.2])
+    run_dir = average_models(cfg)
+    a, b = (load_file(d / "model" / "model.safetensors") for d in (tiny_run, other))
+    start = load_file(tiny_model / "model.safetensors")
+    soup = load_file(run_dir / "model" / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(soup[key], 0.6 * a[key] + 0.2 * b[key] + 0.2 * start[key])
+    assert not torch.allclose(soup[key], 0.75 * a[key] + 0.25 * b[key])
+
+    info = Run(run_dir).info()
+    trained = json.loads((tiny_run / "model" / "qrewrite.json").read_text())
+    assert [p["weight"] for p in info["average"]] == [0.6, 0.2, 0.2]
+    assert info["average"][-1]["start_model"] and info["average"][-1]["source"] == trained["base_model"]
+    assert info["model"].endswith("(the start, 0.2)")
+    assert json.loads((run_dir / "model" / "qrewrite.json").read_text()) == trained  # the run's prompt, not none
+    assert (run_dir / "model" / "chat_template.jinja").read_text() == \
+        (tiny_run / "model" / "chat_template.jinja").read_text()
+    card = (run_dir / "model" / "README.md").read_text()
+    assert "average of 2 models fine-tuned from" in card.lower() and "the model they were fine-tuned from" in card
+    assert load_average_config(run_dir / "config.yaml") == cfg  # the recipe saved with its start share
+
+    alone = average_models(load_average_config(recipe(tmp_path, {tiny_run: 1}, run_name="wise",
+                                                      start_model_weight=0.5)))
+    wise = load_file(alone / "model" / "model.safetensors")
+    torch.testing.assert_close(wise[key], 0.5 * a[key] + 0.5 * start[key])
+
+
+def test_start_model_weight_needs_one_start_that_can_be_loaded(tiny_run, tmp_path):
+    other = perturbed_copy(tiny_run, tmp_path / "other")
+    saved = json.loads((other / "model" / "qrewrite.json").read_text())
+    (other / "model" / "qrewrite.json").write_text(json.dumps({**saved, "base_model": str(tmp_path / "elsewhere")}))
+    with pytest.raises(ConfigError, match="fine-tuned from one model; they name .*elsewhere"):
+        average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1}, start_model_weight=0.1)))
+    average_models(load_average_config(recipe(tmp_path, {tiny_run: 1, other: 1})))  # without a start share: fine
+    with pytest.raises(ModelLoadError, match=r"the start model .*elsewhere.* cannot be loaded: .*does not exist"):
+        average_models(load_average_config(recipe(tmp_path, {other: 1}, run_name="lone", start_model_weight=0.1)))
+    assert not (tmp_path / "w" / "lone").exists()
+
+
+@pytest.mark.parametrize("value", [1, 1.5, -0.1, True, "half", None])
+def test_a_start_model_weight_outside_0_to_1_is_refused_naming_the_file(tmp_path, value):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"run_name": "s", "models": {"a": 1}, "start_model_weight": value}))
+    with pytest.raises(ConfigError, match=r"start_model_weight must be a number from 0 up to \(not including\) 1") \
+            as err:
+        load_average_config(path)
+    assert str(path) in str(err.value)

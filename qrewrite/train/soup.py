@@ -8,6 +8,10 @@ A recipe (``configs/average/*.yaml``) names the run and its ingredients::
       weights/smollm2-full-typo-cycle2: 1
       weights/smollm2-full-typo-synth-cycle2: 1
 
+``start_model_weight: 0.2`` adds the model the ingredients were fine-tuned from with that share (WiSE-FT: a
+fine-tune moved back toward its start, which can keep more of what the start knew on inputs unlike the training
+data); the ingredients share the rest.
+
 The run directory then holds what a trained run holds for inference (``model/`` with the ingredients' tokenizer,
 chat template, generation config and ``qrewrite.json``; ``config.yaml``; ``run.json`` naming every ingredient's
 run, commit and data fingerprint), so ``evaluate``, ``rewrite`` and ``serve`` take it like any run. The
@@ -37,7 +41,7 @@ from qrewrite.files import (
     umask,
 )
 from qrewrite.memory import peak_memory_mb, reset_peak_memory
-from qrewrite.models import load_tokenizer
+from qrewrite.models import load_tokenizer, resolve_model_source
 from qrewrite.prompt import PromptSpec
 from qrewrite.run import INFERENCE_FILE, Run, inference_settings
 from qrewrite.train.inference_files import save_inference_files
@@ -132,6 +136,28 @@ def check_compatible(model_dirs: list[Path]) -> None:
                 raise ModelLoadError(f"average: {other / name} differs from {a}: the models must share a tokenizer")
 
 
+def start_model(ingredients: list[tuple[Path, Run | None]]) -> tuple[str, Path]:
+    """The model every ingredient was fine-tuned from, as named in training (``smollm2``, a directory, a hub id
+    in the local cache), and its directory; an error if they name none or several."""
+    bases = sorted({str(ingredient_base_model(d, run)) for d, run in ingredients})
+    if len(bases) != 1 or bases == ["None"]:
+        raise ConfigError("average: start_model_weight needs ingredients fine-tuned from one model; they name "
+                          f"{', '.join(bases)}")
+    try:
+        source = resolve_model_source(bases[0])
+    except ModelLoadError as e:
+        raise ModelLoadError(f"average: the start model {bases[0]!r} cannot be loaded: {e}") from None
+    path = Path(source)
+    if not path.is_dir():  # a hub id found in the local cache
+        from huggingface_hub import snapshot_download
+        path = Path(snapshot_download(source))
+    first = ingredients[0][0]
+    if _architecture(path) != _architecture(first) or _weight_files(path) != _weight_files(first):
+        raise ModelLoadError(f"average: the start model {bases[0]} ({path}) has another architecture or other "
+                             f"weight files than {first}")
+    return bases[0], path
+
+
 def root_base_model(model_dir: Path) -> str | None:
     """Follow ``qrewrite.json``'s base_model through fine-tuned directories to the model training started from."""
     base, seen = _read_base(model_dir), set()
@@ -219,19 +245,22 @@ def average_models(cfg: AverageConfig) -> Path:
     if len({d.resolve() for d in model_dirs}) < len(model_dirs):
         raise ConfigError(f"average: models name the same directory twice: {', '.join(cfg.models)}")
     check_compatible(model_dirs)
+    started_from = start_model(ingredients) if cfg.start_model_weight else None
     check_writable(run.path.parent)
 
     reset_peak_memory()
     start = time.perf_counter()
     run.path.mkdir(parents=True, exist_ok=True)
-    info = _initial_info(cfg, ingredients)
+    info = _initial_info(cfg, ingredients, started_from)
     run.write_config(cfg)
     run.write_info(info)
     # Built beside model/ and renamed into place, card included; "complete" is written last: an interrupted
     # average leaves a run that is not complete, which the next `average` of the same recipe replaces.
     tmp = Path(tempfile.mkdtemp(dir=run.path, prefix=".model-"))
     try:
-        _fill_model_dir(tmp, model_dirs, cfg.weights(), info)
+        # the start model last: the tokenizer and configs come from a fine-tuned ingredient
+        _fill_model_dir(tmp, model_dirs + ([started_from[1]] if started_from else []),
+                        cfg.weights() + ([cfg.start_model_weight] if started_from else []), info)
         tmp.rename(run.model_dir)
         write_model_card(run.model_dir, cfg, info)
     except BaseException:
@@ -282,7 +311,8 @@ def _ingredient_name(part: dict, model_dir: Path) -> str:
     return f"{part['run']}/{model_dir.name}" if model_dir.name.startswith("checkpoint-") else part["run"]
 
 
-def _initial_info(cfg: AverageConfig, ingredients: list[tuple[Path, Run | None]]) -> dict:
+def _initial_info(cfg: AverageConfig, ingredients: list[tuple[Path, Run | None]],
+                  start: tuple[str, Path] | None = None) -> dict:
     parts = []
     for (model_dir, run), source, weight in zip(ingredients, cfg.models, cfg.weights()):
         ran = run.info() if run is not None and run.exists() else {}
@@ -291,6 +321,11 @@ def _initial_info(cfg: AverageConfig, ingredients: list[tuple[Path, Run | None]]
                       "data_fingerprint": ran.get("data_fingerprint"), "steps": ingredient_steps(model_dir, ran)})
     fingerprints = {p["data_fingerprint"] for p in parts}
     names = [_ingredient_name(part, model_dir) for part, (model_dir, _) in zip(parts, ingredients)]
+    if start:
+        parts.append({"source": start[0], "model_dir": repo_relative(start[1]),
+                      "weight": round(cfg.start_model_weight, 6), "run": None, "git_commit": None,
+                      "data_fingerprint": None, "steps": 0, "start_model": True})
+        names.append(f"{start[0]} (the start, {cfg.start_model_weight:g})")
     settings = _prompt(ingredients[0][0])
     return {"status": "running", "run_name": cfg.run_name, "method": METHOD,
             "model": "average of " + " + ".join(names), "model_source": repo_relative(ingredients[0][0]),
