@@ -92,6 +92,28 @@ if wanted topic-soup-600-cycle2; then
     logged outputs/topic-soup-600-cycle2/average.log q average --config configs/average/topic-soup-600-cycle2.yaml
   TYPO=1 DEV_TYPO=1 evaluate topic-soup-600-cycle2 weights/topic-soup-600-cycle2
 fi
+# the clean recipe with a synthetic disfluent copy of every question (1,000 bf16-mixed steps), and without training:
+# it moved back toward SmolLM2 by 0.1, 0.2, 0.3 (WiSE-FT: start_model_weight), and averaged with the typo'd synthetic
+# run (line 50's weights) for one model of clean and typo'd questions
+if wanted topic-smollm2-full-synth; then
+  trained topic-smollm2-full-synth || logged outputs/topic-smollm2-full-synth/train.log \
+    q train --config configs/topic/smollm2-full-synth.yaml $([ -d weights/topic-smollm2-full-synth ] && echo --resume)
+  TYPO=1 evaluate topic-smollm2-full-synth weights/topic-smollm2-full-synth
+fi
+for wise in 10 20 30; do
+  wanted topic-synth-wise$wise || continue
+  trained topic-synth-wise$wise || \
+    logged outputs/topic-synth-wise$wise/average.log q average --config configs/average/topic-synth-wise$wise.yaml
+  TOPIC_ONLY=1 evaluate topic-synth-wise$wise weights/topic-synth-wise$wise
+done
+if wanted topic-soup-synth; then
+  # line 50's run trained again when its weights are gone (its own evaluation is committed; this log is the retrain's)
+  trained topic-smollm2-full-typo-synth || logged outputs/topic-soup-synth/train-typo-synth.log \
+    q train --config configs/topic/smollm2-full-typo-synth.yaml $([ -d weights/topic-smollm2-full-typo-synth ] && echo --resume)
+  trained topic-soup-synth || \
+    logged outputs/topic-soup-synth/average.log q average --config configs/average/topic-soup-synth.yaml
+  TYPO=1 DEV_TYPO=1 evaluate topic-soup-synth weights/topic-soup-synth
+fi
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)
 for bonus in 1 2; do
