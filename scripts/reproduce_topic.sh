@@ -100,6 +100,9 @@ if wanted topic-smollm2-full-synth; then
     q train --config configs/topic/smollm2-full-synth.yaml $([ -d weights/topic-smollm2-full-synth ] && echo --resume)
   TYPO=1 evaluate topic-smollm2-full-synth weights/topic-smollm2-full-synth
 fi
+# the copy bonus (chosen on the held-out topics: 1) on it
+wanted topic-smollm2-full-synth-copy1 && TOPIC_ONLY=1 \
+  evaluate topic-smollm2-full-synth-copy1 weights/topic-smollm2-full-synth --copy-bonus 1
 for wise in 10 20 30; do
   wanted topic-synth-wise$wise || continue
   trained topic-synth-wise$wise || \
