@@ -188,22 +188,27 @@ def loss_curves(runs, outputs_dir) -> list[tuple[str, list, list]]:
 def plot_loss_curves(runs, outputs_dir, path) -> Path:
     """Train loss (solid) and eval loss (dashed, dots) against step, one colour per :func:`loss_curves` entry."""
     curves = loss_curves(runs, outputs_dir)
-    fig = _new_figure(7, 4)
+    # one legend entry per run, beside the axes: with dozens of runs a legend inside would cover the curves
+    fig = _new_figure(11, max(4, 0.2 * len(curves) + 1))
     if not curves:
         _placeholder(fig, "no training logs yet")
         return _save_png(fig, Path(path))
     ax = fig.add_subplot(1, 1, 1)
     colors = [f"C{i % 10}" for i in range(len(curves))]
-    for (label, train, evals), color in zip(curves, colors):
+    styles = ["-", "-.", ":"]
+    for i, ((label, train, evals), color) in enumerate(zip(curves, colors)):
+        style = styles[(i // 10) % len(styles)]  # colours repeat every ten runs; the line style tells them apart
         if train:
-            ax.plot([s for s, _ in train], [v for _, v in train], color=color, label=f"{label} train")
+            ax.plot([s for s, _ in train], [v for _, v in train], color=color, linestyle=style, linewidth=1,
+                    label=label)
         if evals:
             ax.plot([s for s, _ in evals], [v for _, v in evals], color=color, linestyle="--", marker="o",
-                    markersize=3, label=f"{label} eval")
+                    markersize=3, label=None if train else label)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
+    ax.set_title("training loss (lines) and validation loss (dashed, dots)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     fig.tight_layout()
     return _save_png(fig, Path(path))
 
