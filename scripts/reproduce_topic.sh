@@ -6,7 +6,9 @@
 # as long (600 steps) with and without typo'd copies and a soup of those two, each scored on the held-out topics
 # (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev (outputs/<run>/: in-topic), and the
 # decoding ablations (copy bonus, order bonus, beams, the CTranslate2 engine), the frozen-embeddings run and the
-# recommended soup's five typo-trained runs (~3 h more on a fast 2-core CPU). ~6 h on 2 slow CPU cores (no avx512) without them.
+# recommended soup's five typo-trained runs (~3 h more on a fast 2-core CPU), the clean recipe with a synthetic
+# disfluent copy (50 min), its WiSE-FT variants and its soup with the typo'd synthetic run. ~6 h on 2 slow CPU cores
+# (no avx512) without them.
 # The recommended model and its blind-test predictions are scripts/reproduce_cpu.sh's.
 #   bash scripts/reproduce_topic.sh [RAW_DISFL_QA_DIR] [STEP ...]    (STEP: only these runs / baselines)
 set -euo pipefail
