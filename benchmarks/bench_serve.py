@@ -103,10 +103,18 @@ def parse_args(argv=None):
 
 # ---- servers -------------------------------------------------------------------------------------------------
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A port free now and not handed to another server of this run (they start together; each binds it later)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class Server:
@@ -142,12 +150,18 @@ class Server:
                                      else self.command, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
 
-    def wait_ready(self, timeout: float = 900) -> None:
+    def wait_ready(self, timeout: float = 900, port_retries: int = 3) -> None:
         import httpx
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"{self.label} server exited: see {self.log.name}")
+                log_text = Path(self.log.name).read_text(errors="replace")
+                if port_retries and "address already in use" in log_text.lower():
+                    # the port was free when picked but something else bound it first: pick another, start again
+                    port_retries -= 1
+                    self.move_to(free_port())
+                    continue
+                raise SystemExit(f"{self.label} server exited: see {self.log.name}\n{log_text[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
                     return
@@ -155,6 +169,13 @@ class Server:
                 pass
             time.sleep(0.5)
         raise SystemExit(f"{self.label} server did not start in {timeout:g} s")
+
+    def move_to(self, port: int) -> None:
+        """Start the server again on another port."""
+        self.log.close()
+        self.command[self.command.index("--port") + 1] = str(port)
+        self.port, self.url = port, f"http://{HOST}:{port}"
+        self.start(Path(self.log.name).parent)
 
     def health(self) -> dict:
         import httpx

@@ -119,6 +119,14 @@ if wanted topic-soup-synth; then
     logged outputs/topic-soup-synth/average.log q average --config configs/average/topic-soup-synth.yaml
   TYPO=1 DEV_TYPO=1 evaluate topic-soup-synth weights/topic-soup-synth
 fi
+# the typo'd synthetic run's second cycle in the soup: with the clean run (half each), and with both typo'd cycles
+# (a third each; also on dev, clean and typo'd)
+for run in topic-soup-synth-cycle2 topic-soup-synth3; do
+  wanted $run || continue
+  trained $run || logged outputs/$run/average.log q average --config configs/average/$run.yaml
+  if [ $run = topic-soup-synth3 ]; then TYPO=1 DEV_TYPO=1 evaluate $run weights/$run
+  else TYPO=1 TOPIC_ONLY=1 evaluate $run weights/$run; fi
+done
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)
 for bonus in 1 2; do

@@ -200,3 +200,13 @@ def test_a_bad_ablation_spec_is_one_error_naming_the_file(tmp_path):
     (tmp_path / "ablations.yaml").write_text("reference: ref\nsplits: {clean: dev}\nnotes: [3]\nlines: []\n")
     r = run_cli("results", "--outputs", tmp_path)
     assert r.returncode == 2 and "ablations.yaml" in r.stderr and "'notes'" in r.stderr
+
+
+def test_previously_recommended_must_be_a_list_of_run_names(tmp_path):
+    _evaluation(tmp_path, "ref", "dev", 0.9, 0.6)
+    spec = "reference: ref\nrecommended: ref\nsplits: {clean: dev}\nlines: []\n"
+    (tmp_path / "ablations.yaml").write_text(spec + "previously_recommended: old-soup\n")
+    r = run_cli("results", "--outputs", tmp_path)
+    assert r.returncode == 2 and "ablations.yaml" in r.stderr and "'previously_recommended'" in r.stderr
+    (tmp_path / "ablations.yaml").write_text(spec + "previously_recommended: [old-soup]\n")
+    assert run_cli("results", "--outputs", tmp_path).returncode == 0

@@ -51,6 +51,9 @@ def load_spec(path: str | Path) -> dict:
     notes = spec.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(n, str) and n.strip() for n in notes):
         raise ValueError(f"{path}: field 'notes' must be a list of sentences")
+    earlier = spec.get("previously_recommended", [])
+    if not isinstance(earlier, list) or not all(isinstance(n, str) and n for n in earlier):
+        raise ValueError(f"{path}: field 'previously_recommended' must be a list of run names")
     for split, targets in (spec.get("targets") or {}).items():
         if split not in spec["splits"] or not all(_is_number(v) for v in targets.values()):
             raise ValueError(f"{path}: targets.{split} must name a split of 'splits' and hold numbers")
