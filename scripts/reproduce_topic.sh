@@ -6,10 +6,12 @@
 # as long (600 steps) with and without typo'd copies and a soup of those two, each scored on the held-out topics
 # (outputs/<run>/topic/, and typo'd: topic/typo/) and on Disfl-QA dev (outputs/<run>/: in-topic), and the
 # decoding ablations (copy bonus, order bonus, beams, the CTranslate2 engine), the frozen-embeddings run and the
-# recommended soup's five typo-trained runs (~3 h more on a fast 2-core CPU), the clean recipe with a synthetic
-# disfluent copy (50 min), its WiSE-FT variants and its soup with the typo'd synthetic run. ~6 h on 2 slow CPU cores
+# dev-tuned soup's five typo-trained runs (~3 h more on a fast 2-core CPU), the clean recipe with a synthetic
+# disfluent copy (50 min), its WiSE-FT variants, its soups with the typo'd synthetic run and that run's second
+# cycle (56 min), the recommended soup of the three. ~6 h on 2 slow CPU cores
 # (no avx512) without them.
-# The recommended model and its blind-test predictions are scripts/reproduce_cpu.sh's.
+# The recommended model (topic-soup-synth3) and its blind-test predictions are this script's (step `blind`); the
+# model recommended before it (smollm2-full-typo-soup, tuned on dev) and its blind predictions are scripts/reproduce_cpu.sh's.
 #   bash scripts/reproduce_topic.sh [RAW_DISFL_QA_DIR] [STEP ...]    (STEP: only these runs / baselines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -127,6 +129,15 @@ for run in topic-soup-synth-cycle2 topic-soup-synth3; do
   if [ $run = topic-soup-synth3 ]; then TYPO=1 DEV_TYPO=1 evaluate $run weights/$run
   else TYPO=1 TOPIC_ONLY=1 evaluate $run weights/$run; fi
 done
+# the recommended model (topic-soup-synth3: the best mean of clean and typo'd ROUGE-L on the held-out topics) and its
+# predictions for the blind test inputs, greedy (the references are scored elsewhere)
+BLIND=../shared/data/blind
+if wanted blind && [ -d "$BLIND" ]; then
+  for split in test test_typo; do
+    logged outputs/topic-soup-synth3/blind/$split.log q rewrite --model weights/topic-soup-synth3 \
+      --input "$BLIND/${split}_inputs.jsonl" --output outputs/topic-soup-synth3/blind/$split.jsonl --no-input --strict
+  done
+fi
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)
 for bonus in 1 2; do
