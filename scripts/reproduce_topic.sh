@@ -129,6 +129,9 @@ for run in topic-soup-synth-cycle2 topic-soup-synth3; do
   if [ $run = topic-soup-synth3 ]; then TYPO=1 DEV_TYPO=1 evaluate $run weights/$run
   else TYPO=1 TOPIC_ONLY=1 evaluate $run weights/$run; fi
 done
+# the copy bonus on it, judged on the held-out topics, clean and typo'd
+wanted topic-soup-synth3-copy1 && TYPO=1 TOPIC_ONLY=1 \
+  evaluate topic-soup-synth3-copy1 weights/topic-soup-synth3 --copy-bonus 1
 # the recommended model (topic-soup-synth3: the best mean of clean and typo'd ROUGE-L on the held-out topics) and its
 # predictions for the blind test inputs, greedy (the references are scored elsewhere)
 BLIND=../shared/data/blind
