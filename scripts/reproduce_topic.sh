@@ -133,12 +133,19 @@ done
 wanted topic-soup-synth3-copy1 && TYPO=1 TOPIC_ONLY=1 \
   evaluate topic-soup-synth3-copy1 weights/topic-soup-synth3 --copy-bonus 1
 # the recommended model (topic-soup-synth3: the best mean of clean and typo'd ROUGE-L on the held-out topics) and its
-# predictions for the blind test inputs, greedy (the references are scored elsewhere)
+# predictions for the blind test inputs, greedy and with the recommended decoding, the copy bonus of 1 (the better mean
+# on the held-out topics); the references are scored elsewhere
 BLIND=../shared/data/blind
 if wanted blind && [ -d "$BLIND" ]; then
   for split in test test_typo; do
     logged outputs/topic-soup-synth3/blind/$split.log q rewrite --model weights/topic-soup-synth3 \
       --input "$BLIND/${split}_inputs.jsonl" --output outputs/topic-soup-synth3/blind/$split.jsonl --no-input --strict
+  done
+fi
+if wanted blind-copy1 && [ -d "$BLIND" ]; then
+  for split in test test_typo; do
+    logged outputs/topic-soup-synth3-copy1/blind/$split.log q rewrite --model weights/topic-soup-synth3 --copy-bonus 1 \
+      --input "$BLIND/${split}_inputs.jsonl" --output outputs/topic-soup-synth3-copy1/blind/$split.jsonl --no-input --strict
   done
 fi
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
