@@ -8,7 +8,8 @@
 # variant (smollm2-full-synth), a LoRA run (rank 16; rank 64
 # as an ablation), a QLoRA run and a LoRA run with typo augmentation of the offline SmolLM2-135M-Instruct, each
 # evaluated on the full dev split (1,000 questions) and its seeded typo'd variant; then the model recommended before
-# the unseen-topics work (now topic-soup-synth3, scripts/reproduce_topic.sh), the weight average of the five typo-trained runs (smollm2-full-typo-soup, with its blind-test predictions), and
+# the unseen-topics work (now topic-soup-synth3, scripts/reproduce_topic.sh), the weight average of the five
+# typo-trained runs (smollm2-full-typo-soup, with its blind-test predictions), and
 # outputs/results.md and outputs/ablations.md. ~10 h on 2 CPU cores.
 #   bash scripts/reproduce_cpu.sh [RAW_DISFL_QA_DIR] [RUN ...]    (RUN: only these runs / baselines)
 set -euo pipefail
@@ -47,7 +48,8 @@ for run in smollm2-full-typo smollm2-full-typo-cycle2 smollm2-full-typo-cycle3 s
     evaluate $run-beam4-copy1 weights/$run --num-beams 4 --copy-bonus 1
   fi
 done
-# the model recommended before the unseen-topics work: the uniform weight average of the five typo-trained runs above (seconds, no training),
+# the model recommended before the unseen-topics work: the uniform weight average of the five typo-trained runs
+# above (seconds, no training),
 # with its blind-test predictions and its dev decoded with 4 beams and the copy bonus; and an ablation of it
 for run in smollm2-full-typo-soup smollm2-full-typo-soup-last2; do
   wanted $run || continue

@@ -136,18 +136,14 @@ wanted topic-soup-synth3-copy1 && TYPO=1 TOPIC_ONLY=1 \
 # predictions for the blind test inputs, greedy and with the recommended decoding, the copy bonus of 1 (the better mean
 # on the held-out topics); the references are scored elsewhere
 BLIND=../shared/data/blind
-if wanted blind && [ -d "$BLIND" ]; then
+for variant in "blind topic-soup-synth3" "blind-copy1 topic-soup-synth3-copy1 --copy-bonus 1"; do
+  set -- $variant; step=$1 out=$2; shift 2  # step, output run name, decoding flags
+  wanted $step && [ -d "$BLIND" ] || continue
   for split in test test_typo; do
-    logged outputs/topic-soup-synth3/blind/$split.log q rewrite --model weights/topic-soup-synth3 \
-      --input "$BLIND/${split}_inputs.jsonl" --output outputs/topic-soup-synth3/blind/$split.jsonl --no-input --strict
+    logged outputs/$out/blind/$split.log q rewrite --model weights/topic-soup-synth3 "$@" \
+      --input "$BLIND/${split}_inputs.jsonl" --output outputs/$out/blind/$split.jsonl --no-input --strict
   done
-fi
-if wanted blind-copy1 && [ -d "$BLIND" ]; then
-  for split in test test_typo; do
-    logged outputs/topic-soup-synth3-copy1/blind/$split.log q rewrite --model weights/topic-soup-synth3 --copy-bonus 1 \
-      --input "$BLIND/${split}_inputs.jsonl" --output outputs/topic-soup-synth3-copy1/blind/$split.jsonl --no-input --strict
-  done
-fi
+done
 # the decoding ablation, judged on the held-out topics: the baseline greedy with the copy bonus on the question's
 # own tokens (the chosen bonus, 1, also on the typo'd held-out topics and on dev)
 for bonus in 1 2; do
