@@ -32,3 +32,22 @@ class RunStateError(QrewriteError, RuntimeError):
 
 class OutputError(QrewriteError, OSError):
     """An output directory that cannot be written, or lacks the disk space a checkpoint needs."""
+
+
+class TrainingError(QrewriteError, RuntimeError):
+    """A training that went wrong on its own (a loss that became NaN or infinite): the run is marked failed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Stopped by Ctrl-C (exit status 130) or SIGTERM (143) after keeping what could be kept; the message says
+    what was kept and how to continue. The CLI prints it as one line."""
+
+    def __init__(self, message: str = "", signal_name: str = "SIGINT"):
+        super().__init__(message)
+        self.signal_name = signal_name
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+    @classmethod
+    def like(cls, e: BaseException, message: str) -> "Interrupted":
+        """An Interrupted with ``message``, for the same signal as ``e``."""
+        return cls(message, getattr(e, "signal_name", "SIGINT"))

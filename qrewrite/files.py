@@ -7,6 +7,7 @@ that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -33,7 +34,9 @@ def umask() -> int:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    path = Path(path)
+    """Write ``data`` to ``path`` whole or not at all. A symlink is written through (its target gets the bytes,
+    the link stays a link); a directory, FIFO or device at ``path`` is refused (see :func:`output_target`)."""
+    path = output_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, 0o666 & ~umask())  # mkstemp creates 0600; give the file ordinary permissions
@@ -153,3 +156,116 @@ def check_writable(directory: str | os.PathLike, need_bytes: int = 0) -> None:
         if free < need_bytes:
             raise OutputError(f"not enough disk space in {directory}: {free / 2**30:.2f} GiB free, "
                           f"about {need_bytes / 2**30:.2f} GiB needed for a checkpoint")
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Ctrl-C and SIGTERM wait until the block is done (a few file writes that belong together); they are acted
+    on as it ends. Outside the main thread, or without ``pthread_sigmask``, nothing changes."""
+    import signal
+    import threading
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def partial_path(output: str | os.PathLike) -> Path:
+    """Where a file written line by line (``rewrite --input``) grows until it is complete and renamed."""
+    output = Path(output)
+    return output.with_name(output.name + ".partial")
+
+
+def _same_file(a: Path, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links too
+    except OSError:  # one of them does not exist (yet)
+        return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
+
+
+def output_target(path: str | os.PathLike, *, inputs=(), what: str = "output") -> Path:
+    """Where writing ``path`` lands, refused before any work when that would lose what the user has: an input
+    file of the same command (``inputs``), or something that is not a regular file (a directory, a FIFO, a
+    device, a socket). A symlink is written through: the path returned is its target, so the link stays a link
+    and the file it points to gets the new content."""
+    target = Path(os.path.realpath(Path(path).expanduser()))
+    shown = f"{what} {path}" + (f" (a link to {target})" if Path(path).is_symlink() else "")
+    if target.is_dir():
+        raise OutputError(f"{shown} is a directory; name a file to write")
+    if target.exists() and not target.is_file():
+        raise OutputError(f"{shown} is not a regular file (a FIFO, device or socket): it cannot be replaced by "
+                          "a finished file; name a regular file to write")
+    for source in inputs:
+        if source is not None and Path(source).exists() and _same_file(target, source):
+            raise OutputError(f"{shown} is the input file {source}: writing it would destroy the input; "
+                              "choose another output path")
+    return target
+
+
+def output_dir_targets(directory: str | os.PathLike, names, *, inputs=(), what: str = "--out",
+                       replaces_whole: bool = False) -> dict[str, Path]:
+    """:func:`output_target` for each file ``names`` a command writes into ``directory`` (``{name: target}``),
+    refusing a ``directory`` that exists and is not one. With ``replaces_whole`` (the command replaces the whole
+    directory) an input inside it, or the directory itself being an input or inside one, is refused too."""
+    directory = Path(directory).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"{what} {directory} exists and is not a directory; name a directory to write")
+    if replaces_whole:
+        here = Path(os.path.realpath(directory))
+        for source in inputs:
+            there = Path(os.path.realpath(source))
+            if here == there or here.is_relative_to(there) or there.is_relative_to(here):
+                raise OutputError(f"{what} {directory} overlaps the input {source}: writing it would destroy the "
+                                  "input; choose a directory outside it")
+    return {name: output_target(directory / name, inputs=inputs, what=what)
+            for name in names}
+
+
+# ---- is a saved file whole? (cheap checks: sizes and headers, never the tensors) ------------------------------
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why the file at ``path`` is damaged (missing, truncated, unparseable), or None when it looks whole:
+    ``*.safetensors`` against the sizes its header promises, torch's ``*.pt`` / ``*.pth`` / ``*.bin`` as the zip
+    archives they are, ``*.json`` by parsing it."""
+    path = Path(path)
+    if not path.is_file():
+        return f"{path.name} is missing"
+    try:
+        if path.suffix == ".safetensors":
+            return _safetensors_problem(path)
+        if path.suffix in (".pt", ".pth", ".bin"):
+            import zipfile
+            if not zipfile.is_zipfile(path):
+                return f"{path.name} is truncated or not a torch file"
+            with zipfile.ZipFile(path) as z:
+                z.infolist()
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as e:
+        return f"{path.name} is unreadable: {e}"
+    except Exception as e:  # noqa: BLE001 - zipfile's BadZipFile and kin: the file is damaged either way
+        return f"{path.name} is damaged: {type(e).__name__}: {e}"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"{path.name} is truncated: {size} bytes"
+        n = int.from_bytes(head, "little")
+        if n > size - 8:
+            return f"{path.name} is truncated: its header alone needs {n} bytes, the file has {size}"
+        header = json.loads(f.read(n))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if size < 8 + n + end:
+        return f"{path.name} is truncated: {size} of {8 + n + end} bytes"
+    return None

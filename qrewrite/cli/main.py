@@ -6,7 +6,9 @@ Thin: each command parses its options and calls one function of the package. Err
 """
 
 import argparse
+import signal
 import sys
+import threading
 
 from qrewrite.cli.average import add_average
 from qrewrite.cli.evaluate import add_evaluate
@@ -19,7 +21,7 @@ from qrewrite.cli.rewrite import add_rewrite
 from qrewrite.cli.score import add_score
 from qrewrite.cli.serve import add_serve
 from qrewrite.cli.train import add_train
-from qrewrite.errors import QrewriteError
+from qrewrite.errors import Interrupted, QrewriteError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,12 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(func, args) -> int:
-    """Run a command; errors the user can fix become one 'error: ...' line and exit status 2."""
+    """Run a command; errors the user can fix become one 'error: ...' line and exit status 2. SIGTERM stops a
+    command as Ctrl-C does (each keeps what it can: a checkpoint, a resumable .partial, the old outputs), with
+    one 'interrupted' line and exit status 143 (130 for Ctrl-C)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return func(args)
     except QrewriteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    raise Interrupted("", "SIGTERM")
 
 
 def main(argv=None) -> int:
