@@ -2,12 +2,15 @@
 
 ``weights/<run>/`` holds:
   config.yaml          the resolved config (every field, after file + command-line overrides)
-  run.json             status (running / interrupted / complete), git commit, data fingerprint, command, steps,
+  run.json             status (running / interrupted / failed / complete), git commit, data fingerprint, command, steps,
                        train time, peak memory, truncated-example count, and every resume that changed the config
   checkpoint-N/        Trainer checkpoints (optimizer, scheduler, RNG state) for --resume
   model/               final weights for inference: the full model, or for LoRA/QLoRA the merged model
   adapter/             LoRA/QLoRA only: the adapter alone (load with peft, base model from its config)
   trainer_log.json     loss / eval history; runs/ holds the TensorBoard logs
+  run.lock             held (flock) by the process training into the directory, and names its pid: one run per
+                       directory; the kernel drops the lock when the process dies, so a killed run's is taken over
+  damaged-checkpoint-N/  a checkpoint --resume found damaged and set aside (kept, never read again)
 
 ``model/`` and ``adapter/`` also get ``qrewrite.json``: the prompt the model was trained with (format and system
 prompt) and its generation budget, so a model directory copied anywhere rewrites exactly as it did in place.
@@ -15,15 +18,20 @@ prompt) and its generation budget, so a model directory copied anywhere rewrites
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from qrewrite.config import load_average_config, load_config, save_config
 from qrewrite.errors import RunStateError
-from qrewrite.files import atomic_write_json, read_json, safe_join
+from qrewrite.files import atomic_write_json, file_problem, read_json, safe_join
 from qrewrite.prompt import PromptSpec
 
 INFERENCE_FILE = "qrewrite.json"
-STATUSES = ("running", "interrupted", "complete")
+STATUSES = ("running", "interrupted", "failed", "complete")
+LOCK_FILE = "run.lock"
+DAMAGED_PREFIX = "damaged-"
 
 
 class Run:
@@ -91,6 +99,36 @@ class Run:
         from transformers.trainer_utils import get_last_checkpoint
         return get_last_checkpoint(str(self.path))
 
+    def checkpoints(self) -> list[Path]:
+        """The ``checkpoint-N`` directories, newest (highest N) first."""
+        if not self.path.is_dir():
+            return []
+        found = [p for p in self.path.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()]
+        return sorted(found, key=lambda p: int(p.name[11:]), reverse=True)
+
+    def intact_checkpoint(self) -> str | None:
+        """The newest checkpoint whose files are whole, for --resume. Damaged newer ones are moved aside to
+        ``damaged-checkpoint-N`` (so the Trainer neither resumes from nor rotates them; nothing is deleted) with
+        one warning; when there are checkpoints but none is whole, a :class:`RunStateError` naming each one's
+        damage, and nothing is moved."""
+        damaged = []
+        for checkpoint in self.checkpoints():
+            problem = checkpoint_problem(checkpoint)
+            if problem is None:
+                for bad, why in damaged:
+                    bad.rename(bad.with_name(DAMAGED_PREFIX + bad.name))
+                if damaged:
+                    print(f"warning: --resume: {'; '.join(f'{b.name} is damaged ({why})' for b, why in damaged)}: "
+                          f"moved aside to {', '.join(DAMAGED_PREFIX + b.name for b, _ in damaged)}; resuming "
+                          f"from {checkpoint.name}", file=sys.stderr)
+                return str(checkpoint)
+            damaged.append((checkpoint, problem))
+        if damaged:
+            raise RunStateError(f"--resume: no intact checkpoint in {self.path}: "
+                                f"{'; '.join(f'{b.name} is damaged ({why})' for b, why in damaged)}. Start again "
+                                "under a new --run-name")
+        return None
+
     def holds_run(self) -> bool:
         return self.last_checkpoint() is not None or self.model_dir.exists()
 
@@ -121,6 +159,70 @@ class Run:
 
     def write_trainer_log(self, log: list[dict]) -> Path:
         return atomic_write_json(self.log_file, log)
+
+    @contextmanager
+    def lock(self):
+        """Hold the run directory for this process (created when missing, removed again when this left nothing
+        in it): a second process is refused with the pid of the first. The lock is the kernel's (``flock``), so
+        a killed process's lock is free again; the pid it left in ``run.lock`` only says so."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; one run per directory is up to the user
+            yield
+            return
+        created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(self.path / LOCK_FILE, "a+", encoding="utf-8") as f:
+                _take(f, fcntl, self.path)
+                try:
+                    yield
+                finally:
+                    f.seek(0)
+                    f.truncate()  # released cleanly: no pid left behind
+                    f.flush()
+        finally:
+            if created and [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
+                (self.path / LOCK_FILE).unlink()
+                self.path.rmdir()  # a run that failed before writing anything leaves no directory behind
+
+
+def _take(f, fcntl, path: Path) -> None:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        raise RunStateError(f"run directory {path} is in use by another training (pid {holder}); wait for it to "
+                            "finish or stop it, or choose another --run-name") from None
+    f.seek(0)
+    left = f.read().strip()
+    if left and left != str(os.getpid()):
+        print(f"note: {path} was left locked by process {left}, which is no longer running; taking it over",
+              file=sys.stderr)
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+
+
+def checkpoint_problem(checkpoint: str | Path) -> str | None:
+    """Why a Trainer checkpoint cannot be resumed from (a file missing, truncated or unreadable), else None."""
+    checkpoint = Path(checkpoint)
+    weights = [p for p in checkpoint.iterdir() if p.name in ("model.safetensors", "adapter_model.safetensors",
+                                                             "pytorch_model.bin", "adapter_model.bin")]
+    weights += list(checkpoint.glob("model-*-of-*.safetensors"))
+    if not weights:
+        return "no weights (model.safetensors)"
+    files = [checkpoint / "trainer_state.json", *weights, *checkpoint.glob("*.json"), *checkpoint.glob("*.pt"),
+             *checkpoint.glob("*.pth")]
+    if not any(checkpoint.glob("optimizer*")):
+        return "optimizer.pt is missing"
+    for path in files:
+        problem = file_problem(path)
+        if problem:
+            return problem
+    return None
 
 
 # ---- what inference needs, saved beside the weights --------------------------------------------------------

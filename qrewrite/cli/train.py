@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from qrewrite.config import add_config_arguments, config_from_args
 
 
@@ -17,10 +15,6 @@ def add_train(sub):
 def cmd_train(args) -> int:
     cfg = config_from_args(args)  # config errors fail fast, before the slow import of transformers
     from qrewrite.train.trainer import train
-    try:
-        run_dir = train(cfg, resume=args.resume)
-    except KeyboardInterrupt as e:
-        print(e, file=sys.stderr)
-        return 130
+    run_dir = train(cfg, resume=args.resume)  # Ctrl-C / SIGTERM: a checkpoint, then Interrupted (run_command)
     print(f"run complete: {run_dir} (model in {run_dir}/model)")
     return 0

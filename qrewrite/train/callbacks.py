@@ -1,8 +1,10 @@
-"""Trainer callbacks: sampled ROUGE-L at each evaluation, examples/s in the logs, Ctrl-C that saves first."""
+"""Trainer callbacks: sampled ROUGE-L at each evaluation, examples/s in the logs, Ctrl-C and SIGTERM that save
+first."""
 
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 from transformers import TrainerCallback
@@ -62,25 +64,37 @@ class Throughput(TrainerCallback):
                     / (time.perf_counter() - self.t0), 2)
 
 
-class StopOnSigint(TrainerCallback):
-    """First Ctrl-C: finish the current step, save a checkpoint, stop. A second Ctrl-C aborts."""
+class StopOnSignal(TrainerCallback):
+    """Ctrl-C or SIGTERM (a batch scheduler's, ``docker stop``'s, ``systemctl stop``'s): finish the current step,
+    save a checkpoint, stop; ``requested`` then names the signal. A second one aborts at once.
+
+    The handlers are installed when it is made (so a signal while the model loads is not lost either) and the
+    previous ones restored by :meth:`restore`; outside the main thread signals cannot be caught, and nothing
+    is installed."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.requested = False
-
-    def on_train_begin(self, args, state, control, **kw):
-        self.previous = signal.signal(signal.SIGINT, self._handler)
+        self.requested: str | None = None
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
 
     def _handler(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self.previous)
-        print("\nInterrupted: saving a checkpoint after this step (Ctrl-C again to abort)...")
+        self.requested = signal.Signals(signum).name
+        self.restore()
+        again = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"\n{self.requested}: saving a checkpoint after this step ({again} again to abort)...", flush=True)
 
     def on_step_end(self, args, state, control, **kw):
         if self.requested:
             control.should_save = True
             control.should_training_stop = True
 
-    def on_train_end(self, args, state, control, **kw):
-        if not self.requested:
-            signal.signal(signal.SIGINT, self.previous)
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
+
+
+StopOnSigint = StopOnSignal  # the name it had when it caught Ctrl-C only

@@ -43,7 +43,7 @@ from qrewrite.files import (
 from qrewrite.memory import peak_memory_mb, reset_peak_memory
 from qrewrite.models import load_tokenizer, resolve_model_source
 from qrewrite.prompt import PromptSpec
-from qrewrite.run import INFERENCE_FILE, Run, inference_settings
+from qrewrite.run import INFERENCE_FILE, LOCK_FILE, Run, inference_settings
 from qrewrite.train.inference_files import save_inference_files
 
 WEIGHTS_INDEX = "model.safetensors.index.json"
@@ -236,9 +236,15 @@ def _read_tensors(path: Path) -> dict:
 
 
 def average_models(cfg: AverageConfig) -> Path:
-    """Build ``<output_root>/<run_name>/`` from the recipe; returns the run directory."""
-
+    """Build ``<output_root>/<run_name>/`` from the recipe; returns the run directory. Like training, one process
+    at a time writes a run directory (:meth:`Run.lock`)."""
     run = Run(safe_join(cfg.output_root, cfg.run_name))
+    check_writable(run.path if run.path.exists() else run.path.parent)
+    with run.lock():
+        return _average(cfg, run)
+
+
+def _average(cfg: AverageConfig, run: Run) -> Path:
     _clear_unfinished_average(run)
     ingredients = [ingredient_model_dir(source) for source in cfg.models]
     model_dirs = [model_dir for model_dir, _ in ingredients]
@@ -282,7 +288,9 @@ def _clear_unfinished_average(run: Run) -> None:
     except (OSError, ValueError):
         info = {}
     if info.get("method") == METHOD and info.get("status") != "complete":
-        shutil.rmtree(run.path)
+        for item in run.path.iterdir():
+            if item.name != LOCK_FILE:  # held by this process
+                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
         return
     raise RunStateError(f"{run.path} already holds a run; choose another run_name or delete the directory")
 

@@ -5,10 +5,12 @@ The run directory's layout is :mod:`qrewrite.run`'s; batches are :mod:`qrewrite.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -22,14 +24,14 @@ from qrewrite.data.name_swap import name_pool, name_swap_variant
 from qrewrite.data.records import load_split
 from qrewrite.data.synthetic import synthetic_variant
 from qrewrite.data.typos import lexicon_of, typo_variant
-from qrewrite.errors import ConfigError, RunStateError
+from qrewrite.errors import ConfigError, Interrupted, RunStateError, TrainingError
 from qrewrite.files import atomic_write_json, check_writable, command_line, file_fingerprint, git_commit, repo_relative
 from qrewrite.memory import peak_memory_mb
-from qrewrite.models import apply_lora, load_model, load_tokenizer, pick_dtype, resolve_model_source
+from qrewrite.models import apply_lora, load_model, load_tokenizer, loading, pick_dtype, resolve_model_source
 from qrewrite.progress import interactive
 from qrewrite.prompt import PromptSpec, encode_records
 from qrewrite.run import Run
-from qrewrite.train.callbacks import SampleRouge, StopOnSigint, Throughput
+from qrewrite.train.callbacks import SampleRouge, StopOnSignal, Throughput
 from qrewrite.train.inference_files import save_inference_files
 
 
@@ -114,21 +116,26 @@ def resume_changes(run: Run, cfg: TrainConfig) -> dict:
     return changed
 
 
-def _prepare_run(cfg: TrainConfig, resume: bool) -> tuple[Run, str | None, dict]:
-    """The run to train into, the checkpoint to resume from, and the config changes a resume brings."""
-    run = Run.for_config(cfg)
-    last = run.last_checkpoint()
+def _prepare_run(run: Run, cfg: TrainConfig, resume: bool) -> tuple[str | None, dict]:
+    """The checkpoint to resume from (the newest intact one) and the config changes a resume brings."""
     changes = {}
+    last = None
     if resume:
-        if last is None:
+        if not run.checkpoints():
             raise RunStateError(f"--resume: no checkpoint in {run.path} to resume from (start without --resume)")
         changes = resume_changes(run, cfg)
+        last = run.intact_checkpoint()
     elif run.holds_run():
         raise RunStateError(f"run directory {run.path} already holds a run; pass --resume to continue (or extend) "
                             "it, or choose another --run-name")
-    # A new run's directory is created only when training starts (config.yaml), not by a run that fails first.
-    check_writable(run.path if run.path.exists() else run.path.parent)
-    return run, last, changes
+    return last, changes
+
+
+def warn_if_validating_on_training_data(cfg: TrainConfig) -> None:
+    if file_fingerprint(cfg.train_file) == file_fingerprint(cfg.valid_file):
+        print(f"warning: train_file {cfg.train_file} and valid_file {cfg.valid_file} hold the same data: the "
+              "evaluation loss and sampled ROUGE-L measure memorisation, not rewriting of unseen questions, and "
+              "best_metric selects on them", file=sys.stderr)
 
 
 def checkpoint_bytes(source: str, method: str) -> int:
@@ -168,30 +175,58 @@ def freeze_embeddings(model) -> None:
             layer.weight.requires_grad_(False)
 
 
+class _Trainer(Trainer):
+    """The Trainer, stopping at the first step whose loss is not a finite number (a learning rate too high, a
+    precision that overflowed): the run then fails instead of saving weights that are all NaN."""
+
+    def training_step(self, *args, **kwargs):
+        loss = super().training_step(*args, **kwargs)
+        if not torch.isfinite(loss).all():
+            raise TrainingError(f"training diverged: the loss became {float(loss.float().mean())} at step "
+                                f"{self.state.global_step + 1} (learning_rate {self.args.learning_rate:g})")
+        return loss
+
+
 def build_trainer(cfg: TrainConfig, model, tokenizer, train_ds, valid_ds, output_dir: str | Path, *,
                   valid_records=(), callbacks=()) -> Trainer:
     """The Trainer ``train`` runs (also what the benchmarks time): arguments, collator and callbacks."""
     args = training_arguments(cfg, Path(output_dir), pick_dtype(cfg.precision))
     collator = make_collator(tokenizer, padding_free=cfg.padding_free, supervised_logits=cfg.supervised_logits,
                              pad_to_multiple_of=8 if torch.cuda.is_available() else None)
-    return Trainer(model=model, args=args, train_dataset=train_ds,
+    return _Trainer(model=model, args=args, train_dataset=train_ds,
                    eval_dataset=valid_ds if cfg.eval_steps else None, data_collator=collator,
                    processing_class=tokenizer,
                    callbacks=[SampleRouge(tokenizer, list(valid_records), cfg), Throughput(), *callbacks])
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str | None = None) -> Path:
-    """Train per ``cfg``; return the run directory. Raises KeyboardInterrupt after saving on Ctrl-C."""
+    """Train per ``cfg``; return the run directory. On Ctrl-C or SIGTERM: a checkpoint, then
+    :class:`~qrewrite.errors.Interrupted`; a loss that is not finite: :class:`~qrewrite.errors.TrainingError`
+    (the run marked failed). One process trains into a run directory at a time (:meth:`Run.lock`)."""
     cfg.validate()
     check_trainer_options(cfg)
-    run, last_checkpoint, changes = _prepare_run(cfg, resume)
+    run = Run.for_config(cfg)
+    # before the lock creates a new run's directory
+    check_writable(run.path if run.path.exists() else run.path.parent)
+    stop = StopOnSignal()
+    try:
+        # in a multi-process launch each process trains into the same directory: the first one holds it
+        with run.lock() if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext():
+            return _train(run, cfg, resume, stop, callbacks, command)
+    finally:
+        stop.restore()
+
+
+def _train(run: Run, cfg: TrainConfig, resume: bool, stop: StopOnSignal, callbacks, command) -> Path:
+    last_checkpoint, changes = _prepare_run(run, cfg, resume)
     train_records, valid_records = training_records(cfg)
+    warn_if_validating_on_training_data(cfg)
     set_seed(cfg.seed)
 
     source = resolve_model_source(cfg.model)
-    check_writable(run.path if run.path.exists() else run.path.parent,  # a failed start leaves no run dir
-                   need_bytes=checkpoint_bytes(source, cfg.method))  # before minutes of loading
-    model, tokenizer = load_for_training(cfg, source)
+    check_writable(run.path, need_bytes=checkpoint_bytes(source, cfg.method))  # before minutes of loading
+    with loading(source):
+        model, tokenizer = load_for_training(cfg, source)
     prompt = PromptSpec.of_config(cfg)
     train_ds, n_trunc = encode_records(tokenizer, train_records, cfg.max_length, prompt)
     valid_ds, n_trunc_valid = encode_records(tokenizer, valid_records, cfg.max_length, prompt)
@@ -199,37 +234,32 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
         print(f"truncated to max_length={cfg.max_length}: {n_trunc} training and {n_trunc_valid} validation "
               "examples (cut from the right)")
 
-    sigint = StopOnSigint()
     trainer = build_trainer(cfg, model, tokenizer, train_ds, valid_ds, run.path, valid_records=valid_records,
-                            callbacks=[sigint, *callbacks])
+                            callbacks=[stop, *callbacks])
     is_main_process = trainer.is_world_process_zero()
     info = _initial_info(run, cfg, source, trainer, train_records, valid_records, (n_trunc, n_trunc_valid), command)
-    earlier_time = 0.0  # training time of the invocations before a resume (each writes its own on stopping)
-    if resume and run.exists():
-        earlier = run.info()
-        earlier_time = float(earlier.get("train_time_s") or 0.0)
-        info["resumes"] = earlier.get("resumes", []) + [{
-            "from_checkpoint": Path(last_checkpoint).name, "changed": changes, "command": info["command"],
-            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "train_time_s_before": earlier_time}]
+    earlier_time = _add_resume(run, info, last_checkpoint, changes) if resume else 0.0
     if is_main_process:
         run.write_config(cfg)
         run.write_info(info)
 
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last_checkpoint)
+    try:
+        result = trainer.train(resume_from_checkpoint=last_checkpoint)
+    except (TrainingError, KeyboardInterrupt) as e:
+        _stopped(run, trainer, info, e, is_main_process)
     train_time = time.perf_counter() - start
     info.update(steps=trainer.state.global_step, train_time_s=round(earlier_time + train_time, 1),
                 train_loss=result.training_loss, peak_memory_mb=round(peak_memory_mb(), 1),
                 best_checkpoint=trainer.state.best_model_checkpoint)
     if is_main_process:
         run.write_trainer_log(trainer.state.log_history)
-    if sigint.requested:
+    if stop.requested:
         if is_main_process:
             info["status"] = "interrupted"
             run.write_info(info)
-        raise KeyboardInterrupt(f"training interrupted at step {trainer.state.global_step}; "
-                                f"checkpoint saved in {run.path} (continue with --resume)")
+        raise Interrupted(f"training stopped by {stop.requested} at step {trainer.state.global_step}; checkpoint "
+                          f"saved in {run.path}. Continue with: {resume_command(info['command'])}", stop.requested)
 
     _save_final(trainer, tokenizer, cfg, run, is_main_process)
     if trainer.args.world_size > 1:
@@ -240,6 +270,47 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
         info["status"] = "complete"
         run.write_info(info)  # written last: a complete run.json means a usable run
     return run.path
+
+
+def resume_command(command: str) -> str:
+    return command if " --resume" in command else command + " --resume"
+
+
+def _add_resume(run: Run, info: dict, last_checkpoint: str, changes: dict) -> float:
+    """Carry the run's history into ``info`` with this resume added; return the training time before it. A
+    run.json that cannot be read is kept aside (``run.json.damaged``) with a warning: its history is lost."""
+    if not run.exists():
+        return 0.0
+    try:
+        earlier = run.info()
+        earlier_time = float(earlier.get("train_time_s") or 0.0)
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        aside = run.info_file.with_name(run.info_file.name + ".damaged")
+        run.info_file.replace(aside)
+        print(f"warning: --resume: {run.info_file} is damaged ({e}); kept as {aside.name}, and a new run.json "
+              "written without the earlier history (resumes, training time)", file=sys.stderr)
+        return 0.0
+    info["resumes"] = earlier.get("resumes", []) + [{
+        "from_checkpoint": Path(last_checkpoint).name, "changed": changes, "command": info["command"],
+        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "train_time_s_before": earlier_time}]
+    return earlier_time
+
+
+def _stopped(run: Run, trainer, info: dict, e: BaseException, is_main_process: bool):
+    """Record why training stopped mid-step (diverged: failed; a second Ctrl-C: interrupted) and re-raise."""
+    failed = isinstance(e, TrainingError)
+    if is_main_process:
+        info.update(status="failed" if failed else "interrupted", steps=trainer.state.global_step)
+        if failed:
+            info["error"] = str(e)
+        run.write_trainer_log(trainer.state.log_history)
+        run.write_info(info)
+    if failed:
+        raise TrainingError(f"{e}; the run {run.path} is marked failed and has no model. Lower learning_rate "
+                            "(or max_grad_norm) and train again under a new --run-name") from None
+    raise Interrupted.like(e, f"training aborted at step {trainer.state.global_step} (no checkpoint of this step); "
+                              f"continue from the last one with: {resume_command(info['command'])}") from None
 
 
 def _initial_info(run: Run, cfg: TrainConfig, source: str, trainer: Trainer, train_records, valid_records,
