@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,9 +194,26 @@ class TrainConfig:
                           "prompt_format: chat")
         if self.report_to not in ("tensorboard", "none"):
             errors.append(f"report_to: {self.report_to!r} is not one of tensorboard, none")
+        named = {e.split(":")[0] for e in errors}
+        errors += [e for e in self._out_of_range() if e.split(":")[0] not in named]
         if errors:
             raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
         return self
+
+
+    def _out_of_range(self) -> list[str]:
+        """Numbers no field can take: a float that is not finite (``.inf`` passes ``> 0``; ``.nan`` passes
+        nothing and fails nothing), a seed past numpy's 2**32 - 1, a whole number past 2**31 - 1."""
+        errors = []
+        for name, f in FIELDS.items():
+            value, typ = getattr(self, name), _field_type(f)
+            if typ is float and not math.isfinite(value):
+                errors.append(f"{name}: must be a finite number, got {value}")
+            elif name == "seed" and not 0 <= value <= 2**32 - 1:
+                errors.append(f"seed: must be a whole number from 0 to 2**32 - 1 = {2**32 - 1}, got {value}")
+            elif typ is int and name != "seed" and abs(value) > 2**31 - 1:
+                errors.append(f"{name}: {value} is out of range (at most {2**31 - 1})")
+        return errors
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -239,7 +258,7 @@ def coerce(key: str, value):
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}")
 
@@ -250,19 +269,61 @@ def unknown_key_error(key: str, source: str) -> ConfigError:
     return ConfigError(f"unknown config key {key!r} in {source}{hint}")
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as a config means it: a key given twice is an error (not the last one winning silently), and
+    ``5e-1`` is a number as in YAML 1.2 and JSON (YAML 1.1 wants ``5.0e-1`` and reads ``5e-1`` as text)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise _DuplicateKey(f"the key {key!r} is given twice (lines {seen[key] + 1} and "
+                                    f"{key_node.start_mark.line + 1}); keep one")
+            if isinstance(key, typing.Hashable):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def load_yaml(path: Path, what: str = "config file", named: str = ""):
+    """The YAML document at ``path`` (UTF-8, or UTF-16 / UTF-32 with a byte order mark), or one ConfigError
+    naming the file: missing, a directory, unreadable, not YAML, a key given twice."""
+    try:
+        data = path.read_bytes()  # bytes: PyYAML reads the byte order mark and decodes UTF-16 / UTF-8 by it
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}{named}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path}{named} is a directory; name a YAML file") from None
+    except OSError as e:
+        raise ConfigError(f"{what} {path}{named} cannot be read: {e.strerror or e}") from None
+    try:
+        return yaml.load(data, Loader=_Loader)
+    except _DuplicateKey as e:
+        raise ConfigError(f"{what} {path}{named}: {e}") from None
+    except yaml.reader.ReaderError as e:
+        raise ConfigError(f"{what} {path}{named} is not UTF-8 (or UTF-16 with a byte order mark) text: byte "
+                          f"{e.position}: {e.reason}; save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        text = f"{e.problem} (line {where.line + 1}, column {where.column + 1})" if where else str(e)
+        raise ConfigError(f"{what} {path}{named} is not valid YAML: {' '.join(text.split())}") from None
+
+
 BASE_KEY = "base"  # a config file may start from another: `base: other.yaml` (relative to the file), then change
 
 
 def _config_file_values(path: Path, children: tuple[Path, ...] = ()) -> dict:
     """The field values a YAML config file sets, its ``base`` chain's first (a file's own keys win)."""
     path = project_path(path)
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
-    except FileNotFoundError:
-        named = f" (the base of {children[-1]})" if children else ""
-        raise ConfigError(f"config file not found: {path}{named}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    loaded = load_yaml(path, named=f" (the base of {children[-1]})" if children else "") or {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must be a mapping of key: value, got {type(loaded).__name__}")
     values: dict = {}
@@ -353,12 +414,7 @@ def load_average_config(path: str | Path, overrides: dict | None = None) -> Aver
     """The recipe at ``path`` (relative to the working directory or the project), validated; ``overrides``
     (run_name / output_root) win over the file."""
     path = project_path(path)
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"average recipe not found: {path}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"average recipe {path} is not valid YAML: {e}") from None
+    values = load_yaml(path, "average recipe") or {}
     if not isinstance(values, dict):
         raise ConfigError(f"average recipe {path} must be a mapping with run_name and models")
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
