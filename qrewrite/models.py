@@ -10,6 +10,7 @@ Model sources, in the order they are tried by :func:`resolve_model_source`:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -21,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from qrewrite.errors import ConfigError, ModelLoadError
-from qrewrite.files import PROJECT_ROOT, atomic_write_json, file_fingerprint
+from qrewrite.errors import ConfigError, ModelLoadError, QrewriteError
+from qrewrite.files import PROJECT_ROOT, atomic_write_json, file_fingerprint, file_problem
 from qrewrite.prompt import CHATML_TEMPLATE, END_OF_TURN
 from qrewrite.run import Run
 
@@ -95,8 +96,48 @@ def ensure_offline_model(base_dir: str | Path | None = None) -> Path:
 
 
 def _looks_like_path(source: str) -> bool:
-    """Hub ids are ``name`` or ``org/name``; anything else is meant as a local path."""
-    return source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
+    """Hub ids are ``name`` or ``org/name``; anything else is meant as a local path, and so is ``dir/name`` when
+    ``dir`` is a local directory (``weights/no-such-run``: a mistyped run, not a hub repository)."""
+    if source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source:
+        return True
+    return "/" in source and Path(source).parent.is_dir()
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+
+
+def check_model_dir(path: Path) -> None:
+    """One :class:`ModelLoadError` naming ``path`` and what is missing or unreadable, before any loading: the
+    config (full checkpoint) or adapter config, the weights, and (full checkpoints) the tokenizer's files."""
+    adapter = (path / "adapter_config.json").exists() and not (path / "config.json").exists()
+    config = path / ("adapter_config.json" if adapter else "config.json")
+    if not config.exists():
+        raise ModelLoadError(f"{path} is a directory but holds no config.json (full checkpoint) or "
+                             "adapter_config.json (LoRA adapter); point --model at a checkpoint directory")
+    try:
+        doc = json.loads(config.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"model directory {path}: {config.name} is unreadable ({e}); re-save the model "
+                             "or restore the file") from None
+    if not isinstance(doc, dict) or not doc or (not adapter and "model_type" not in doc):
+        raise ModelLoadError(f"model directory {path}: {config.name} holds no model description (no "
+                             "model_type); re-save the model or restore the file")
+    names = ("adapter_model.safetensors", "adapter_model.bin") if adapter else WEIGHT_FILES
+    weights = [path / n for n in names if (path / n).exists()] + sorted(path.glob("model-*-of-*.safetensors"))
+    if not weights:
+        raise ModelLoadError(f"model directory {path}: no weights ({' or '.join(names[:2])}); the directory is "
+                             "incomplete: copy the whole model directory, or train or download it again")
+    for w in weights:
+        problem = file_problem(w)
+        if problem:
+            raise ModelLoadError(f"model directory {path}: {problem}; the weights are damaged: copy or save them "
+                                 "again")
+    if not adapter and not any((path / n).exists() for n in TOKENIZER_FILES):
+        raise ModelLoadError(f"model directory {path}: no tokenizer ({', '.join(TOKENIZER_FILES[:1])} or "
+                             f"{' / '.join(TOKENIZER_FILES[1:])}); save the tokenizer beside the weights "
+                             "(tokenizer.save_pretrained)")
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -119,9 +160,7 @@ def resolve_model_source(source: str, base_dir: str | Path | None = None) -> str
         return str(ensure_offline_model(base_dir))
     path = Path(source).expanduser()
     if path.is_dir():
-        if not ((path / "config.json").exists() or (path / "adapter_config.json").exists()):
-            raise ModelLoadError(f"{path} is a directory but holds no config.json (full checkpoint) or "
-                                 "adapter_config.json (LoRA adapter); point --model at a checkpoint directory")
+        check_model_dir(path)
         return str(path)
     if path.exists():
         raise ModelLoadError(f"model path {path} is a file; point --model at a checkpoint directory")
@@ -152,6 +191,20 @@ def adapter_base(adapter_dir: str | Path) -> str:
     except (OSError, ValueError, KeyError) as e:
         raise ModelLoadError(f"{config}: cannot read the adapter's base model ({e}); re-save the adapter") from None
     return resolve_model_source(base)
+
+
+@contextlib.contextmanager
+def loading(source: str, what: str = "model", errors=(OSError, ValueError)):
+    """transformers' own complaint about a model it cannot load (a damaged file :func:`check_model_dir` does not
+    look into, a config it cannot build) as one :class:`ModelLoadError` naming the model."""
+    try:
+        yield
+    except QrewriteError:
+        raise
+    except errors as e:
+        text = " ".join(str(e).split())
+        raise ModelLoadError(f"cannot load the {what} of {source}: {type(e).__name__}: "
+                             f"{text[:300] + ' ...' if len(text) > 300 else text}") from None
 
 
 # ---- tokenizer & model -----------------------------------------------------------------------------------
@@ -287,9 +340,11 @@ def load_for_inference(model_arg: str, *, precision: str = "auto", trust_remote_
     tok_source = source
     if is_adapter_dir(source) and not (Path(source) / "tokenizer_config.json").exists():
         tok_source = adapter_base(source)  # an adapter saved by peft alone carries no tokenizer
-    tokenizer = load_tokenizer(tok_source, trust_remote_code)
-    model = load_model(source, dtype=pick_dtype(precision), trust_remote_code=trust_remote_code,
-                       tokenizer=tokenizer)
+    with loading(tok_source, "tokenizer", Exception):  # a tokenizer file the tokenizers library cannot read
+        tokenizer = load_tokenizer(tok_source, trust_remote_code)
+    with loading(source):
+        model = load_model(source, dtype=pick_dtype(precision), trust_remote_code=trust_remote_code,
+                           tokenizer=tokenizer)
     if torch.cuda.is_available():
         model = model.to("cuda")
     return model, tokenizer, source

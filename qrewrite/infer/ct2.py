@@ -21,11 +21,11 @@ from pathlib import Path
 
 from qrewrite.config import GENERATION_BATCH_SIZE
 from qrewrite.errors import ConfigError, ModelLoadError
-from qrewrite.files import PROJECT_ROOT, atomic_write_json, file_fingerprint, read_json
+from qrewrite.files import PROJECT_ROOT, atomic_write_json, file_fingerprint, output_dir_targets, read_json
 from qrewrite.infer.base import Rewriter
 from qrewrite.infer.decoding import GREEDY, Decoding
 from qrewrite.infer.generate import SORT_WINDOW_BATCHES, prompt_ids
-from qrewrite.models import end_of_turn_ids, is_adapter_dir
+from qrewrite.models import check_model_dir, end_of_turn_ids, is_adapter_dir
 from qrewrite.prompt import SYSTEM_PROMPT, PromptSpec
 from qrewrite.run import INFERENCE_FILE, Run
 
@@ -63,6 +63,7 @@ def check_convertible(model_dir: Path) -> None:
                           "run's merged model/ (merge_after: true) or merge the adapter first")
     if not (model_dir / "config.json").is_file():
         raise ModelLoadError(f"{model_dir}: not a model directory (no config.json) for --engine ctranslate2")
+    check_model_dir(model_dir)
 
 
 def cache_dir_for(model_dir: Path, quantization: str) -> Path:
@@ -109,8 +110,11 @@ def export_ctranslate2(model_arg: str | Path, out_dir: str | Path, quantization:
     """Write the CTranslate2 conversion of a run (or model directory) to ``out_dir``, with its tokenizer and
     prompt settings (``qrewrite.json``), for deployment without qrewrite."""
     model_dir = Run.model_dir_of(model_arg)
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"{model_arg}: no such run or model directory to export")
     check_convertible(model_dir)
     out_dir = Path(out_dir)
+    output_dir_targets(out_dir, (), inputs=(model_dir,), what="OUT", replaces_whole=True)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / STAMP).is_file():
         raise ConfigError(f"{out_dir} exists and is not an export of qrewrite: choose an empty or new directory")
     _convert(model_dir, out_dir, quantization or default_quantization(), weights_fingerprint(model_dir))
