@@ -6,8 +6,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from qrewrite.errors import ConfigError
-from qrewrite.files import check_writable
+from qrewrite.errors import ConfigError, DataError
+from qrewrite.files import check_writable, output_target, partial_path
 from qrewrite.infer.options import RewriteOptions
 from qrewrite.options import add_options, from_args, option
 
@@ -40,14 +40,20 @@ def cmd_rewrite(args) -> int:
         raise ConfigError("--no-input shapes the --output file; give --input and --output")
     if not (args.questions or args.input or args.interactive):
         raise ConfigError("give questions as arguments, --input/--output, or --interactive")
-    records = None
+    from qrewrite.data.records import question_problem
+    for n, question in enumerate(args.questions, 1):
+        if (problem := question_problem(question)) is not None:
+            raise DataError(f"question {n} (an argument): {problem[1]}")
+    records = output = None
     if args.input:
         from qrewrite.data.records import read_records
+        output = output_target(args.output, inputs=[args.input], what="--output")  # before any work
+        output_target(partial_path(output), inputs=[args.input], what="--output's partial file")
+        check_writable(output.parent)
         records, report = read_records(args.input, input_field=args.input_field, require_target=False,
                                        strict=args.strict)
         if any(report.skipped.values()):
             print(report.summary(), file=sys.stderr)
-        check_writable(Path(args.output).parent)
     from qrewrite.infer.generate import rewrite_file  # torch: only once the input is known to be usable
     from qrewrite.infer.rewriter import load_rewriter
 
@@ -57,12 +63,24 @@ def cmd_rewrite(args) -> int:
     if records is not None:
         from qrewrite.progress import progress_bar
         with progress_bar(len(records)) as bar:
-            out = rewrite_file(rewriter, records, args.output, progress=bar.update, with_input=not args.no_input)
-        print(f"written: {out} ({len(records)} questions)", file=sys.stderr)
+            out = rewrite_file(rewriter, records, output, progress=bar.update, with_input=not args.no_input)
+        through = f" (through the link {args.output})" if Path(args.output).is_symlink() else ""
+        print(f"written: {out}{through} ({len(records)} questions)", file=sys.stderr)
     if args.interactive:
-        if sys.stdin.isatty():
-            print("Type a question and press Enter (Ctrl-D to quit).", file=sys.stderr)
-        for line in sys.stdin:
-            if line.strip():
-                print(rewriter.rewrite_batch([line.strip()])[0], flush=True)
+        _interactive(rewriter, question_problem)
     return 0
+
+
+def _interactive(rewriter, question_problem) -> None:
+    if sys.stdin.isatty():
+        print("Type a question and press Enter (Ctrl-D to quit).", file=sys.stderr)
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            if (problem := question_problem(line.strip())) is not None:
+                print(f"error: {problem[1]}", file=sys.stderr, flush=True)
+                continue
+            print(rewriter.rewrite_batch([line.strip()])[0], flush=True)
+    except UnicodeDecodeError as e:
+        raise DataError(f"stdin is not UTF-8 text (byte 0x{e.object[e.start]:02x}); send UTF-8") from None

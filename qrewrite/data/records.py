@@ -213,6 +213,24 @@ def _pick(path: Path, fields: Iterable[str], given: str | None, defaults: tuple[
                     f"the record has fields {fields}")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def question_problem(value: str, max_chars: int | None = 2000) -> tuple[str, str] | None:
+    """``(reason, message)`` when ``value`` cannot be a question (empty, longer than ``max_chars``, not valid
+    Unicode: a lone surrogate, which a JSON escape or undecodable command-line bytes give), else None. The one
+    check for questions from a file, the command line or stdin."""
+    if not value.strip():
+        return "empty", "expected a non-empty question, got an empty or whitespace-only string"
+    if max_chars is not None and len(value) > max_chars:
+        return "too_long", f"{len(value)} characters, more than max_chars={max_chars}"
+    if (m := _SURROGATE.search(value)) is not None:
+        return "not_unicode", (f"a lone surrogate {m.group().encode('utf-8', 'backslashreplace').decode()} at "
+                               f"character {m.start() + 1}: not valid Unicode text (undecodable bytes or a "
+                               "broken \\u escape); it cannot be written as UTF-8")
+    return None
+
+
 def _clean(value: str) -> tuple[str, list[str]]:
     changes = []
     if _BOM in value:
@@ -237,7 +255,7 @@ def read_records(path, *, input_field=None, target_field=None, id_field=None, re
 
     Cleaning (reported in ``report.cleaned``): strip a BOM, strip and collapse whitespace. Bad records are
     skipped and named in ``report.skipped`` ("empty", "not_a_string", "bad_id", "bad_row", "duplicate_id",
-    "too_long"), or raise :class:`DataError` with ``strict=True``. Placeholder inputs ("#VALUE!",
+    "too_long", "not_unicode"), or raise :class:`DataError` with ``strict=True``. Placeholder inputs ("#VALUE!",
     "question n/a") and inputs equal to their target are kept and named in ``report.flagged``.
     """
     path = Path(path)
@@ -295,6 +313,10 @@ def read_records(path, *, input_field=None, target_field=None, id_field=None, re
             id_ok = (isinstance(raw_id, str) and bool(raw_id.strip())) or (
                 isinstance(raw_id, int) and not isinstance(raw_id, bool))
             rid = str(raw_id).replace(_BOM, "").strip() if id_ok else f"#{index}"
+        if id_ok and _SURROGATE.search(rid):
+            bad("bad_id", rid.encode("utf-8", "backslashreplace").decode(), where, id_f,
+                "the id holds a lone surrogate: not valid Unicode, it cannot be written as UTF-8")
+            continue
         if not id_ok:
             bad("bad_id", rid, where, id_f, f"expected a non-empty string or integer id, "
                                            f"got {_type_name(rec.get(id_f, key))}")
@@ -317,11 +339,8 @@ def read_records(path, *, input_field=None, target_field=None, id_field=None, re
                 problem = ("not_a_string", fld, f"expected a string, got {_type_name(value)}")
                 break
             value, ch = _clean(value)
-            if not value:
-                problem = ("empty", fld, "expected a non-empty question, got an empty or whitespace-only string")
-                break
-            if max_chars is not None and len(value) > max_chars:
-                problem = ("too_long", fld, f"{len(value)} characters, more than max_chars={max_chars}")
+            if (found := question_problem(value, max_chars)) is not None:
+                problem = (found[0], fld, found[1])
                 break
             changes += ch
             out[name] = value

@@ -27,7 +27,8 @@ import torch
 from transformers import LogitsProcessorList
 
 from qrewrite.config import GENERATION_BATCH_SIZE
-from qrewrite.errors import RunStateError
+from qrewrite.errors import Interrupted, RunStateError
+from qrewrite.files import partial_path
 from qrewrite.infer.decoding import GREEDY, Decoding
 from qrewrite.models import end_of_turn_ids
 from qrewrite.prompt import PromptSpec, build_prompt
@@ -198,25 +199,38 @@ def rewrite_file(rewriter, records: list[dict], output: str | Path, *, progress=
 
     Lines stream into ``<output>.partial`` (flushed per batch window); a rerun after an interruption checks the
     finished lines against the input (same ids, same order), drops a torn last line and continues. The file is
-    renamed to ``output`` only when every record is done, so a complete-looking output is a complete one."""
+    renamed to ``output`` only when every record is done, so a complete-looking output is a complete one. On
+    Ctrl-C or SIGTERM the finished lines stay in ``.partial`` (removed when there are none) and
+    :class:`~qrewrite.errors.Interrupted` says how many."""
     output = Path(output)
-    partial = output.with_name(output.name + ".partial")
+    partial = partial_path(output)
     done = _finished_lines(partial, records)
-    with open(partial, "r+" if partial.exists() else "w", encoding="utf-8") as f:
-        f.seek(sum(len(line.encode("utf-8")) for line in done))
-        f.truncate()
-        if progress and done:
-            progress(len(done))
-        todo = records[len(done):]
-        for i, text in rewriter.stream([r["input"] for r in todo], progress=progress):
-            r = todo[i]
-            row = {"id": r["id"], "input": r["input"], "prediction": text} if with_input else \
-                {"id": r["id"], "prediction": text}
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            if (i + 1) % GENERATION_BATCH_SIZE == 0:
-                f.flush()
-        f.flush()
-        os.fsync(f.fileno())
+    written = len(done)
+    try:
+        with open(partial, "r+" if partial.exists() else "w", encoding="utf-8") as f:
+            f.seek(sum(len(line.encode("utf-8")) for line in done))
+            f.truncate()
+            if progress and done:
+                progress(len(done))
+            todo = records[len(done):]
+            for i, text in rewriter.stream([r["input"] for r in todo], progress=progress):
+                r = todo[i]
+                row = {"id": r["id"], "input": r["input"], "prediction": text} if with_input else \
+                    {"id": r["id"], "prediction": text}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                written += 1
+                if (i + 1) % GENERATION_BATCH_SIZE == 0:
+                    f.flush()
+            f.flush()
+            os.fsync(f.fileno())
+    except KeyboardInterrupt as e:
+        if written == 0:
+            partial.unlink(missing_ok=True)
+            raise Interrupted.like(e, f"no question finished; nothing written (the old {output.name}, if any, is "
+                                      "as it was)") from None
+        raise Interrupted.like(e, f"{written} of {len(records)} questions written to {partial}; run the same "
+                                  f"command again to continue from there (the old {output.name}, if any, is as "
+                                  "it was)") from None
     os.replace(partial, output)
     return output
 
