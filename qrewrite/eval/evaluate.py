@@ -5,8 +5,9 @@
   valid_io.json       [{input, prediction, reference}] as the original research repo kept them
   train_io.json       the same for a sample of training questions (when asked)
   metrics.json        corpus metrics + provenance (model, method, data fingerprint, command, git commit);
-                      written last and atomically, and removed at the start, so it exists only for a
-                      finished evaluation
+                      written last and atomically, so it exists only for a finished evaluation. An older
+                      evaluation's files stay as they were until the new one has rewritten every question;
+                      one of another model or other data is replaced only with --overwrite
   config.yaml         the training run's resolved config, when the model is a qrewrite run
 """
 
@@ -14,24 +15,26 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import shutil
 import time
 from pathlib import Path
 
 from qrewrite.card import write_model_card
 from qrewrite.data.records import load_split
-from qrewrite.errors import ConfigError, QrewriteError
+from qrewrite.errors import ConfigError, QrewriteError, RunStateError
 from qrewrite.eval.options import EvaluateOptions
 from qrewrite.files import (
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_jsonl,
     check_writable,
     command_line,
     file_fingerprint,
     git_commit,
+    output_dir_targets,
     read_json,
     read_jsonl,
     repo_relative,
+    signals_deferred,
 )
 from qrewrite.infer.base import BASELINES
 from qrewrite.infer.decoding import GREEDY, Decoding
@@ -39,6 +42,9 @@ from qrewrite.infer.rewriter import load_rewriter
 from qrewrite.metrics import compute_metrics, per_example
 from qrewrite.progress import progress_bar
 from qrewrite.run import Run
+
+EVALUATION_FILES = ("predictions.jsonl", "valid_io.json", "train_io.json", "metrics.json", "config.yaml",
+                    "trainer_log.json")
 
 
 def evaluate_model(model: str, data: str | Path, out: str | Path, **options) -> dict:
@@ -57,10 +63,13 @@ def evaluate(opts: EvaluateOptions) -> dict:
     model_arg, data, name, data_label, decoding = opts.model, opts.data, opts.name, opts.data_label, opts.decoding
     limit, few_shot, shots_from = opts.limit, opts.few_shot, opts.shots_from
     out_dir = Path(opts.out)
+    targets = output_dir_targets(out_dir, EVALUATION_FILES, what="--out",
+                                 inputs=(data, opts.train_data, shots_from if few_shot else None))
     check_writable(out_dir)
     commit = git_commit()  # before the old metrics.json goes: deleting a committed file would read as +dirty
-    (out_dir / "metrics.json").unlink(missing_ok=True)
     records = load_split(data)
+    if not opts.overwrite:
+        refuse_replacing(out_dir, model_arg, data)
     if limit:
         records = records[:limit]
     train_records = []
@@ -86,17 +95,23 @@ def evaluate(opts: EvaluateOptions) -> dict:
     inputs, refs = [r["input"] for r in records], [r["target"] for r in records]
     metrics = compute_metrics(inputs, predictions, refs)
     rows = per_example(inputs, predictions, refs, ids=[r["id"] for r in records])
-    atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
-    atomic_write_json(out_dir / "valid_io.json", [
-        {"input": r["input"], "prediction": p, "reference": r["target"]} for r, p in zip(records, predictions)])
-    if train_records:
-        atomic_write_json(out_dir / "train_io.json", [
-            {"input": r["input"], "prediction": p, "reference": r["target"]}
-            for r, p in zip(train_records, train_predictions)])
-    if run is not None and run.config_file.exists():
-        shutil.copyfile(run.config_file, out_dir / "config.yaml")
-        if run.log_file.exists():
-            shutil.copyfile(run.log_file, out_dir / "trainer_log.json")
+    with signals_deferred():  # the old evaluation's files are replaced at once, or not at all
+        targets["metrics.json"].unlink(missing_ok=True)  # until the new one is written: no finished evaluation
+        atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
+        atomic_write_json(out_dir / "valid_io.json", [
+            {"input": r["input"], "prediction": p, "reference": r["target"]} for r, p in zip(records, predictions)])
+        if train_records:
+            atomic_write_json(out_dir / "train_io.json", [
+                {"input": r["input"], "prediction": p, "reference": r["target"]}
+                for r, p in zip(train_records, train_predictions)])
+        copied = run is not None and run.config_file.exists()
+        for name, source in (("config.yaml", run and run.config_file), ("trainer_log.json", run and run.log_file)):
+            if copied and source.exists():
+                atomic_write_bytes(out_dir / name, source.read_bytes())
+            else:  # an older evaluation's, of another model
+                targets[name].unlink(missing_ok=True)
+        if not train_records:
+            targets["train_io.json"].unlink(missing_ok=True)
 
     result = {
         "metrics": metrics,
@@ -126,10 +141,29 @@ def evaluate(opts: EvaluateOptions) -> dict:
     if shots:
         result["eval"]["few_shot"] = {"k": len(shots), "from": repo_relative(shots_from),
                                       "ids": [r["id"] for r in shots]}
-    atomic_write_json(out_dir / "metrics.json", result)
+    with signals_deferred():
+        atomic_write_json(out_dir / "metrics.json", result)
     if run is not None and run.is_complete() and run.model_dir.is_dir() and not limit:
         write_model_card(run.model_dir, run.config(), run_info, {result["run"]["data"]: metrics})
     return result
+
+
+def refuse_replacing(out_dir: Path, model_arg: str, data) -> None:
+    """Refuse to replace a finished evaluation in ``out_dir`` of another model or other data (``--overwrite``
+    replaces it); the same model on the same data (a rerun, another decoding) replaces it."""
+    old_file = out_dir / "metrics.json"
+    if not old_file.is_file():
+        return
+    try:
+        old = read_json(old_file)["run"]
+        same = old.get("data_fingerprint") == file_fingerprint(data) and \
+            old.get("model_path") in (str(model_arg), repo_relative(model_arg))
+        what = f"of {old.get('model_path')} on {old.get('data_path')}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        same, what = False, "that cannot be read"
+    if not same:
+        raise RunStateError(f"--out {out_dir} holds an evaluation {what} (metrics.json), not of {model_arg} on "
+                            f"{data}; choose another --out, or pass --overwrite to replace it")
 
 
 def few_shot_examples(path: str | Path | None, k: int, seed: int = 0) -> list[dict]:
@@ -201,5 +235,6 @@ def evaluate_or_reuse(model_arg: str, data, out_dir, *, reuse: bool = True, limi
               f"(data fingerprint {result['run']['data_fingerprint']})")
     else:
         print(f"evaluating {model_arg} on {data} -> {out_dir} ({reason})")
+        kwargs.setdefault("overwrite", True)  # judged above: what is there is not this evaluation
         result = evaluate_model(model_arg, data, out_dir, limit=limit, max_new_tokens=max_new_tokens, **kwargs)
     return result, read_jsonl(Path(out_dir) / "predictions.jsonl"), reason is None

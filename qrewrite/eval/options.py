@@ -21,4 +21,6 @@ class EvaluateOptions(RewriteOptions):
                               "model's best effort without training; default 0)", parse=non_negative_int, metavar="K")
     shots_from: str = option("dataset/train.json", "training split the few-shot pairs come from")
     limit: int = option(0, "score only the first N questions (0 = all)", parse=non_negative_int)
+    overwrite: bool = option(False, "replace an evaluation of another model or other data already in --out",
+                             action="store_true")
     show_progress: bool = option(True, "a progress bar on stderr", cli=False)
