@@ -16,6 +16,8 @@ import asyncio
 import ipaddress
 import logging
 import secrets
+import signal
+import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,6 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, StringConstraints, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qrewrite.data.records import question_problem
 from qrewrite.serve.batcher import Batcher, QueueFull, ShuttingDown
 from qrewrite.serve.engine import load_backend
 from qrewrite.serve.openai_api import (
@@ -52,6 +55,8 @@ PAGE = Path(__file__).with_name("page.html")
 def _not_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("the question is empty or whitespace only")
+    if (problem := question_problem(text, None)) is not None:  # a lone surrogate: no UTF-8 answer could hold it
+        raise ValueError(problem[1])
     return text.strip()
 
 
@@ -334,6 +339,14 @@ def serve(opts: ServeOptions) -> None:
     backend = load_backend(opts.model, prompt_lookup_tokens=opts.prompt_lookup_tokens, threads=settings.threads or 0,
                            lone_question=opts.lone_question, **opts.loading())
     app = create_app(backend, settings)
-    # a drain longer than any request can wait: uvicorn stops accepting, finishes what is in flight, then exits
+    opts.check_address()  # again: the model took a while to load
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn catches Ctrl-C and SIGTERM while it serves and raises them again once it has shut down: let
+        # them end the process then (the `qrewrite` command turns them into a one-line 'interrupted' otherwise)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # a drain longer than any request can wait: uvicorn stops accepting, finishes what is in flight, then exits.
+    # uvicorn has no deadline for a connection that never finishes its headers: exposed beyond localhost, put a
+    # reverse proxy in front that times them out (README, Serving over HTTP)
     uvicorn.run(app, host=opts.host, port=opts.port, log_level=opts.log_level, server_header=False,
                 timeout_graceful_shutdown=int(settings.request_timeout_s) + 5)

@@ -13,8 +13,9 @@ import time
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from qrewrite.data.records import question_problem
 from qrewrite.infer.generate import prompt_ids
 
 
@@ -42,13 +43,14 @@ class ChatCompletionRequest(BaseModel):
          "temperature": 0, "max_tokens": 64}]})
     model: StrictStr
     messages: Annotated[list[Message], Field(min_length=1)]
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
-    n: Annotated[int, Field(ge=1)] | None = None
-    stream: bool | None = None
-    seed: int | None = None
+    # strict: `max_tokens: true` is not 1, nor `stream: "yes"` true; a number is finite (NaN is not "above 2")
+    max_tokens: Annotated[StrictInt, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[StrictInt, Field(ge=1)] | None = None
+    temperature: Annotated[StrictFloat, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
+    top_p: Annotated[StrictFloat, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+    n: Annotated[StrictInt, Field(ge=1)] | None = None
+    stream: StrictBool | None = None
+    seed: StrictInt | None = None
     user: StrictStr | None = None
 
 
@@ -120,6 +122,8 @@ def question_of(body: ChatCompletionRequest, served: str, max_question_chars: in
     question = body.messages[0].text().strip()
     if not question:
         raise UnsupportedRequest("messages.0.content", "the question is empty or whitespace only")
+    if (problem := question_problem(question, None)) is not None:
+        raise UnsupportedRequest("messages.0.content", problem[1])
     if len(question) > max_question_chars:
         raise UnsupportedRequest("messages.0.content", f"the question is longer than the limit of "
                                                        f"{max_question_chars} characters")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import dataclass
 
 from qrewrite.errors import ConfigError
@@ -69,3 +71,19 @@ class ServeOptions(ModelOptions):
                                           "engine; fast on CPUs with native bf16, e.g. avx512_bf16 or AMX; greedy "
                                           "decoding only)", choices=LONE_QUESTION_PATHS)
     log_level: str = option("info", "uvicorn's log level", choices=LOG_LEVELS)
+
+    def check_address(self) -> None:
+        """One clear error when ``host``:``port`` cannot be listened on (a port in use, an address not of this
+        machine), where uvicorn would print its own text and exit with status 3. Bound the way uvicorn binds,
+        then let go."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        with socket.socket(family) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, self.port))
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise ConfigError(f"--port {self.port}: {self.host}:{self.port} is already in use (another server "
+                                      "listens there); stop it or choose another --port") from None
+                raise ConfigError(f"--host {self.host} --port {self.port}: cannot listen there: "
+                                  f"{e.strerror or e}") from None
