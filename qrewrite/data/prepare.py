@@ -23,7 +23,14 @@ from qrewrite.data.records import DataReport, read_records
 from qrewrite.data.topics import seen_name_share, topic_split
 from qrewrite.data.typos import typo_variant
 from qrewrite.errors import DataError
-from qrewrite.files import atomic_write_bytes, atomic_write_text, check_writable, file_fingerprint, file_sha256
+from qrewrite.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_writable,
+    file_fingerprint,
+    file_sha256,
+    output_dir_targets,
+)
 from qrewrite.options import open_fraction, option, positive_int, probability
 
 __all__ = ["prepare_data", "download_disfl_qa", "DISFL_QA_URL"]
@@ -298,6 +305,7 @@ def prepare_data(source, out="dataset", **options) -> dict:
     source, out_dir = Path(source), Path(out)
     warnings: list[str] = []
     files = _source_files(source, out_dir, valid, test, opts.download)
+    output_dir_targets(out_dir, (*_OUTPUT_NAMES, "prepare_report.json"), inputs=files.values())  # before any work
 
     reading = dict(input_field=opts.input_field, target_field=opts.target_field, id_field=opts.id_field,
                    strict=opts.strict)
