@@ -19,6 +19,7 @@ def add_serve(sub):
 def cmd_serve(args) -> int:
     opts = from_args(ServeOptions, args)
     opts.settings.check()  # before the slow imports and the model load
+    opts.check_address()
     from qrewrite.serve.app import serve
     serve(opts)
     return 0
