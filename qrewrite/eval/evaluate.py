@@ -105,11 +105,11 @@ def evaluate(opts: EvaluateOptions) -> dict:
                 {"input": r["input"], "prediction": p, "reference": r["target"]}
                 for r, p in zip(train_records, train_predictions)])
         copied = run is not None and run.config_file.exists()
-        for name, source in (("config.yaml", run and run.config_file), ("trainer_log.json", run and run.log_file)):
+        for file, source in (("config.yaml", run and run.config_file), ("trainer_log.json", run and run.log_file)):
             if copied and source.exists():
-                atomic_write_bytes(out_dir / name, source.read_bytes())
+                atomic_write_bytes(out_dir / file, source.read_bytes())
             else:  # an older evaluation's, of another model
-                targets[name].unlink(missing_ok=True)
+                targets[file].unlink(missing_ok=True)
         if not train_records:
             targets["train_io.json"].unlink(missing_ok=True)
 
