@@ -19,7 +19,7 @@ SPEC = {
     "notes": ["A dash: not measured."],
 }
 SCORES = {"source": "scored elsewhere", "scoring": "stemmed ROUGE-L",
-          "command": "python -m qrewrite score --predictions outputs/{run}/blind/{split}.jsonl --references test.json",
+          "command": "python -m qrewrite score --predictions outputs/RUN/blind/SPLIT.jsonl --references test.json",
           "runs": {"soup-copy1": {"test": {"rougeL": 0.9375, "exact_match": 0.665},
                                   "test_typo": {"rougeL": 0.8926, "exact_match": 0.414}}}}
 
