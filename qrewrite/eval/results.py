@@ -22,6 +22,7 @@ from pathlib import Path
 
 from qrewrite.eval.ablations import write_ablations
 from qrewrite.eval.collect import _cell, _fmt, _is_number, collect_runs
+from qrewrite.eval.headline import write_headline
 from qrewrite.files import atomic_write_bytes, atomic_write_text
 
 GENERATED_BY = "python -m qrewrite results"
@@ -215,9 +216,10 @@ def plot_loss_curves(runs, outputs_dir, path) -> Path:
 
 def write_results(outputs_dir="outputs") -> Path:
     """Regenerate ``outputs_dir/results.md`` (atomically), ``metrics.png`` and ``loss_curves.png`` from
-    every ``metrics.json`` under ``outputs_dir``, and ``ablations.md`` when ``ablations.yaml`` declares one
-    (:mod:`qrewrite.eval.ablations`). With zero runs the table says "no runs yet" and the plots are placeholders (so
-    no stale plot survives). Returns the ``results.md`` path."""
+    every ``metrics.json`` under ``outputs_dir``, ``ablations.md`` when ``ablations.yaml`` declares one
+    (:mod:`qrewrite.eval.ablations`) and ``headline.md`` when ``headline.yaml`` does (:mod:`qrewrite.eval.headline`).
+    With zero runs the table says "no runs yet" and the plots are placeholders (so no stale plot survives).
+    Returns the ``results.md`` path."""
 
     root = Path(outputs_dir)
     runs = collect_runs(root)
@@ -225,4 +227,5 @@ def write_results(outputs_dir="outputs") -> Path:
     plot_metrics(runs, root / "metrics.png")
     plot_loss_curves(runs, root, root / "loss_curves.png")
     write_ablations(root)
+    write_headline(root)
     return md
