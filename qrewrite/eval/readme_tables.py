@@ -29,10 +29,14 @@ def end_marker(name: str) -> str:
 
 
 def _block(markdown: str, keep_bullets: bool) -> list[str]:
-    """The lines of a generated file that the README shows: its table, and its "- " lines when asked."""
-    table = [line for line in markdown.splitlines() if line.startswith("|")]
-    bullets = [line for line in markdown.splitlines() if keep_bullets and line.startswith("- ")]
-    return table + ([""] + bullets if bullets else [])
+    """The lines of a generated file that the README shows: its tables (with the "### " headings between them,
+    results.md's groups), and its "- " lines when asked."""
+    lines = markdown.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(("|", "### "))]
+    ends = [i for i, line in enumerate(lines) if line.startswith("|")]
+    tables = lines[starts[0]:ends[-1] + 1] if ends else []
+    bullets = [line for line in lines if keep_bullets and line.startswith("- ")]
+    return tables + ([""] + bullets if bullets else [])
 
 
 def _replace_between(lines: list[str], name: str, block: list[str], readme: Path) -> list[str]:
