@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from qrewrite.eval.bootstrap import RESAMPLES, SEED, excludes_zero, paired_intervals
-from qrewrite.eval.collect import MISSING, _cell, _fmt, _is_number, collect_runs
+from qrewrite.eval.collect import MISSING, _cell, _fmt, _is_number, collect_runs, train_time_cell
 from qrewrite.files import atomic_write_text, read_jsonl
 
 SPEC_NAME = "ablations.yaml"
@@ -122,7 +122,8 @@ def _intro(ref_name: str, header: list[str]) -> list[str]:
             "change (\"vs line N\"): ROUGE-L in points of the score, EM in percentage points, each with its 95 % "
             "paired bootstrap interval over the questions both evaluations share "
             f"({RESAMPLES:,} resamples, seed {SEED}). A difference in **bold** has an interval that excludes zero; "
-            "the others cannot be told from noise on these questions.", "",
+            "the others cannot be told from noise on these questions. A soup's train time is its ingredients' "
+            "training added up.", "",
             "| " + " | ".join(header) + " |",
             "|" + "|".join("---" if i < 3 else "---:" for i in range(len(header))) + "|"]
 
@@ -148,7 +149,7 @@ def ablation_table(spec: dict, outputs_dir) -> str:
         cells.append(_fmt(first["run"].get("steps"), "int") if first else MISSING)
         for s in splits:
             cells += _metric_cells(evals[s], against[s] if n else None, pairs)
-        cells.append(_fmt(first["run"].get("train_time_s"), "time") if first else MISSING)
+        cells.append(train_time_cell(first, list(runs.values())) if first else MISSING)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *(f"- {note}" for note in spec.get("notes", [])), *([""] if spec.get("notes") else []),
               *_target_lines(spec, runs), ""]
