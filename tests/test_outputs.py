@@ -43,7 +43,7 @@ def test_outputs_hold_real_runs():
 
 def test_results_md_is_what_the_results_command_regenerates():
     committed = (OUTPUTS / "results.md").read_text(encoding="utf-8")
-    assert results_table(committed_runs()) == committed
+    assert results_table(committed_runs(), load_spec(OUTPUTS / SPEC_NAME)) == committed
 
 
 @pytest.mark.parametrize("path", METRICS, ids=lambda p: str(p.relative_to(OUTPUTS)))
@@ -54,9 +54,11 @@ def test_each_metrics_file_names_its_provenance(path: Path):
     assert "qrewrite" in run["command"] and run["git_commit"] != "unknown"
     for key in ("git_commit", "training_git_commit"):  # commit first, then run: the code that ran is the commit
         assert not str(run.get(key, "")).endswith("+dirty"), f"{path}: run.{key} is {run[key]}: re-run it committed"
-    assert (path.parent / "predictions.jsonl").exists() and (path.parent / "valid_io.json").exists()
-    n = json.loads(path.read_text())["metrics"]["n"]
-    assert len(json.loads((path.parent / "valid_io.json").read_text())) == n
+    metrics = json.loads(path.read_text())["metrics"]
+    rows = (path.parent / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == metrics["n"]
+    low, high = metrics["rougeL_ci"]  # every committed evaluation carries its intervals
+    assert low <= metrics["rougeL"] <= high and metrics["exact_match_ci"][0] <= metrics["exact_match"]
 
 
 def test_readme_shows_the_regenerated_headline_table():

@@ -186,16 +186,35 @@ def freeze_embeddings(model) -> None:
             layer.weight.requires_grad_(False)
 
 
+def tied_to_loaded(model, missing_keys) -> set[str]:
+    """The ``missing_keys`` whose parameter is the same tensor as a parameter that was loaded (tied weights)."""
+    names_of: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names_of.setdefault(id(param), []).append(name)
+    missing = set(missing_keys)
+    return {k for names in names_of.values() if any(n not in missing for n in names) for k in names if k in missing}
+
+
+class QrewriteTrainer(Trainer):
+    def _issue_warnings_after_load(self, load_result) -> None:
+        # SmolLM2 ties lm_head to the token embeddings (tie_word_embeddings): a checkpoint stores the matrix once,
+        # so reloading the best checkpoint reports "missing keys ... ['lm_head.weight']" although lm_head is the
+        # embedding matrix just loaded. Only such tied keys are dropped; any other missing key is still reported.
+        tied = tied_to_loaded(self.model, load_result.missing_keys)
+        super()._issue_warnings_after_load(load_result._replace(
+            missing_keys=[k for k in load_result.missing_keys if k not in tied]))
+
+
 def build_trainer(cfg: TrainConfig, model, tokenizer, train_ds, valid_ds, output_dir: str | Path, *,
-                  valid_records=(), callbacks=()) -> Trainer:
+                  valid_records=(), callbacks=()) -> QrewriteTrainer:
     """The Trainer ``train`` runs (also what the benchmarks time): arguments, collator and callbacks."""
     args = training_arguments(cfg, Path(output_dir), pick_dtype(cfg.precision))
     collator = make_collator(tokenizer, padding_free=cfg.padding_free, supervised_logits=cfg.supervised_logits,
                              pad_to_multiple_of=8 if torch.cuda.is_available() else None)
-    return Trainer(model=model, args=args, train_dataset=train_ds,
-                   eval_dataset=valid_ds if cfg.eval_steps else None, data_collator=collator,
-                   processing_class=tokenizer,
-                   callbacks=[SampleRouge(tokenizer, list(valid_records), cfg), Throughput(), *callbacks])
+    return QrewriteTrainer(model=model, args=args, train_dataset=train_ds,
+                           eval_dataset=valid_ds if cfg.eval_steps else None, data_collator=collator,
+                           processing_class=tokenizer,
+                           callbacks=[SampleRouge(tokenizer, list(valid_records), cfg), Throughput(), *callbacks])
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str | None = None) -> Path:
