@@ -85,7 +85,7 @@ def test_paired_sets_must_be_the_same_size():
 
 
 METRICS = {"n": 2, "rouge1": 1.0, "rouge2": 1.0, "rougeL": 0.75, "rougeLsum": 0.75, "bleu": 50.0,
-           "exact_match": 0.5, "changed_input": 1.0}
+           "exact_match": 0.5, "changed_input": 1.0, "negation_dropped": 0.0}
 RUN = {k: None for k in ("model_path", "model_source", "data_path", "data_fingerprint", "n_examples", "steps",
                          "train_time_s", "peak_memory_mb", "training_git_commit", "training_data_fingerprint",
                          "git_commit", "command", "created")} | {"name": "r", "model": "m", "method": "full",

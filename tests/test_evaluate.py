@@ -47,7 +47,7 @@ def test_metrics_json(evaluated, tiny_run):
     m = load(outs / "tiny-full" / "metrics.json")
     assert set(m) == {"metrics", "run", "eval", "intervals"}
     assert set(m["metrics"]) == {"n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match",
-                                 "changed_input", "rougeL_ci", "exact_match_ci"}
+                                 "changed_input", "negation_dropped", "rougeL_ci", "exact_match_ci"}
     rows = jsonl(outs / "tiny-full" / "predictions.jsonl")
     assert m["metrics"]["rougeL_ci"] == metric_intervals([r["rougeL"] for r in rows],
                                                          [r["exact_match"] for r in rows])["rougeL_ci"]

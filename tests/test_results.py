@@ -290,3 +290,23 @@ def test_ablation_lines_carry_paired_intervals_and_bold_only_the_differences_tha
     assert rows["better"][4] == "0.718 (**+0.0200** [+0.0200, +0.0200])"
     assert rows["better"][5].startswith("100.0% (**+66.0** [")
     assert rows["noise"][4].startswith("0.698 (+0.0000 [-0.00") and "**" not in rows["noise"][4]
+
+
+def test_the_clean_column_shows_questions_kept_unchanged_and_negations_lost(tmp_path):
+    from qrewrite.eval.ablations import ablation_table
+    for name in ("ref", "kept", "damaging"):
+        metrics = _predictions(tmp_path / name, [(0.9, True)] * 10)
+        _write(tmp_path / name / "metrics.json", {"metrics": metrics, "run": _run(name, "full")})
+    for name, changed, lost in (("kept", 0.0, 0.0), ("damaging", 0.25, 0.125)):
+        metrics = {**_metrics(0.9, 0.8, 0.9, 70.0, 0.75, changed, n=400), "negation_dropped": lost}
+        _write(tmp_path / name / "clean" / "metrics.json",
+               {"metrics": metrics, "run": _run(name, "full", data="clean")})
+    spec = {"reference": "ref", "splits": {"clean": "disfl-qa dev"}, "clean_split": "clean",
+            "lines": [{"run": n, "change": n} for n in ("kept", "damaging")]}
+    table = ablation_table(spec, tmp_path)
+    assert "| clean kept |" in table.splitlines()[4]
+    rows = {line.split(" | ")[1]: line.split(" | ") for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| line")}
+    assert rows["kept"][-2] == "100.0%, 0 lost a negation"
+    assert rows["damaging"][-2] == "75.0%, 50 lost a negation"
+    assert rows["ref"][-2] == "not evaluated"

@@ -2,6 +2,7 @@
 (:func:`check_metrics_document`) here and nowhere else::
 
     {"metrics": {"n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match", "changed_input",
+                 "negation_dropped",
                  "rougeL_ci": [low, high], "exact_match_ci": [low, high]},
      "intervals": {"method", "level", "resamples", "seed", ...},      # how the *_ci were computed
      "run": {"name", "model", "model_path", "model_source", "method", "data", "data_path", "data_fingerprint",
@@ -22,7 +23,8 @@ from numbers import Real
 
 from qrewrite.eval.bootstrap import settings
 
-METRIC_FIELDS = ("n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match", "changed_input")
+METRIC_FIELDS = ("n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match", "changed_input",
+                 "negation_dropped")
 INTERVAL_FIELDS = ("rougeL_ci", "exact_match_ci")
 RUN_FIELDS = ("name", "model", "model_path", "model_source", "method", "data", "data_path", "data_fingerprint",
               "n_examples", "steps", "train_time_s", "peak_memory_mb", "training_git_commit",
