@@ -77,8 +77,7 @@ def parse_args(argv=None):
 @torch.inference_mode()
 def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int, prompt=None) -> list[str]:
     """The baseline: a plain loop, one unpadded prompt per generate call."""
-    from qrewrite.models import end_of_turn_ids
-    from qrewrite.prompt import build_prompt
+    from qrewrite.prompt import build_prompt, end_of_turn_ids
 
     model.eval()
     eos = end_of_turn_ids(tokenizer)
@@ -94,11 +93,11 @@ def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int, p
 
 def batched(model, tokenizer, questions: list[str], batch_size: int, max_new_tokens: int,
             share_prefix: bool = True, prompt=None) -> list[str]:
-    """The project: qrewrite.infer.generate.rewrite_all (what `evaluate` and `rewrite` run)."""
-    from qrewrite.infer.generate import rewrite_all
+    """The project: qrewrite.infer.generate.rewrite (what `evaluate` and `rewrite` run), in input order."""
+    from qrewrite.infer.generate import rewrite
 
-    return rewrite_all(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                       share_prefix=share_prefix, prompt=prompt)
+    return [text for _, text in rewrite(model, tokenizer, questions, batch_size=batch_size,
+                                        max_new_tokens=max_new_tokens, share_prefix=share_prefix, prompt=prompt)]
 
 
 def chunk_bounds(args, n: int, baseline_n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
