@@ -17,8 +17,7 @@ def add_serve(sub):
 
 
 def cmd_serve(args) -> int:
-    opts = from_args(ServeOptions, args)
-    opts.settings.check()  # before the slow imports and the model load
+    opts = from_args(ServeOptions, args)  # its Settings are checked here, before the slow imports and the model load
     from qrewrite.serve.app import serve
     serve(opts)
     return 0
