@@ -48,7 +48,7 @@ if __package__ in (None, ""):
 from benchmarks import common  # noqa: E402
 from benchmarks.common import ROOT, fmt, fmt_ratio, markdown_table, ratio  # noqa: E402
 from qrewrite.infer.decoding import QUANTIZATIONS  # noqa: E402
-from qrewrite.serve.settings import LONE_QUESTION_PATHS  # noqa: E402
+from qrewrite.serve.options import LONE_QUESTION_PATHS  # noqa: E402
 
 # the engine and transformers-serve targets of the serving issue; the first two are the batching issue's
 TARGETS = {"throughput_ratio_c32": 4.0, "latency_ratio_single": 1.5, "engine_throughput_ratio_c32": 2.5,

@@ -85,7 +85,7 @@ def running(app):
 
 def app_for(backend, **settings):
     from qrewrite.serve.app import create_app
-    from qrewrite.serve.settings import Settings
+    from qrewrite.serve.options import Settings
     return create_app(backend, Settings(**settings))
 
 
@@ -390,8 +390,8 @@ def test_api_key_guards_every_route_but_health(backend):
 
 def test_api_key_from_the_environment(monkeypatch):
     from qrewrite.cli.main import build_parser
-    from qrewrite.options import from_args
-    from qrewrite.serve.settings import ServeOptions
+    from qrewrite.flags import from_args
+    from qrewrite.serve.options import ServeOptions
     monkeypatch.setenv("QREWRITE_API_KEY", "from-env")
     opts = from_args(ServeOptions, build_parser().parse_args(["serve", "--model", "copy"]))
     assert opts.settings.api_key == "from-env" and opts.host == "127.0.0.1" and opts.settings.cors_origins == []

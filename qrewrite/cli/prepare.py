@@ -8,7 +8,7 @@ import dataclasses
 from qrewrite.data.prepare import PrepareOptions
 from qrewrite.data.records import FORMATS_HELP
 from qrewrite.errors import ConfigError
-from qrewrite.options import add_options, from_args, non_negative_int
+from qrewrite.flags import add_options, from_args, non_negative_int
 
 
 def add_prepare(sub):

@@ -9,8 +9,8 @@ from pathlib import Path
 from qrewrite.data.records import FORMATS_HELP
 from qrewrite.errors import ConfigError
 from qrewrite.files import check_writable
+from qrewrite.flags import add_options, from_args, option
 from qrewrite.infer.options import RewriteOptions
-from qrewrite.options import add_options, from_args, option
 
 
 @dataclass(kw_only=True, frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qrewrite.options import add_options, from_args
-from qrewrite.serve.settings import ServeOptions
+from qrewrite.flags import add_options, from_args
+from qrewrite.serve.options import ServeOptions
 
 
 def add_serve(sub):

@@ -23,7 +23,7 @@ from qrewrite.data.topics import seen_name_share, topic_split
 from qrewrite.data.typos import typo_variant
 from qrewrite.errors import DataError
 from qrewrite.files import atomic_write_bytes, atomic_write_text, check_writable, file_fingerprint, file_sha256
-from qrewrite.options import open_fraction, option, positive_int, probability
+from qrewrite.flags import open_fraction, option, positive_int, probability
 
 __all__ = ["prepare_data", "download_disfl_qa", "DISFL_QA_URL"]
 

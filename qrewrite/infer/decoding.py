@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from qrewrite.errors import ConfigError
-from qrewrite.options import flags, non_negative_float, option, positive_int
+from qrewrite.flags import flags_of, non_negative_float, option, positive_int
 from qrewrite.prompt import end_of_turn_ids
 
 # the fields that add to the logits (each needs a logits processor: engines that cannot run one refuse them)
@@ -63,12 +63,12 @@ class Decoding:
     @classmethod
     def flags(cls) -> list[str]:
         """The command-line flags that set a decoding: ``--num-beams``, ``--copy-bonus``, ..."""
-        return flags(cls)
+        return flags_of(cls)
 
     @classmethod
     def bonus_flags(cls) -> list[str]:
         """The flags of the fields that adjust the logits."""
-        return flags(cls, BONUSES)
+        return flags_of(cls, BONUSES)
 
     def generate_kwargs(self, tokenizer, questions: list[str]) -> dict:
         """What ``generate()`` takes for this decoding, for a batch of ``questions`` (one row each)."""

@@ -41,7 +41,7 @@ from qrewrite.serve.openai_api import (
     completion,
     question_of,
 )
-from qrewrite.serve.settings import API_KEY_ENV, ServeOptions, Settings
+from qrewrite.serve.options import API_KEY_ENV, ServeOptions, Settings
 
 log = logging.getLogger("qrewrite.serve.app")
 DRAIN_BYTES = 64 * 1024 * 1024  # the most of a refused body read and discarded before answering

@@ -20,7 +20,7 @@ from qrewrite.infer.generate import PromptLookup
 from qrewrite.infer.rewriter import ModelRewriter, load_rewriter
 from qrewrite.models import load_for_inference
 from qrewrite.run import Run
-from qrewrite.serve.settings import LONE_QUESTION_PATHS
+from qrewrite.serve.options import LONE_QUESTION_PATHS
 
 
 class Backend:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qrewrite.errors import ConfigError
+from qrewrite.flags import bounded_int, non_negative_int, option
 from qrewrite.infer.decoding import PROMPT_LOOKUP_TOKENS
 from qrewrite.infer.options import ModelOptions
-from qrewrite.options import bounded_int, non_negative_int, option
 
 API_KEY_ENV = "QREWRITE_API_KEY"
 # how a lone question (a batch of one) is rewritten: on the engine's own path, or by prompt lookup on a bf16 copy of

@@ -93,7 +93,7 @@ def flag(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def flags(cls, names=None) -> list[str]:
+def flags_of(cls, names=None) -> list[str]:
     """The flags of dataclass ``cls``'s option fields (those named in ``names``, when given), in field order."""
     return [flag(f) for f in dataclasses.fields(cls)
             if f.metadata.get("cli", True) and (names is None or f.name in names)]
