@@ -25,9 +25,12 @@ from qrewrite.errors import DataError
 from qrewrite.files import atomic_write_bytes, atomic_write_text, check_writable, file_fingerprint, file_sha256
 from qrewrite.flags import open_fraction, option, positive_int, probability
 
-__all__ = ["prepare_data", "download_disfl_qa", "DISFL_QA_URL"]
+__all__ = ["prepare_data", "download_disfl_qa", "DISFL_QA_URL", "DISFL_QA_ENV"]
 
 DISFL_QA_URL = "https://raw.githubusercontent.com/google-research-datasets/disfl-qa/main/{name}.json"
+# The raw Disfl-QA directory where a command is not told (quickstart --full, scripts/rules_baseline.py); the files
+# are not part of the project: `prepare --download` fetches them.
+DISFL_QA_ENV = "QREWRITE_DISFL_QA"
 # File names prepare_data looks for inside a source directory, in order.
 _SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "dev", "validation"), "test": ("test",)}
 # Outputs prepare_data may write; the ones a run does not write are removed so none is left stale.
