@@ -18,3 +18,12 @@ def test_quickstart_prepares_trains_evaluates_and_writes_results(tiny_model, tmp
     assert copy["run"]["method"] == "copy" and copy["metrics"]["changed_input"] == 0
     results = (tmp_path / "outputs" / "quickstart" / "results.md").read_text()
     assert "smoke" in results and "copy" in results
+    assert "`python -m qrewrite results --outputs outputs/quickstart`" in results.splitlines()[0]
+    next_steps = done.stdout.split("next:", 1)[1]  # the commands that use what it just trained
+    assert "rewrite --model weights/smoke " in next_steps and "serve --model weights/smoke" in next_steps
+
+
+def test_quickstart_full_needs_the_raw_data_named():
+    done = run_cli("quickstart", "--full", env={"QREWRITE_DISFL_QA": ""})
+    assert done.returncode == 2 and "--source" in done.stderr and "QREWRITE_DISFL_QA" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,5 +1,4 @@
-"""``python -m qrewrite prepare | train | average | evaluate | rewrite | results | quickstart | serve | score |
-export``.
+"""``qrewrite <command>`` (or ``python -m qrewrite <command>``): the commands of :data:`COMMANDS`.
 
 Thin: each command parses its options and calls one function of the package. Errors the user can fix
 (bad data, bad config, unusable model path) print one clear message and exit with status 2.
@@ -7,6 +6,7 @@ Thin: each command parses its options and calls one function of the package. Err
 
 import argparse
 import sys
+from pathlib import Path
 
 from qrewrite.cli.average import add_average
 from qrewrite.cli.evaluate import add_evaluate
@@ -21,13 +21,19 @@ from qrewrite.cli.serve import add_serve
 from qrewrite.cli.train import add_train
 from qrewrite.errors import QrewriteError
 
+COMMANDS = (add_prepare, add_train, add_average, add_evaluate, add_rewrite, add_push, add_results, add_quickstart,
+            add_serve, add_score, add_export)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m qrewrite", description=__doc__.split("\n\n")[0].strip("`. "))
+    # usage lines name the command as it was run: the `qrewrite` script, or `python -m qrewrite`
+    prog = "qrewrite" if Path(sys.argv[0]).name == "qrewrite" else "python -m qrewrite"
+    parser = argparse.ArgumentParser(prog=prog)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_prepare, add_train, add_average, add_evaluate, add_rewrite, add_push, add_results, add_quickstart,
-                add_serve, add_score, add_export):
+    for add in COMMANDS:
         add(sub)
+    parser.description = ("Fine-tune small causal LMs to rewrite messy questions into the clean questions meant; "
+                          f"evaluate and serve them. Commands: {', '.join(sub.choices)}.")
     return parser
 
 
