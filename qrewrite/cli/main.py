@@ -5,6 +5,7 @@ Thin: each command parses its options and calls one function of the package. Err
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from qrewrite.cli.score import add_score
 from qrewrite.cli.serve import add_serve
 from qrewrite.cli.train import add_train
 from qrewrite.errors import QrewriteError
+from qrewrite.progress import interactive
 
 COMMANDS = (add_prepare, add_train, add_average, add_evaluate, add_rewrite, add_push, add_results, add_quickstart,
             add_serve, add_score, add_export)
@@ -39,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_command(func, args) -> int:
     """Run a command; errors the user can fix become one 'error: ...' line and exit status 2."""
+    if not interactive():
+        # a log file: no redrawn bars from the libraries (transformers' "Loading weights" / "Writing model
+        # shards", hub downloads, the GGUF conversion's plain tqdm); ours print lines there (qrewrite.progress)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         return func(args)
     except QrewriteError as e:

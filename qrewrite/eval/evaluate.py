@@ -74,7 +74,7 @@ def evaluate(opts: EvaluateOptions) -> dict:
     rewriter = load_rewriter(model_arg, examples=tuple((r["input"], r["target"]) for r in shots), **opts.loading())
     run = Run.owning(model_arg)
     run_info = run.info() if run else None
-    bar = _progress_bar(len(records) + len(train_records), opts.show_progress and rewriter.method not in BASELINES)
+    bar = _progress_bar(len(records), len(train_records), opts.show_progress and rewriter.method not in BASELINES)
     progress = bar.update if bar else None
     start = time.perf_counter()
     predictions = rewriter.rewrite([r["input"] for r in records], progress=progress)
@@ -145,10 +145,12 @@ def few_shot_examples(path: str | Path | None, k: int, seed: int = 0) -> list[di
     return random.Random(seed).sample(records, k)
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(n: int, n_train: int, enabled: bool):
+    """One bar over the questions scored and the train_io sample after them, saying which is which."""
     if not enabled:
         return None
-    return progress_bar(total)
+    desc = f"rewriting {n} questions" + (f" + {n_train} for train_io" if n_train else "")
+    return progress_bar(n + n_train, desc=desc)
 
 
 def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,

@@ -63,7 +63,7 @@ def shared_prefix(model, tokenizer, prompt: PromptSpec | None = None) -> SharedP
         return None
     with eval_mode(model):
         out = model(input_ids=torch.tensor([first[:common]], device=model.device), use_cache=True)
-    cache = getattr(out, "past_key_values", None)
+    cache = getattr(out, "cache", None)  # past_key_values before transformers 5.24 (now a deprecation warning)
     if cache is None or not hasattr(cache, "batch_repeat_interleave"):
         return None
     return SharedPrefix(first[:common], cache)
