@@ -86,7 +86,7 @@ def parse_args(argv=None):
     p.add_argument("--single-n", type=int, default=16, help="questions for the single-question latency")
     p.add_argument("--recommended", default="ctranslate2",
                    choices=["batched", "batched_bf16", "ctranslate2", "ctranslate2_fp32"],
-                   help="the server the README recommends, for the ratios to transformers serve (default ctranslate2)")
+                   help="the server docs/serving.md recommends, for ratios to transformers serve (default ctranslate2)")
     p.add_argument("--no-transformers-serve", action="store_true",
                    help="leave out the two `transformers serve` sides (needs transformers[serving])")
     p.add_argument("--smoke", action="store_true", help="tiny model, few requests: plumbing only, no claim")

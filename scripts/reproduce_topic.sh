@@ -167,7 +167,7 @@ wanted topic-smollm2-full-order1 && TOPIC_ONLY=1 evaluate topic-smollm2-full-ord
 wanted topic-smollm2-full-order2 && TOPIC_ONLY=1 evaluate topic-smollm2-full-order2 weights/topic-smollm2-full --order-bonus 2
 wanted topic-smollm2-full-copy1-order1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-copy1-order1 weights/topic-smollm2-full --copy-bonus 1 --order-bonus 1
-# the README's recommended decoding (4 beams with the copy bonus 1, chosen on dev) judged on the held-out topics
+# the dev-tuned soup's best decoding (4 beams with the copy bonus 1, chosen on dev) judged on the held-out topics
 wanted topic-smollm2-full-beam4-copy1 && TYPO=1 TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-beam4-copy1 weights/topic-smollm2-full --num-beams 4 --copy-bonus 1
 # the CTranslate2 engine (int8, and float32) on the same run, data and greedy decoding: its quality beside the transformers engine's

@@ -35,7 +35,7 @@ DISFL_QA_ENV = "QREWRITE_DISFL_QA"
 _SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "dev", "validation"), "test": ("test",)}
 # Outputs prepare_data may write; the ones a run does not write are removed so none is left stale.
 _OUTPUT_NAMES = ("train.json", "valid.json", "valid_dev.json", "test.json", "valid_typo.json", "valid_dev_typo.json",
-                 "test_typo.json")
+                 "test_typo.json", "valid_clean.json", "valid_dev_clean.json", "test_clean.json")
 VALID_SPLITS = ("auto", "topic")
 # The evaluation splits, in the order they are written; valid_dev is the given validation file when
 # valid_split="topic" holds out topics of train as valid.
@@ -265,6 +265,10 @@ def _output_texts(records: dict, seed, typo_rate, typo_eval, warnings) -> tuple[
                 counts[f"{split}_typo"] = len(records[split])
     elif typo_eval:
         warnings.append("typo_rate=0: no valid_typo.json written")
+    for split in _EVAL_SPLITS:  # the references as inputs: does a rewriter leave a clean question alone?
+        if split in records:
+            texts[f"{split}_clean.json"] = _dump([{**r, "input": r["target"]} for r in records[split]])
+            counts[f"{split}_clean"] = len(records[split])
     return texts, counts
 
 

@@ -2,12 +2,12 @@
 
 ``outputs/<run>/`` gets:
   predictions.jsonl   id, input, prediction, reference, per-example ROUGE-L and exact match
-  valid_io.json       [{input, prediction, reference}] as the original research repo kept them
-  train_io.json       the same for a sample of training questions (when asked)
-  metrics.json        corpus metrics + provenance (model, method, data fingerprint, command, git commit);
-                      written last and atomically, and removed at the start, so it exists only for a
-                      finished evaluation
-  config.yaml         the training run's resolved config, when the model is a qrewrite run
+  train_io.json       [{input, prediction, reference}] for a sample of training questions (when asked)
+  metrics.json        corpus metrics, their 95 % bootstrap intervals and provenance (model, method, data
+                      fingerprint, command, git commit): :mod:`qrewrite.eval.schema`; written last and atomically,
+                      and removed at the start, so it exists only for a finished evaluation
+  config.yaml         the training run's resolved config and trainer_log.json its loss history, when the model
+                      is a qrewrite run (once per run directory: not repeated in a nested evaluation's directory)
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from pathlib import Path
 from qrewrite.card import write_model_card
 from qrewrite.data.records import load_split
 from qrewrite.errors import ConfigError, QrewriteError
+from qrewrite.eval.bootstrap import metric_intervals
 from qrewrite.eval.options import EvaluateOptions
+from qrewrite.eval.schema import metrics_document
 from qrewrite.files import (
     atomic_write_json,
     atomic_write_jsonl,
@@ -54,27 +56,53 @@ def evaluate_model(model: str, data: str | Path, out: str | Path, **options) -> 
 
 def evaluate(opts: EvaluateOptions) -> dict:
     """:func:`evaluate_model` with its options as one :class:`~qrewrite.eval.options.EvaluateOptions`."""
-    model_arg, data, name, data_label, decoding = opts.model, opts.data, opts.name, opts.data_label, opts.decoding
-    limit, few_shot, shots_from = opts.limit, opts.few_shot, opts.shots_from
     out_dir = Path(opts.out)
     check_writable(out_dir)
     commit = git_commit()  # before the old metrics.json goes: deleting a committed file would read as +dirty
     (out_dir / "metrics.json").unlink(missing_ok=True)
-    records = load_split(data)
-    if limit:
-        records = records[:limit]
+    records, train_records = _records(opts)
+    shots = few_shot_examples(opts.shots_from, opts.few_shot) if opts.few_shot else []
+    if opts.few_shot and opts.model in BASELINES:
+        raise ConfigError(f"--few-shot prompts a model; --model {opts.model} has no prompt")
+    rewriter = load_rewriter(opts.model, examples=tuple((r["input"], r["target"]) for r in shots), **opts.loading())
+    run = Run.owning(opts.model)
+    run_info = run.info() if run else None
+    predictions, train_predictions, seconds = _rewrite_all(rewriter, records, train_records, opts.show_progress)
+
+    inputs, refs = [r["input"] for r in records], [r["target"] for r in records]
+    metrics = compute_metrics(inputs, predictions, refs)
+    rows = per_example(inputs, predictions, refs, ids=[r["id"] for r in records])
+    atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
+    if train_records:
+        atomic_write_json(out_dir / "train_io.json", [
+            {"input": r["input"], "prediction": p, "reference": r["target"]}
+            for r, p in zip(train_records, train_predictions)])
+    if run is not None:
+        _keep_training_files(run, out_dir)
+    intervals = metric_intervals([r["rougeL"] for r in rows], [r["exact_match"] for r in rows])
+    result = metrics_document(metrics, intervals, _run_section(opts, out_dir, rewriter, run_info, len(records), commit),
+                              _eval_section(opts, rewriter, shots, len(records), seconds))
+    atomic_write_json(out_dir / "metrics.json", result)
+    if run is not None and run.is_complete() and run.model_dir.is_dir() and not opts.limit:
+        write_model_card(run.model_dir, run.config(), run_info, {result["run"]["data"]: metrics})
+    return result
+
+
+def _records(opts: EvaluateOptions) -> tuple[list[dict], list[dict]]:
+    """The questions to score (the first ``limit``) and the seeded sample of training questions to rewrite too."""
+    records = load_split(opts.data)
+    if opts.limit:
+        records = records[:opts.limit]
     train_records = []
     if opts.train_data:
         train_records = load_split(opts.train_data)
         train_records = random.Random(0).sample(train_records, min(opts.train_sample, len(train_records)))
+    return records, train_records
 
-    shots = few_shot_examples(shots_from, few_shot) if few_shot else []
-    if few_shot and model_arg in BASELINES:
-        raise ConfigError(f"--few-shot prompts a model; --model {model_arg} has no prompt")
-    rewriter = load_rewriter(model_arg, examples=tuple((r["input"], r["target"]) for r in shots), **opts.loading())
-    run = Run.owning(model_arg)
-    run_info = run.info() if run else None
-    bar = _progress_bar(len(records), len(train_records), opts.show_progress and rewriter.method not in BASELINES)
+
+def _rewrite_all(rewriter, records, train_records, show_progress: bool) -> tuple[list[str], list[str], float]:
+    """The predictions for ``records`` and ``train_records``, and the seconds the first took."""
+    bar = _progress_bar(len(records), len(train_records), show_progress and rewriter.method not in BASELINES)
     progress = bar.update if bar else None
     start = time.perf_counter()
     predictions = rewriter.rewrite([r["input"] for r in records], progress=progress)
@@ -82,54 +110,54 @@ def evaluate(opts: EvaluateOptions) -> dict:
     train_predictions = rewriter.rewrite([r["input"] for r in train_records], progress=progress)
     if bar:
         bar.close()
+    return predictions, train_predictions, seconds
 
-    inputs, refs = [r["input"] for r in records], [r["target"] for r in records]
-    metrics = compute_metrics(inputs, predictions, refs)
-    rows = per_example(inputs, predictions, refs, ids=[r["id"] for r in records])
-    atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
-    atomic_write_json(out_dir / "valid_io.json", [
-        {"input": r["input"], "prediction": p, "reference": r["target"]} for r, p in zip(records, predictions)])
-    if train_records:
-        atomic_write_json(out_dir / "train_io.json", [
-            {"input": r["input"], "prediction": p, "reference": r["target"]}
-            for r, p in zip(train_records, train_predictions)])
-    if run is not None and run.config_file.exists():
-        shutil.copyfile(run.config_file, out_dir / "config.yaml")
-        if run.log_file.exists():
-            shutil.copyfile(run.log_file, out_dir / "trainer_log.json")
 
-    result = {
-        "metrics": metrics,
-        "run": {
-            "name": name or out_dir.name,
-            "model": run_info["model"] if run_info else model_arg,
-            "model_path": repo_relative(model_arg), "model_source": repo_relative(rewriter.source),
-            "method": rewriter.method,
-            "data": data_label or Path(data).stem,
-            "data_path": repo_relative(data), "data_fingerprint": file_fingerprint(data),
-            "n_examples": len(records),
-            "steps": run_info.get("steps") if run_info else None,
-            "train_time_s": run_info.get("train_time_s") if run_info else None,
-            "peak_memory_mb": run_info.get("peak_memory_mb") if run_info else None,
-            "training_git_commit": run_info.get("git_commit") if run_info else None,
-            "training_data_fingerprint": run_info.get("data_fingerprint") if run_info else None,
-            "git_commit": commit, "command": command_line(),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        },
-        "eval": {"seconds": round(seconds, 2), "questions_per_s": round(len(records) / seconds, 2) if seconds else None,
-                 "batch_size": opts.batch_size, "max_new_tokens": getattr(rewriter, "max_new_tokens", None),
-                 "decoding": decoding.name, "engine": rewriter.engine,
-                 "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None},
+def _keep_training_files(run: Run, out_dir: Path) -> None:
+    """The training run's ``config.yaml`` and ``trainer_log.json`` beside the evaluation, once per run directory:
+    an evaluation nested in another of the same model (``<run>/typo``, ``<run>/topic/typo``) whose parent
+    directories already hold the same file gets no second copy."""
+    for source, name in ((run.config_file, "config.yaml"), (run.log_file, "trainer_log.json")):
+        if not source.is_file():
+            continue
+        content = source.read_bytes()
+        if any((d / name).is_file() and (d / name).read_bytes() == content for d in out_dir.parents[:2]):
+            (out_dir / name).unlink(missing_ok=True)  # a stale copy from before the rule
+            continue
+        shutil.copyfile(source, out_dir / name)
+
+
+def _run_section(opts: EvaluateOptions, out_dir: Path, rewriter, run_info: dict | None, n: int, commit: str) -> dict:
+    """``metrics.json``'s ``run``: what was evaluated on what, with the training run's provenance."""
+    info = run_info or {}
+    return {
+        "name": opts.name or out_dir.name,
+        "model": info["model"] if run_info else opts.model,
+        "model_path": repo_relative(opts.model), "model_source": repo_relative(rewriter.source),
+        "method": rewriter.method,
+        "data": opts.data_label or Path(opts.data).stem,
+        "data_path": repo_relative(opts.data), "data_fingerprint": file_fingerprint(opts.data),
+        "n_examples": n,
+        "steps": info.get("steps"), "train_time_s": info.get("train_time_s"),
+        "peak_memory_mb": info.get("peak_memory_mb"),
+        "training_git_commit": info.get("git_commit"), "training_data_fingerprint": info.get("data_fingerprint"),
+        "git_commit": commit, "command": command_line(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _eval_section(opts: EvaluateOptions, rewriter, shots: list[dict], n: int, seconds: float) -> dict:
+    """``metrics.json``'s ``eval``: how the predictions were made and how fast."""
+    section = {"seconds": round(seconds, 2), "questions_per_s": round(n / seconds, 2) if seconds else None,
+               "batch_size": opts.batch_size, "max_new_tokens": getattr(rewriter, "max_new_tokens", None),
+               "decoding": opts.decoding.name, "engine": rewriter.engine,
+               "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None}
     if rewriter.engine == "ctranslate2":
-        result["eval"].update(quantization=rewriter.quantization, replicas=rewriter.replicas)
+        section.update(quantization=rewriter.quantization, replicas=rewriter.replicas)
     if shots:
-        result["eval"]["few_shot"] = {"k": len(shots), "from": repo_relative(shots_from),
-                                      "ids": [r["id"] for r in shots]}
-    atomic_write_json(out_dir / "metrics.json", result)
-    if run is not None and run.is_complete() and run.model_dir.is_dir() and not limit:
-        write_model_card(run.model_dir, run.config(), run_info, {result["run"]["data"]: metrics})
-    return result
+        section["few_shot"] = {"k": len(shots), "from": repo_relative(opts.shots_from),
+                               "ids": [r["id"] for r in shots]}
+    return section
 
 
 def few_shot_examples(path: str | Path | None, k: int, seed: int = 0) -> list[dict]:

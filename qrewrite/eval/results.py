@@ -1,30 +1,85 @@
-"""The ``outputs/`` layout, the regenerated results table and the plots.
+"""``outputs/results.md`` and the plots, regenerated from every ``metrics.json`` under ``outputs/``
+(:mod:`qrewrite.eval.schema` describes the file).
 
-A run's evaluation directory (``outputs/<run>/`` or ``outputs/<run>/<subset>/``) holds ``metrics.json``::
-
-    {"metrics": {<qrewrite.metrics.compute_metrics keys>},
-     "run": {"name", "model", "method": "full"|"lora"|"qlora"|"copy"|"rules"|"zero-shot", "data", "data_path",
-             "data_fingerprint", "steps", "train_time_s", "peak_memory_mb", "git_commit", "command",
-             "created"}}
-
-and, for trained runs, optionally ``trainer_log.json``: a JSON list of ``{"step", "loss"?, "eval_loss"?}``
-(the Trainer's ``log_history``). :func:`write_results` turns all of them into ``outputs/results.md``,
-``outputs/metrics.png`` and ``outputs/loss_curves.png``; ``results.md`` is fully determined by the
-metrics files (no timestamps), so it can be regenerated and compared in a test.
+:func:`write_results` turns them into ``outputs/results.md`` (one table per group of runs: baselines, recipes
+trained on all of train, recipes trained without the held-out topics, serving / engine lines; the recommended model
+and the one recommended before it marked, from ``outputs/ablations.yaml``), ``outputs/metrics.png`` and
+``outputs/loss_curves.png`` (:mod:`qrewrite.eval.plots`), and ``ablations.md``. ``results.md`` is fully determined by
+the metrics files and the spec (no timestamps), so it can be regenerated and compared in a test.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import warnings
+import shlex
 from pathlib import Path
 
-from qrewrite.eval.ablations import write_ablations
-from qrewrite.eval.collect import _cell, _fmt, _is_number, collect_runs
-from qrewrite.files import atomic_write_bytes, atomic_write_text
+from qrewrite.eval.ablations import SPEC_NAME, load_spec, write_ablations
+from qrewrite.eval.collect import MISSING, _cell, _fmt, _is_number, collect_runs, train_time_cell
+from qrewrite.eval.headline import write_headline
+from qrewrite.eval.plots import loss_curves, plot_loss_curves, plot_metrics  # noqa: F401  (loss_curves: tests)
+from qrewrite.files import atomic_write_text
 
 GENERATED_BY = "python -m qrewrite results"
+COLUMNS = ("run", "model", "method", "data", "steps", "ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-L 95% CI", "BLEU",
+           "EM", "EM 95% CI", "changed", "train time", "peak memory")
+BASELINE_METHODS = ("copy", "rules", "zero-shot", "few-shot")
+TOPIC_PREFIX = "topic-"  # the project's runs trained without the held-out topics are named topic-*
+GROUPS = (
+    ("baselines", "Baselines: no fine-tuning"),
+    ("in-topic", "Recipes trained on all of Disfl-QA train (dev's articles are train's: in-topic)"),
+    ("unseen", "Recipes trained without the held-out topics (topic-*: the held-out topics are unseen)"),
+    ("serving", "Serving / engine lines: a trained model under another engine, precision or thread layout"),
+)
+SERVING_OPTIONS = ("--engine", "--precision", "--replicas", "--quantization")
+
+
+# ----------------------------------------------------------------------------------------------- table
+
+
+def run_group(run: dict) -> str:
+    """Which table of ``results.md`` a run goes in (a key of :data:`GROUPS`)."""
+    r = run["run"]
+    if r["method"] in BASELINE_METHODS:
+        return "baselines"
+    try:
+        words = shlex.split(r.get("command") or "")
+    except ValueError:
+        words = []
+    if run.get("eval", {}).get("engine", "transformers") != "transformers" or \
+            any(w.split("=")[0] in SERVING_OPTIONS for w in words):
+        return "serving"
+    return "unseen" if r["name"].startswith(TOPIC_PREFIX) else "in-topic"
+
+
+def _mark(name: str, spec: dict | None) -> str:
+    spec = spec or {}
+    recommended = spec.get("recommended")
+    if name == recommended:
+        return f"**{_cell(name)}** (recommended)"
+    if recommended and name.startswith(f"{recommended}-"):
+        return f"**{_cell(name)}** (the recommended model, decoded otherwise)"
+    if name in spec.get("previously_recommended", []):
+        return f"{_cell(name)} (recommended before, tuned on dev)"
+    return _cell(name)
+
+
+def _ci(metrics: dict, key: str, kind: str) -> str:
+    ci = metrics.get(f"{key}_ci")
+    if not (isinstance(ci, list) and len(ci) == 2 and all(_is_number(v) for v in ci)):
+        return MISSING
+    return f"{_fmt(ci[0], kind)}\u2013{_fmt(ci[1], kind)}"
+
+
+def _row(run: dict, runs, spec: dict | None) -> list[str]:
+    r, m = run["run"], run["metrics"]
+    return [
+        _mark(r["name"], spec), _cell(r["model"]), _cell(r["method"]), _cell(r["data"]),
+        _fmt(r.get("steps"), "int"),
+        _fmt(m.get("rouge1"), "rouge"), _fmt(m.get("rouge2"), "rouge"), _fmt(m.get("rougeL"), "rouge"),
+        _ci(m, "rougeL", "rouge"), _fmt(m.get("bleu"), "bleu"),
+        _fmt(m.get("exact_match"), "pct"), _ci(m, "exact_match", "pct"), _fmt(m.get("changed_input"), "pct"),
+        train_time_cell(run, runs), _fmt(r.get("peak_memory_mb"), "mb"),
+    ]
 
 
 def header(outputs_dir="outputs") -> str:
@@ -35,198 +90,59 @@ def header(outputs_dir="outputs") -> str:
             f"do not edit by hand: rerun the command instead._")
 
 
-COLUMNS = ("run", "model", "method", "data", "steps", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU", "EM",
-           "changed", "train time", "peak memory")
-
-
-# ----------------------------------------------------------------------------------------------- table
-
-
-def _row(run: dict) -> list[str]:
-    r, m = run["run"], run["metrics"]
-    return [
-        _cell(r["name"]), _cell(r["model"]), _cell(r["method"]), _cell(r["data"]),
-        _fmt(r.get("steps"), "int"),
-        _fmt(m.get("rouge1"), "rouge"), _fmt(m.get("rouge2"), "rouge"), _fmt(m.get("rougeL"), "rouge"),
-        _fmt(m.get("bleu"), "bleu"),
-        _fmt(m.get("exact_match"), "pct"), _fmt(m.get("changed_input"), "pct"),
-        _fmt(r.get("train_time_s"), "time"), _fmt(r.get("peak_memory_mb"), "mb"),
-    ]
-
-
-def results_table(runs, outputs_dir="outputs") -> str:
+def results_table(runs, spec: dict | None = None, outputs_dir="outputs") -> str:
     """The markdown of ``outputs/results.md`` for ``runs`` (as returned by :func:`collect_runs`).
 
-    A header line saying the file is generated by ``python -m qrewrite results`` (``--outputs outputs_dir``
-    where that is not ``outputs``), then one table row per
-    run in the given order: ROUGE as 0.xxx, BLEU with 1 decimal, EM and changed as percentages with 1
-    decimal, missing values as an em dash. No timestamps: the same runs always give the same text.
+    A header line saying the file is generated by ``python -m qrewrite results`` (``--outputs outputs_dir`` where
+    that is not ``outputs``), then one table per group of
+    :data:`GROUPS` that has runs, one row per run in the given order: ROUGE as 0.xxx, BLEU with 1 decimal, EM and
+    changed as percentages with 1 decimal, the 95 % intervals where the file has them, missing values as an em dash;
+    ``spec`` (``ablations.yaml``) marks the recommended runs. No timestamps: the same runs give the same text.
     """
     runs = list(runs)
     lines = [header(outputs_dir), ""]
     if not runs:
         lines += ["no runs yet", ""]
         return "\n".join(lines)
-    lines.append("| " + " | ".join(COLUMNS) + " |")
-    lines.append("|" + "|".join("---" if i < 4 else "---:" for i in range(len(COLUMNS))) + "|")
-    for run in runs:
-        lines.append("| " + " | ".join(_row(run)) + " |")
+    if (spec or {}).get("recommended"):
+        lines += [f"The recommended model is **{spec['recommended']}** (`outputs/{SPEC_NAME}`); a soup's train time "
+                  "is its ingredients' training added up.", ""]
+    for group, title in GROUPS:
+        members = [run for run in runs if run_group(run) == group]
+        if not members:
+            continue
+        lines += [f"### {title}", "", "| " + " | ".join(COLUMNS) + " |",
+                  "|" + "|".join("---" if i < 4 else "---:" for i in range(len(COLUMNS))) + "|"]
+        lines += ["| " + " | ".join(_row(run, runs, spec)) + " |" for run in members]
+        lines.append("")
     lines += [
-        "",
         "ROUGE: F-measure from `rouge_score` with Porter stemming, mean over examples. "
         "BLEU: corpus-level sacrebleu (13a tokenizer, exp smoothing), 0-100. "
         "EM: exact match after whitespace normalization. "
+        "95% CI: percentile bootstrap over the questions (qrewrite.eval.bootstrap). "
         "changed: share of predictions that differ from their input.",
         "",
     ]
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------- plots
-
-def _new_figure(width: float, height: float):
-    # An explicit Agg canvas: no pyplot state, no change to the global backend of a notebook.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save_png(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return atomic_write_bytes(path, buf.getvalue())
-
-
-def _placeholder(fig, text: str) -> None:
-    ax = fig.add_subplot(1, 1, 1)
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=14)
-
-
-def plot_metrics(runs, path) -> Path:
-    """Grouped bars of ROUGE-L and EM (both 0..1) per run, one panel per data set."""
-    runs = list(runs)
-    by_data: dict[str, list[dict]] = {}
-    for run in runs:
-        by_data.setdefault(run["run"]["data"], []).append(run)
-    if not by_data:
-        fig = _new_figure(6, 3)
-        _placeholder(fig, "no runs yet")
-        return _save_png(fig, Path(path))
-    widest = max(len(v) for v in by_data.values())
-    fig = _new_figure(max(6.0, 1.2 * widest + 2), 3.6 * len(by_data))
-    width = 0.38
-    for i, (data, group) in enumerate(by_data.items()):
-        ax = fig.add_subplot(len(by_data), 1, i + 1)
-        xs = list(range(len(group)))
-        rl = [float(r["metrics"]["rougeL"]) for r in group]
-        em = [float(r["metrics"]["exact_match"]) for r in group]
-        bars_rl = ax.bar([x - width / 2 for x in xs], rl, width, label="ROUGE-L")
-        bars_em = ax.bar([x + width / 2 for x in xs], em, width, label="EM")
-        for bars in (bars_rl, bars_em):
-            ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
-        ax.set_xlim(-0.6, widest - 0.4)  # same bar width in every panel
-        ax.set_xticks(xs)
-        ax.set_xticklabels([f"{r['run']['name']}\n({r['run']['method']})" for r in group], fontsize=8)
-        ax.set_ylim(0, 1.1)
-        ax.set_title(data)
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    fig.tight_layout()
-    return _save_png(fig, Path(path))
-
-
-def _read_trainer_log(path: Path) -> list[dict] | None:
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            log = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        warnings.warn(f"skipping unreadable trainer log {path}: {e}")
-        return None
-    if isinstance(log, dict) and isinstance(log.get("log_history"), list):  # a Trainer state file
-        log = log["log_history"]
-    if not isinstance(log, list):
-        warnings.warn(f"skipping trainer log {path}: expected a JSON list of {{step, loss, eval_loss}}")
-        return None
-    return [e for e in log if isinstance(e, dict) and _is_number(e.get("step"))]
-
-
-def loss_curves(runs, outputs_dir) -> list[tuple[str, list, list]]:
-    """``(label, [(step, train loss)], [(step, eval loss)])`` per training run that has a ``trainer_log.json``
-    in an evaluation directory; runs without one are skipped, and a training run evaluated several times (each
-    data set, each decoding: every directory holds a copy of its log) comes once, named after its directory
-    under ``weights/``. A run that started from another listed run's model (a second cycle) is drawn after it:
-    its steps are shifted by the steps of the run it continued."""
-    root = Path(outputs_dir)
-    found = {}
-    for run in runs:
-        log_path = (root / run["path"]).parent / "trainer_log.json"
-        trained = run["run"].get("model_path")
-        key = trained or (run["run"]["name"], run["run"].get("model"), run["run"].get("steps"))
-        if key in found or not log_path.is_file():
-            continue
-        log = _read_trainer_log(log_path)
-        train = [(e["step"], e["loss"]) for e in log or [] if _is_number(e.get("loss"))]
-        evals = [(e["step"], e["eval_loss"]) for e in log or [] if _is_number(e.get("eval_loss"))]
-        if train or evals:
-            label = Path(trained).name if trained else run["run"]["name"]
-            found[key] = (label, str(Path(run["run"].get("model") or "").parent), sorted(train), sorted(evals))
-
-    def shift(key, seen=()) -> int:
-        parent = found[key][1]
-        if parent not in found or parent in seen:
-            return 0
-        _, _, train, evals = found[parent]
-        return shift(parent, (*seen, key)) + max(s for s, _ in train + evals)
-
-    curves = []
-    for key, (label, _, train, evals) in found.items():
-        k = shift(key)
-        curves.append((label, [(s + k, v) for s, v in train], [(s + k, v) for s, v in evals]))
-    return curves
-
-
-def plot_loss_curves(runs, outputs_dir, path) -> Path:
-    """Train loss (solid) and eval loss (dashed, dots) against step, one colour per :func:`loss_curves` entry."""
-    curves = loss_curves(runs, outputs_dir)
-    # one legend entry per run, beside the axes: with dozens of runs a legend inside would cover the curves
-    fig = _new_figure(11, max(4, 0.2 * len(curves) + 1))
-    if not curves:
-        _placeholder(fig, "no training logs yet")
-        return _save_png(fig, Path(path))
-    ax = fig.add_subplot(1, 1, 1)
-    colors = [f"C{i % 10}" for i in range(len(curves))]
-    styles = ["-", "-.", ":"]
-    for i, ((label, train, evals), color) in enumerate(zip(curves, colors)):
-        style = styles[(i // 10) % len(styles)]  # colours repeat every ten runs; the line style tells them apart
-        if train:
-            ax.plot([s for s, _ in train], [v for _, v in train], color=color, linestyle=style, linewidth=1,
-                    label=label)
-        if evals:
-            ax.plot([s for s, _ in evals], [v for _, v in evals], color=color, linestyle="--", marker="o",
-                    markersize=3, label=None if train else label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title("training loss (lines) and validation loss (dashed, dots)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    fig.tight_layout()
-    return _save_png(fig, Path(path))
+def load_spec_if_any(root: Path) -> dict | None:
+    return load_spec(root / SPEC_NAME) if (root / SPEC_NAME).is_file() else None
 
 
 def write_results(outputs_dir="outputs") -> Path:
     """Regenerate ``outputs_dir/results.md`` (atomically), ``metrics.png`` and ``loss_curves.png`` from
-    every ``metrics.json`` under ``outputs_dir``, and ``ablations.md`` when ``ablations.yaml`` declares one
-    (:mod:`qrewrite.eval.ablations`). With zero runs the table says "no runs yet" and the plots are placeholders (so
-    no stale plot survives). Returns the ``results.md`` path."""
+    every ``metrics.json`` under ``outputs_dir``, ``ablations.md`` when ``ablations.yaml`` declares one
+    (:mod:`qrewrite.eval.ablations`) and ``headline.md`` when ``headline.yaml`` does (:mod:`qrewrite.eval.headline`).
+    With zero runs the table says "no runs yet" and the plots are placeholders (so no stale plot survives).
+    Returns the ``results.md`` path."""
 
     root = Path(outputs_dir)
     runs = collect_runs(root)
-    md = atomic_write_text(root / "results.md", results_table(runs, outputs_dir))
-    plot_metrics(runs, root / "metrics.png")
-    plot_loss_curves(runs, root, root / "loss_curves.png")
+    spec = load_spec_if_any(root)
+    md = atomic_write_text(root / "results.md", results_table(runs, spec, outputs_dir))
+    plot_metrics(runs, root / "metrics.png", spec)
+    plot_loss_curves(runs, root, root / "loss_curves.png", spec)
     write_ablations(root)
+    write_headline(root)
     return md
