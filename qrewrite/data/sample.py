@@ -24,7 +24,7 @@ import random
 import re
 from pathlib import Path
 
-from qrewrite.data.kinds import CORRECTION_PHRASES
+from qrewrite.data.kinds import SPOKEN_CORRECTIONS, SPOKEN_FILLERS
 from qrewrite.data.typos import add_typos
 from qrewrite.files import PROJECT_ROOT, atomic_write_text
 
@@ -191,7 +191,6 @@ WRONG_STARTS = [
     "What kind of", "Why did", "Who wrote", "What was the name of", "Which country", "How much", "Where is",
     "When did", "Who invented", "What is the", "Which city", "How far",
 ]
-SAMPLE_FILLERS = ["um", "uh", "er", "like", "you know", "well", "hmm", "I guess"]
 RESTART_SEPS = [" ", ", ", " uh ", " um, ", "... ", " er "]
 _LOWER_STARTS = {"what", "which", "who", "whose", "where", "when", "why", "how", "in", "at", "is", "can",
                  "does", "do"}
@@ -216,7 +215,7 @@ def lower_first(q: str) -> str:
 
 
 def _correction(clean: str, entity, rng: random.Random) -> str:
-    cue = rng.choice(CORRECTION_PHRASES)
+    cue = rng.choice(SPOKEN_CORRECTIONS)
     if entity is not None and rng.random() < 0.6:
         prefix, right, wrong, suffix = entity
         if rng.random() < 0.4:
@@ -237,7 +236,7 @@ def _filler(clean: str, rng: random.Random) -> str:
     words = clean.split()
     n = 1 if len(words) < 6 or rng.random() < 0.6 else 2
     for j in range(n):
-        filler = rng.choice(SAMPLE_FILLERS)
+        filler = rng.choice(SPOKEN_FILLERS)
         pos = rng.randint(0 if j == 0 else 1, len(words) - 1)  # never after the last word (it has the "?")
         if pos == 0:
             words = [filler.capitalize() + ",", lower_first(" ".join(words)).split()[0], *words[1:]]

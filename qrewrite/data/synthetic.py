@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import random
 
-from qrewrite.data.kinds import CORRECTION_PHRASES
+from qrewrite.data.kinds import SPOKEN_CORRECTIONS
 from qrewrite.data.sample import lower_first
 from qrewrite.data.typos import seeded_copies
 
 __all__ = ["SYNTHETIC_CUES", "synthetic_disfluency", "synthetic_variant"]
 
 # The generators' correction cues plus longer ones Disfl-QA's annotators use.
-SYNTHETIC_CUES = (*CORRECTION_PHRASES, "I meant", "scratch that", "no scratch that I mean", "or wait",
+SYNTHETIC_CUES = (*SPOKEN_CORRECTIONS, "I meant", "scratch that", "no scratch that I mean", "or wait",
                   "oh no I meant", "nope not that but", "or no make that", "ugh", "uh no", "sorry I meant",
                   "no I'm sorry")
 _ARTICLES = {"a", "an", "the", "of", "in", "on", "for", "to", "by", "with", "his", "her", "its", "their"}
