@@ -343,8 +343,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         typ = _field_type(f)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = f.metadata["help"]  # a help that says its default itself keeps it
         kw = dict(dest=f"cfg_{f.name}", default=None,
-                  help=f"{f.metadata['help']} (default: {default!r})")
+                  help=text if "(default" in text else f"{text} (default: {default!r})")
         if typ is list:
             kw["nargs"] = "+"
         elif typ is bool:

@@ -23,7 +23,6 @@ from qrewrite.files import atomic_write_json, read_json, safe_join
 from qrewrite.prompt import PromptSpec
 
 INFERENCE_FILE = "qrewrite.json"
-STATUSES = ("running", "interrupted", "complete")
 
 
 class Run:

@@ -129,3 +129,44 @@ def test_bench_train_workers_get_every_setting_of_the_parent(tmp_path):
              "render"}
     differ = {k for k, v in vars(parent).items() if not k.startswith("_") and k not in local and vars(worker)[k] != v}
     assert not differ
+
+
+def test_bench_serve_leaves_every_started_server_to_be_stopped_when_a_later_one_fails(tmp_path, monkeypatch):
+    """A side that fails to start must not hide the ones started before it from the caller, who stops them."""
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import bench_serve
+    started = []
+
+    class FailsThird:
+        def __init__(self, *a, **k):
+            if len(started) == 2:
+                raise FileNotFoundError("no such command")
+            started.append(self)
+
+    monkeypatch.setattr(bench_serve, "Server", FailsThird)
+    servers = {}
+    try:
+        args = bench_serve.parse_args(["--model", "m", "--no-transformers-serve"])
+        bench_serve.start_servers("m", args, tmp_path, servers)
+    except FileNotFoundError:
+        pass
+    assert list(servers.values()) == started and len(started) == 2
+
+
+def test_bench_serve_finds_transformers_beside_the_interpreter(tmp_path, monkeypatch):
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import bench_serve
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "transformers").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert bench_serve.transformers_cli() == str(tmp_path / "bin" / "transformers")
+    (tmp_path / "bin" / "transformers").unlink()
+    try:
+        bench_serve.transformers_cli()
+    except SystemExit as e:
+        assert "--no-transformers-serve" in str(e)
+    else:
+        raise AssertionError("a missing transformers command must stop the benchmark")

@@ -97,6 +97,20 @@ def test_tsv(tmp_path):
     assert read_records(p)[0] == [{"id": "0", "input": "Um, why, then?", "target": "Why then?"}]
 
 
+def test_prepare_finds_every_format_read_records_reads(tmp_path):
+    """A source directory's train / dev files are looked for with every suffix of the format registry."""
+    src = tmp_path / "raw"
+    src.mkdir()
+    write(src / "train.tsv", "id\tinput\ttarget\n" + "".join(f"{r['id']}\t{r['input']}\t{r['target']}\n"
+                                                            for r in canon(6)))
+    write(src / "dev.ndjson", "".join(json.dumps(r) + "\n" for r in canon(2, "v")))
+    report = prepare_data(src, tmp_path / "out", typo_eval=False)
+    assert report["raw_files"]["train"]["path"].endswith("train.tsv")
+    assert report["raw_files"]["valid"]["path"].endswith("dev.ndjson")
+    assert report["counts"] == {"train": 6, "valid": 2}
+    assert report["splits"]["train"]["format"] == "tsv" and report["splits"]["valid"]["format"] == "jsonl"
+
+
 def test_bom_json_and_csv(tmp_path):
     pj = write(tmp_path / "bom.json", (BOM + json.dumps([{"id": "a", "input": BOM + "Who uh is it?",
                                                           "target": "Who is it?"}])).encode("utf-8"))

@@ -143,7 +143,8 @@ def test_write_results_deterministic_and_pngs(outputs):
     first = path.read_text(encoding="utf-8")
     second = write_results(outputs).read_text(encoding="utf-8")
     assert first == second
-    assert first == results_table(collect_runs(outputs))
+    assert first == results_table(collect_runs(outputs), outputs_dir=outputs)
+    assert f"results --outputs {outputs.as_posix()}`" in first.splitlines()[0]
     for name in ("metrics.png", "loss_curves.png"):
         data = (outputs / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 1000

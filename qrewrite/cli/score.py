@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qrewrite.data.records import FORMATS_HELP
+
 
 def add_score(sub):
     p = sub.add_parser("score", help="score a predictions file against references (e.g. the blind test's)",
@@ -10,7 +12,7 @@ def add_score(sub):
                                    "BLEU, exact match. Every reference needs one prediction and every prediction a "
                                    "reference.")
     p.add_argument("--predictions", required=True, help="JSON Lines of {\"id\", \"prediction\"}")
-    p.add_argument("--references", required=True, help="references: raw Disfl-QA, JSON, JSONL or CSV")
+    p.add_argument("--references", required=True, help=f"references: {FORMATS_HELP}")
     p.add_argument("--against", metavar="OTHER", help="a second predictions file of the same questions: print the "
                                                     "paired difference (this minus OTHER) and its 95%% interval")
     p.add_argument("--json", action="store_true", help="print one JSON object (rougeL, exact_match in 0..1, their "

@@ -30,7 +30,8 @@ import re
 from pathlib import Path
 
 from qrewrite.config import EXTRA_KINDS, parse_mix
-from qrewrite.data.sample import FILLERS, lower_first
+from qrewrite.data.kinds import SPOKEN_FILLERS
+from qrewrite.data.sample import lower_first
 from qrewrite.data.synthetic import synthetic_disfluency
 from qrewrite.data.typos import add_typos
 from qrewrite.errors import DataError
@@ -113,7 +114,7 @@ def _rank(seed: int, question: str) -> str:
 def _filler(clean: str, rng: random.Random) -> str:
     words = clean.split()
     for _ in range(1 if len(words) < 6 or rng.random() < 0.6 else 2):
-        filler = rng.choice(FILLERS)
+        filler = rng.choice(SPOKEN_FILLERS)
         pos = rng.randint(0, max(0, len(words) - 1))  # never after the last word (it carries the "?")
         if pos == 0:
             words = [f"{filler.capitalize()},", *lower_first(" ".join(words)).split()]

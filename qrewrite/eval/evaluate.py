@@ -102,7 +102,7 @@ def _records(opts: EvaluateOptions) -> tuple[list[dict], list[dict]]:
 
 def _rewrite_all(rewriter, records, train_records, show_progress: bool) -> tuple[list[str], list[str], float]:
     """The predictions for ``records`` and ``train_records``, and the seconds the first took."""
-    bar = _progress_bar(len(records) + len(train_records), show_progress and rewriter.method not in BASELINES)
+    bar = _progress_bar(len(records), len(train_records), show_progress and rewriter.method not in BASELINES)
     progress = bar.update if bar else None
     start = time.perf_counter()
     predictions = rewriter.rewrite([r["input"] for r in records], progress=progress)
@@ -173,10 +173,12 @@ def few_shot_examples(path: str | Path | None, k: int, seed: int = 0) -> list[di
     return random.Random(seed).sample(records, k)
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(n: int, n_train: int, enabled: bool):
+    """One bar over the questions scored and the train_io sample after them, saying which is which."""
     if not enabled:
         return None
-    return progress_bar(total)
+    desc = f"rewriting {n} questions" + (f" + {n_train} for train_io" if n_train else "")
+    return progress_bar(n + n_train, desc=desc)
 
 
 def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,

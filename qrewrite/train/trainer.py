@@ -144,8 +144,6 @@ def _prepare_run(cfg: TrainConfig, resume: bool) -> tuple[Run, str | None, dict]
     elif run.holds_run():
         raise RunStateError(f"run directory {run.path} already holds a run; pass --resume to continue (or extend) "
                             "it, or choose another --run-name")
-    # A new run's directory is created only when training starts (config.yaml), not by a run that fails first.
-    check_writable(run.path if run.path.exists() else run.path.parent)
     return run, last, changes
 
 
@@ -226,8 +224,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
     set_seed(cfg.seed)
 
     source = resolve_model_source(cfg.model)
-    check_writable(run.path if run.path.exists() else run.path.parent,  # a failed start leaves no run dir
-                   need_bytes=checkpoint_bytes(source, cfg.method))  # before minutes of loading
+    # before minutes of loading; a new run's directory is made only when training starts (config.yaml)
+    check_writable(run.path if run.path.exists() else run.path.parent, need_bytes=checkpoint_bytes(source, cfg.method))
     model, tokenizer = load_for_training(cfg, source)
     prompt = PromptSpec.of_config(cfg)
     train_ds, n_trunc = encode_records(tokenizer, train_records, cfg.max_length, prompt)

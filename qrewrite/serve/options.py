@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qrewrite.errors import ConfigError
+from qrewrite.flags import bounded_int, non_negative_int, option
 from qrewrite.infer.decoding import PROMPT_LOOKUP_TOKENS
 from qrewrite.infer.options import ModelOptions
-from qrewrite.options import bounded_int, non_negative_int, option
 
 API_KEY_ENV = "QREWRITE_API_KEY"
 # how a lone question (a batch of one) is rewritten: on the engine's own path, or by prompt lookup on a bf16 copy of
@@ -35,7 +35,7 @@ class Settings:
     cors_origins: list[str] = option(help="allow browser requests from this origin (repeatable; none by default)",
                                      default_factory=list, flag="--cors-origin", action="append", metavar="ORIGIN")
 
-    def check(self) -> None:
+    def __post_init__(self):  # checked once, when made (by the command line: before the slow imports)
         for name in ("batch_size", "max_queue", "max_question_chars", "max_questions", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
@@ -50,7 +50,6 @@ class Settings:
             raise ConfigError(f"the API key (--api-key or {API_KEY_ENV}) is empty")
 
 
-DEFAULTS = Settings()
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 

@@ -85,7 +85,18 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls) 
                 kw["required"] = True
             else:
                 kw["default"] = default
-        parser.add_argument(m.get("flag") or "--" + f.name.replace("_", "-"), **kw)
+        parser.add_argument(flag(f), **kw)
+
+
+def flag(f: dataclasses.Field) -> str:
+    """The ``--flag`` of an option field."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def flags_of(cls, names=None) -> list[str]:
+    """The flags of dataclass ``cls``'s option fields (those named in ``names``, when given), in field order."""
+    return [flag(f) for f in dataclasses.fields(cls)
+            if f.metadata.get("cli", True) and (names is None or f.name in names)]
 
 
 def from_args(cls, args: argparse.Namespace):
