@@ -77,8 +77,7 @@ def parse_args(argv=None):
 @torch.inference_mode()
 def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int, prompt=None) -> list[str]:
     """The baseline: a plain loop, one unpadded prompt per generate call."""
-    from qrewrite.models import end_of_turn_ids
-    from qrewrite.prompt import build_prompt
+    from qrewrite.prompt import build_prompt, end_of_turn_ids
 
     model.eval()
     eos = end_of_turn_ids(tokenizer)
@@ -94,11 +93,11 @@ def one_at_a_time(model, tokenizer, questions: list[str], max_new_tokens: int, p
 
 def batched(model, tokenizer, questions: list[str], batch_size: int, max_new_tokens: int,
             share_prefix: bool = True, prompt=None) -> list[str]:
-    """The project: qrewrite.infer.generate.rewrite_all (what `evaluate` and `rewrite` run)."""
-    from qrewrite.infer.generate import rewrite_all
+    """The project: qrewrite.infer.generate.rewrite (what `evaluate` and `rewrite` run), in input order."""
+    from qrewrite.infer.generate import rewrite
 
-    return rewrite_all(model, tokenizer, questions, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                       share_prefix=share_prefix, prompt=prompt)
+    return [text for _, text in rewrite(model, tokenizer, questions, batch_size=batch_size,
+                                        max_new_tokens=max_new_tokens, share_prefix=share_prefix, prompt=prompt)]
 
 
 def chunk_bounds(args, n: int, baseline_n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -186,41 +185,28 @@ question) run once, their KV cache copied into every batch; rows laid out prefix
 """
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def load(args, tmp: Path):
+    """(model label, records, model, tokenizer, source, prompt): the model as ``--model`` names it (--smoke: a
+    tiny random one built in ``tmp``) and the first ``--n`` validation records."""
     from qrewrite.data.records import load_split
     from qrewrite.models import load_for_inference
     from qrewrite.run import inference_settings
 
-    out = common.out_dir(args.out, args.smoke)
-    tmp = Path(tempfile.mkdtemp(prefix="qrewrite-bench-generate-"))
-    load_start = common.load_average()
-    try:
-        if args.model is None and args.smoke:
-            from qrewrite.testing import build_tiny_qwen2
-            model_arg, label = str(build_tiny_qwen2(tmp / "tiny-qwen2")), "tiny Qwen2 (random)"
-        else:
-            model_arg = label = args.model or "smollm2"
-        records = load_split(default_data(args, "valid"))
-        n = min(args.n, len(records))
-        baseline_n = min(args.baseline_n, n)
-        records = records[:n]
-        questions = [r["input"] for r in records]
-        model, tokenizer, source = load_for_inference(model_arg, precision=args.precision)
-        prompt = inference_settings(model_arg)["prompt"]  # the prompt the model was trained with
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # the model is in memory now
-    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-    project_chunks, baseline_chunks = chunk_bounds(args, n, baseline_n)
+    if args.model is None and args.smoke:
+        from qrewrite.testing import build_tiny_qwen2
+        model_arg, label = str(build_tiny_qwen2(tmp / "tiny-qwen2")), "tiny Qwen2 (random)"
+    else:
+        model_arg = label = args.model or "smollm2"
+    records = load_split(default_data(args, "valid"))[:args.n]
+    model, tokenizer, source = load_for_inference(model_arg, precision=args.precision)
+    prompt = inference_settings(model_arg)["prompt"]  # the prompt the model was trained with
+    return label, records, model, tokenizer, source, prompt
 
-    sides = ["baseline", "project"] + ([] if args.no_ablation else ["ablation"])
-    from qrewrite.infer.generate import shared_prefix
-    prefix = shared_prefix(model, tokenizer, prompt)
 
-    # warm-up (untimed): first calls pay one-off costs (allocations, kernel selection)
-    one_at_a_time(model, tokenizer, questions[:1], 4, prompt)
-    batched(model, tokenizer, questions[:args.batch_size], args.batch_size, 4, prompt=prompt)
-
+def run_chunks(args, sides, model, tokenizer, questions, prompt, project_chunks, baseline_chunks) -> dict:
+    """Each side's chunks, interleaved, timed: ``{"preds", "chunks", "peak", "memory_method", "stopped_early"}``
+    (the predictions, each chunk's time, the peak memory per side)."""
+    n, baseline_n = project_chunks[-1][1], baseline_chunks[-1][1]
     preds = {side: [""] * (baseline_n if side == "baseline" else n) for side in sides}
     chunks = {side: [] for side in sides}
     peak = {side: 0.0 for side in sides}
@@ -249,13 +235,12 @@ def main(argv=None) -> int:
             chunks[side].append({"questions": [lo, hi], "seconds": dt, "questions_per_s": (hi - lo) / dt})
             print(f"[bench_generate] chunk {c + 1}: {side} questions {lo}-{hi}: {dt:.1f} s, "
                   f"{(hi - lo) / dt:.2f} q/s", flush=True)
+    return {"preds": preds, "chunks": chunks, "peak": peak, "memory_method": memory_method,
+            "stopped_early": stopped_early}
 
-    # what was actually done (everything, unless --max-minutes stopped it early): a prefix on each side
-    n_req, baseline_req = n, baseline_n
-    n = chunks["project"][-1]["questions"][1]
-    baseline_n = chunks["baseline"][-1]["questions"][1]
-    preds = {side: got[:baseline_n if side == "baseline" else n] for side, got in preds.items()}
-    overlap = min(n, baseline_n)
+
+def summarise(sides, chunks: dict, preds: dict, peak: dict, tokenizer) -> dict:
+    """Per side: questions/s (chunk median and overall), peak memory, prediction length; and the ratios."""
     summary = {}
     for side in sides:
         total = sum(ch["seconds"] for ch in chunks[side])
@@ -279,17 +264,56 @@ def main(argv=None) -> int:
                                                            for u, v in zip(x["chunk_times"], b["chunk_times"])]),
             key + "peak_memory": ratio(x["peak_memory_mb"], b["peak_memory_mb"]),
         })
+    return summary
+
+
+def agreement_with_baseline(sides, records, preds: dict, overlap: int) -> dict:
+    """Per side after the baseline: how many of the first ``overlap`` predictions equal the baseline's."""
     agreement = {}
     for side in sides[1:]:
-        differ = [{"id": records[i]["id"], "input": questions[i], "baseline": preds["baseline"][i],
+        differ = [{"id": records[i]["id"], "input": records[i]["input"], "baseline": preds["baseline"][i],
                    side: preds[side][i]} for i in range(overlap) if preds["baseline"][i] != preds[side][i]]
         agreement[side] = {"compared": overlap, "same": overlap - len(differ),
                            "rate": (overlap - len(differ)) / max(overlap, 1), "differences": differ[:10]}
+    return agreement
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from qrewrite.infer.generate import shared_prefix
+
+    out = common.out_dir(args.out, args.smoke)
+    tmp = Path(tempfile.mkdtemp(prefix="qrewrite-bench-generate-"))
+    load_start = common.load_average()
+    try:
+        label, records, model, tokenizer, source, prompt = load(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the model is in memory now
+    n_req = n = len(records)
+    baseline_req = baseline_n = min(args.baseline_n, n)
+    questions = [r["input"] for r in records]
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    project_chunks, baseline_chunks = chunk_bounds(args, n, baseline_n)
+    sides = ["baseline", "project"] + ([] if args.no_ablation else ["ablation"])
+    prefix = shared_prefix(model, tokenizer, prompt)
+
+    # warm-up (untimed): first calls pay one-off costs (allocations, kernel selection)
+    one_at_a_time(model, tokenizer, questions[:1], 4, prompt)
+    batched(model, tokenizer, questions[:args.batch_size], args.batch_size, 4, prompt=prompt)
+    done = run_chunks(args, sides, model, tokenizer, questions, prompt, project_chunks, baseline_chunks)
+
+    # what was actually done (everything, unless --max-minutes stopped it early): a prefix on each side
+    chunks = done["chunks"]
+    n, baseline_n = chunks["project"][-1]["questions"][1], chunks["baseline"][-1]["questions"][1]
+    preds = {side: got[:baseline_n if side == "baseline" else n] for side, got in done["preds"].items()}
+    overlap = min(n, baseline_n)
+    summary = summarise(sides, chunks, preds, done["peak"], tokenizer)
+    agreement = agreement_with_baseline(sides, records, preds, overlap)
     result = {
         "benchmark": "generate",
         "setup": {"model": label, "model_source": source, "data": str(default_data(args, "valid")), "n": n,
                   "baseline_n": baseline_n, "n_requested": n_req, "baseline_n_requested": baseline_req,
-                  "max_minutes": args.max_minutes or None, "stopped_early": stopped_early,
+                  "max_minutes": args.max_minutes or None, "stopped_early": done["stopped_early"],
                   "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
                   "precision": args.precision, "dtype": dtype, "device": common.device_tag(), "smoke": args.smoke,
                   "shared_prefix_tokens": len(prefix.ids) if prefix else 0, "sides": sides,
@@ -298,7 +322,7 @@ def main(argv=None) -> int:
         "ids": {"baseline": [r["id"] for r in records[:baseline_n]], "project": [r["id"] for r in records[:n]]},
         "agreement": agreement,
         "summary": summary,
-        "memory_method": memory_method,
+        "memory_method": done["memory_method"],
         "machine": common.machine_info(),
         "load_average_start": load_start, "load_average_end": common.load_average(),
         "note": args.note,

@@ -48,7 +48,7 @@ if __package__ in (None, ""):
 from benchmarks import common  # noqa: E402
 from benchmarks.common import ROOT, fmt, fmt_ratio, markdown_table, ratio  # noqa: E402
 from qrewrite.infer.decoding import QUANTIZATIONS  # noqa: E402
-from qrewrite.serve.settings import LONE_QUESTION_PATHS  # noqa: E402
+from qrewrite.serve.options import LONE_QUESTION_PATHS  # noqa: E402
 
 # the engine and transformers-serve targets of the serving issue; the first two are the batching issue's
 TARGETS = {"throughput_ratio_c32": 4.0, "latency_ratio_single": 1.5, "engine_throughput_ratio_c32": 2.5,
@@ -86,7 +86,7 @@ def parse_args(argv=None):
     p.add_argument("--single-n", type=int, default=16, help="questions for the single-question latency")
     p.add_argument("--recommended", default="ctranslate2",
                    choices=["batched", "batched_bf16", "ctranslate2", "ctranslate2_fp32"],
-                   help="the server the README recommends, for the ratios to transformers serve (default ctranslate2)")
+                   help="the server docs/serving.md recommends, for ratios to transformers serve (default ctranslate2)")
     p.add_argument("--no-transformers-serve", action="store_true",
                    help="leave out the two `transformers serve` sides (needs transformers[serving])")
     p.add_argument("--smoke", action="store_true", help="tiny model, few requests: plumbing only, no claim")
@@ -202,11 +202,11 @@ class TransformersServe(Server):
 
     kind = "openai"
 
-    def __init__(self, model_dir: str, args, log_dir: Path, label: str, continuous_batching: bool):
+    def __init__(self, cli: str, model_dir: str, args, log_dir: Path, label: str, continuous_batching: bool):
         self.port, self.label, self.model = free_port(), label, model_dir
         self.url = f"http://{HOST}:{self.port}"
         self.max_new_tokens = args.max_new_tokens
-        self.command = ["transformers", "serve", model_dir, "--host", HOST, "--port", str(self.port),
+        self.command = [cli, "serve", model_dir, "--host", HOST, "--port", str(self.port),
                         "--device", "cpu", "--dtype", "float32", "--log-level", "warning",
                         "--continuous-batching" if continuous_batching else "--no-continuous-batching"]
         self.start(log_dir)
@@ -414,32 +414,45 @@ The machine's load average (1 / 5 / 15 min) after each level is in the table; at
 
 # ---- main ----------------------------------------------------------------------------------------------------
 
-def start_servers(model_arg: str, args, tmp: Path) -> dict:
+def start_servers(model_arg: str, args, tmp: Path, servers: dict) -> dict:
+    """Start every side into ``servers``, which the caller holds and stops: a side that fails to start leaves the
+    ones started before it there."""
     lookup, threads, ct2, replicas = args.prompt_lookup_tokens, args.threads, args.ct2_threads, args.ct2_replicas
-    servers = {"batched": Server(model_arg, args.batch_size, args, tmp, "batched", lookup, threads=threads),
-               "ctranslate2": Server(model_arg, args.batch_size, args, tmp, "ctranslate2", lookup,
-                                     engine="ctranslate2", quantization=args.ct2_quantization, threads=ct2,
-                                     replicas=replicas, lone_question=args.ct2_lone_question),
-               "ctranslate2_default_threads": Server(model_arg, args.batch_size, args, tmp,
-                                                     "ctranslate2_default_threads", lookup, engine="ctranslate2",
-                                                     quantization=args.ct2_quantization),
-               "ctranslate2_fp32": Server(model_arg, args.batch_size, args, tmp, "ctranslate2_fp32", lookup,
-                                          engine="ctranslate2", quantization="float32", threads=ct2,
-                                          replicas=replicas),
-               **({} if args.ct2_lone_question == "engine" else {  # single question only: its batch of one
-                   "ctranslate2_batch_of_one": Server(model_arg, args.batch_size, args, tmp, "ctranslate2_batch_of_one",
-                                                      lookup, engine="ctranslate2", quantization=args.ct2_quantization,
-                                                      threads=ct2, replicas=replicas)}),
-               "batched_bf16": Server(model_arg, args.batch_size, args, tmp, "batched_bf16", lookup, threads=threads,
-                                      precision="bf16", replicas=args.bf16_replicas),
-               "unbatched": Server(model_arg, 1, args, tmp, "unbatched", lookup, threads=threads),
-               "plain": Server(model_arg, 1, args, tmp, "plain", 0, threads=threads)}
-    if not args.no_transformers_serve:
+    cli = None if args.no_transformers_serve else transformers_cli()  # missing: fail before anything starts
+    n, quantization = args.batch_size, args.ct2_quantization
+    servers["batched"] = Server(model_arg, n, args, tmp, "batched", lookup, threads=threads)
+    servers["ctranslate2"] = Server(model_arg, n, args, tmp, "ctranslate2", lookup, engine="ctranslate2",
+                                    quantization=quantization, threads=ct2, replicas=replicas,
+                                    lone_question=args.ct2_lone_question)
+    servers["ctranslate2_default_threads"] = Server(model_arg, n, args, tmp, "ctranslate2_default_threads", lookup,
+                                                    engine="ctranslate2", quantization=quantization)
+    servers["ctranslate2_fp32"] = Server(model_arg, n, args, tmp, "ctranslate2_fp32", lookup, engine="ctranslate2",
+                                         quantization="float32", threads=ct2, replicas=replicas)
+    if args.ct2_lone_question != "engine":  # single question only: its batch of one
+        servers["ctranslate2_batch_of_one"] = Server(model_arg, n, args, tmp, "ctranslate2_batch_of_one", lookup,
+                                                     engine="ctranslate2", quantization=quantization, threads=ct2,
+                                                     replicas=replicas)
+    servers["batched_bf16"] = Server(model_arg, n, args, tmp, "batched_bf16", lookup, threads=threads,
+                                     precision="bf16", replicas=args.bf16_replicas)
+    servers["unbatched"] = Server(model_arg, 1, args, tmp, "unbatched", lookup, threads=threads)
+    servers["plain"] = Server(model_arg, 1, args, tmp, "plain", 0, threads=threads)
+    if cli is not None:
         from qrewrite.run import Run
         model_dir = str(Run.model_dir_of(model_arg))
-        servers["transformers_serve_cb"] = TransformersServe(model_dir, args, tmp, "transformers_serve_cb", True)
-        servers["transformers_serve"] = TransformersServe(model_dir, args, tmp, "transformers_serve", False)
+        for label, continuous in (("transformers_serve_cb", True), ("transformers_serve", False)):
+            servers[label] = TransformersServe(cli, model_dir, args, tmp, label, continuous)
     return servers
+
+
+def transformers_cli() -> str:
+    """The ``transformers`` command of the running interpreter's environment (beside it, as a venv puts it, even
+    when that environment is not on PATH), else the one PATH finds."""
+    beside = Path(sys.executable).parent / "transformers"
+    found = str(beside) if beside.is_file() else shutil.which("transformers")
+    if found is None:
+        raise SystemExit(f"no `transformers` command beside {sys.executable} nor on PATH: install transformers "
+                         "[serving] in this environment, or pass --no-transformers-serve")
+    return found
 
 
 def direct_rewrites(model_arg: str, questions: list[str], args) -> dict:
@@ -529,8 +542,9 @@ def main(argv=None) -> int:
         data = Path(args.data) if args.data else ROOT / "dataset" / "sample" / "valid.json"
         questions = list(dict.fromkeys(r["input"] for r in json.loads(data.read_text(encoding="utf-8"))))
         questions = questions[:args.questions]
-        servers = start_servers(model_arg, args, tmp)
+        servers = {}
         try:
+            start_servers(model_arg, args, tmp, servers)
             expected = direct_rewrites(model_arg, questions, args)
             load, single = measure(servers, questions, expected, args)
         finally:

@@ -358,7 +358,7 @@ def summarise(runs: dict, args, cuda: bool) -> dict:
         if "mfu_median" in s:
             ratios[side]["mfu"] = ratio(s["mfu_median"], ref["mfu_median"])
     return {"sides": summary, "reference": args.reference, "ratios_vs_reference": ratios,
-            # the headline: project against the reference (what the README quotes)
+            # the headline: project against the reference (what docs/speed.md quotes)
             "ratios": ratios.get("project", next(iter(ratios.values()), {}))}
 
 

@@ -30,6 +30,30 @@ ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_at
 # questions per rewriting batch: the CPU sweet spot for a 135M model (benchmarks/results/generate_cpu.md)
 GENERATION_BATCH_SIZE = 64
 BEST_METRICS = ("loss", "rougeL_sample", "rougeL_sample_typo", "rougeL_sample_mean")
+# the kinds of training pair made from clean extra questions (qrewrite.data.extra)
+EXTRA_KINDS = ("synthetic", "typo", "filler", "clean")
+
+
+def parse_mix(mix: str) -> dict[str, float]:
+    """``"synthetic=0.55,typo=0.15,..."`` -> shares summing to 1; raises ValueError naming what is wrong."""
+    shares: dict[str, float] = {}
+    for part in mix.replace(" ", ",").split(","):
+        if not part:
+            continue
+        kind, sep, value = part.partition("=")
+        if not sep or kind not in EXTRA_KINDS:
+            raise ValueError(f"{part!r} is not KIND=SHARE with KIND one of {', '.join(EXTRA_KINDS)}")
+        try:
+            share = float(value)
+        except ValueError:
+            raise ValueError(f"{part!r}: the share must be a number") from None
+        if not 0 <= share < float("inf"):
+            raise ValueError(f"{part!r}: the share must be a finite number >= 0")
+        shares[kind] = shares.get(kind, 0.0) + share
+    total = sum(shares.values())
+    if not total > 0:
+        raise ValueError(f"{mix!r}: give at least one kind a share above 0")
+    return {k: shares.get(k, 0.0) / total for k in EXTRA_KINDS}
 
 
 def _field(default, help: str, **kw):
@@ -90,6 +114,12 @@ class TrainConfig:
     name_swap_copies: int = _field(0, "add this many copies of each training pair with its names and numbers "
                                       "replaced consistently in input and target (qrewrite.data.name_swap: copy what "
                                       "is new)")
+    extra_questions: str = _field("", "a .jsonl ({\"question\": ...} per line) or .txt file of clean questions on "
+                                      "other topics, each made a training pair (qrewrite.data.extra): a synthetic "
+                                      "disfluency, typos, fillers, or left clean (empty = none)")
+    extra_count: int = _field(0, "questions drawn (seeded) from extra_questions; 0 = all of them")
+    extra_mix: str = _field("synthetic=0.55,typo=0.15,filler=0.1,clean=0.2",
+                            "shares of the kinds of pair made from extra_questions (synthetic, typo, filler, clean)")
     max_train_examples: int = _field(0, "use only the first N training examples after shuffling (0 = all)")
     prompt_format: str = _field("chat", "chat (system instruction + the model's chat template) | minimal (user and "
                                         "assistant turns only: ~40 percent fewer tokens per example)")
@@ -177,9 +207,16 @@ class TrainConfig:
         elif self.best_metric != "loss" and self.eval_sample < 1:
             errors.append(f"best_metric: {self.best_metric} needs eval_sample >= 1 (the questions it is measured on)")
         for name in ("eval_steps", "save_steps", "eval_sample", "save_total_limit", "max_train_examples",
-                     "max_eval_examples", "dataloader_workers", "synthetic_copies", "name_swap_copies"):
+                     "max_eval_examples", "dataloader_workers", "synthetic_copies", "name_swap_copies",
+                     "extra_count"):
             if getattr(self, name) < 0:
                 errors.append(f"{name}: must be >= 0, got {getattr(self, name)}")
+        try:
+            parse_mix(self.extra_mix)
+        except ValueError as e:
+            errors.append(f"extra_mix: {e}")
+        if self.extra_count and not self.extra_questions:
+            errors.append("extra_count: set extra_questions too (the file the questions are drawn from)")
         if self.attn_implementation not in ATTENTION:
             errors.append(f"attn_implementation: {self.attn_implementation!r} is not one of {', '.join(ATTENTION)}")
         for name in ("weight_decay", "max_grad_norm"):
@@ -367,8 +404,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         typ = _field_type(f)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = f.metadata["help"]  # a help that says its default itself keeps it
         kw = dict(dest=f"cfg_{f.name}", default=None,
-                  help=f"{f.metadata['help']} (default: {default!r})")
+                  help=text if "(default" in text else f"{text} (default: {default!r})")
         if typ is list:
             kw["nargs"] = "+"
         elif typ is bool:

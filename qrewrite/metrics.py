@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from typing import Sequence
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -119,14 +120,34 @@ def bleu_signature() -> str:
     return str(bleu.get_signature())
 
 
+# words whose loss turns a question's meaning around ("What do no online pharmacies allow?")
+NEGATIONS = frozenset({"no", "not", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot"})
+_WORDS = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def _negations(text: str) -> Counter:
+    words = _WORDS.findall(text.lower())
+    # "not", "cannot" and "-n't" are one negation: "isn't" for "is not" keeps the meaning
+    return Counter("not" if w in ("not", "cannot") or w.endswith("n't") else w for w in words
+                   if w in NEGATIONS or w.endswith("n't"))
+
+
+def drops_negation(prediction: str, reference: str) -> bool:
+    """True when ``prediction`` has fewer of some negation word ("no", "not", "n't", "never", ...) than
+    ``reference``: a rewrite that may have turned the question's meaning around."""
+    return bool(_negations(reference) - _negations(prediction))
+
+
 def compute_metrics(inputs, predictions, references) -> dict:
     """All corpus scores for one evaluation.
 
-    Returns ``{"n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match", "changed_input"}``:
+    Returns ``{"n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match", "changed_input",
+    "negation_dropped"}``:
     ROUGE in [0, 1] (see :func:`rouge_scores`), BLEU in [0, 100] (see :func:`bleu_score`),
     ``exact_match`` the share (0..1) of predictions equal to their reference after whitespace
     normalization, ``changed_input`` the share of predictions that differ from their input after
-    whitespace normalization (a copy baseline has 0). Raises ``ValueError`` when the three lists differ
+    whitespace normalization (a copy baseline has 0), ``negation_dropped`` the share of predictions that lost a
+    negation word of their reference (:func:`drops_negation`). Raises ``ValueError`` when the three lists differ
     in length or are empty.
     """
     if isinstance(inputs, str):
@@ -144,6 +165,7 @@ def compute_metrics(inputs, predictions, references) -> dict:
     out["bleu"] = bleu_score(predictions, references)
     out["exact_match"] = sum(exact_match(p, r) for p, r in zip(predictions, references)) / n
     out["changed_input"] = sum(not exact_match(p, i) for p, i in zip(predictions, inputs)) / n
+    out["negation_dropped"] = sum(drops_negation(p, r) for p, r in zip(predictions, references)) / n
     return out
 
 

@@ -225,17 +225,6 @@ def load_tokenizer(source: str, trust_remote_code: bool = False):
     return tokenizer
 
 
-def end_of_turn_ids(tokenizer) -> list[int]:
-    """Token ids that end the assistant's answer: the chat end-of-turn token and the tokenizer's eos."""
-    ids = []
-    vocab = tokenizer.get_vocab()
-    if END_OF_TURN in vocab:
-        ids.append(vocab[END_OF_TURN])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return ids
-
-
 def pick_dtype(precision: str = "auto") -> torch.dtype:
     if precision == "bf16" or (precision == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
         return torch.bfloat16

@@ -20,7 +20,8 @@ def interactive() -> bool:
 
 
 class LogProgress:
-    """tqdm's ``update`` / context-manager interface, writing ``desc: done/total unit (pct %)`` every tenth."""
+    """tqdm's ``update`` / context-manager interface, writing ``desc: done/total unit (pct %)`` every tenth (once
+    for an update that crosses several)."""
 
     def __init__(self, total: int, desc: str, unit: str, file=None):
         self.total, self.desc, self.unit, self.done = total, desc, unit, 0
@@ -29,9 +30,11 @@ class LogProgress:
 
     def update(self, n: int = 1) -> None:
         self.done += n
-        while self.total and self._next <= 10 and self.done * 10 >= self._next * self.total:
-            print(f"{self.desc}: {self.done}/{self.total} {self.unit} ({100 * self.done // self.total} %)",
-                  file=self.file, flush=True)
+        if not self.total or self._next > 10 or self.done * 10 < self._next * self.total:
+            return
+        print(f"{self.desc}: {self.done}/{self.total} {self.unit} ({100 * self.done // self.total} %)",
+              file=self.file, flush=True)
+        while self._next <= 10 and self.done * 10 >= self._next * self.total:
             self._next += 1
 
     def close(self) -> None:

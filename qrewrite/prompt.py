@@ -84,6 +84,17 @@ def render(tokenizer, question: str, answer: str | None = None, prompt: PromptSp
     return (bos if bos and head.startswith(bos) and not rest.startswith(bos) else "") + rest
 
 
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """Token ids that end the assistant's answer: the chat end-of-turn token and the tokenizer's eos."""
+    ids = []
+    vocab = tokenizer.get_vocab()
+    if END_OF_TURN in vocab:
+        ids.append(vocab[END_OF_TURN])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
 def build_prompt(tokenizer, question: str, prompt: PromptSpec | None = None) -> str:
     """The text generation starts from: (system instruction,) the noisy question, the assistant header."""
     return render(tokenizer, question, None, prompt)

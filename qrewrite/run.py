@@ -24,12 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from qrewrite.config import load_average_config, load_config, save_config
-from qrewrite.errors import RunStateError
+from qrewrite.errors import OutputError, RunStateError
 from qrewrite.files import atomic_write_json, file_problem, read_json, safe_join
 from qrewrite.prompt import PromptSpec
 
 INFERENCE_FILE = "qrewrite.json"
-STATUSES = ("running", "interrupted", "failed", "complete")
 LOCK_FILE = "run.lock"
 DAMAGED_PREFIX = "damaged-"
 
@@ -171,9 +170,13 @@ class Run:
             yield
             return
         created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
         try:
-            with open(self.path / LOCK_FILE, "a+", encoding="utf-8") as f:
+            self.path.mkdir(parents=True, exist_ok=True)
+            f = open(self.path / LOCK_FILE, "a+", encoding="utf-8")
+        except OSError as e:
+            raise OutputError(f"cannot write to output directory {self.path}: {e.strerror or e}") from None
+        try:
+            with f:
                 _take(f, fcntl, self.path)
                 try:
                     yield

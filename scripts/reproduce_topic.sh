@@ -31,6 +31,10 @@ evaluate() {
     logged outputs/$name/topic/typo/evaluate.log q evaluate --model "$model" --data dataset/topic/valid_typo.json \
       --out outputs/$name/topic/typo --name $name --data-label "topic-disjoint valid (typo)" "$@"
   fi
+  if [ -n "${CLEAN:-}" ]; then  # the held-out references as inputs: are clean questions left alone?
+    logged outputs/$name/topic/clean/evaluate.log q evaluate --model "$model" --data dataset/topic/valid_clean.json \
+      --out outputs/$name/topic/clean --name $name --data-label "topic-disjoint valid (clean)" "$@"
+  fi
   if [ -z "${TOPIC_ONLY:-}" ]; then
     logged outputs/$name/evaluate.log q evaluate --model "$model" --data dataset/topic/valid_dev.json \
       --out outputs/$name --name $name --data-label "disfl-qa dev" "$@"
@@ -42,8 +46,8 @@ evaluate() {
 }
 
 # the baselines' Disfl-QA dev evaluations are committed already (scripts/reproduce_cpu.sh)
-wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 evaluate copy-baseline copy
-wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 evaluate rules-baseline rules
+wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 CLEAN=1 evaluate copy-baseline copy
+wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 CLEAN=1 evaluate rules-baseline rules
 for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-names topic-smollm2-full-typo-nonwords \
     topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600 \
     topic-smollm2-full-typo-1200 topic-smollm2-full-frozen-emb; do
@@ -167,7 +171,7 @@ wanted topic-smollm2-full-order1 && TOPIC_ONLY=1 evaluate topic-smollm2-full-ord
 wanted topic-smollm2-full-order2 && TOPIC_ONLY=1 evaluate topic-smollm2-full-order2 weights/topic-smollm2-full --order-bonus 2
 wanted topic-smollm2-full-copy1-order1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-copy1-order1 weights/topic-smollm2-full --copy-bonus 1 --order-bonus 1
-# the README's recommended decoding (4 beams with the copy bonus 1, chosen on dev) judged on the held-out topics
+# the dev-tuned soup's best decoding (4 beams with the copy bonus 1, chosen on dev) judged on the held-out topics
 wanted topic-smollm2-full-beam4-copy1 && TYPO=1 TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-beam4-copy1 weights/topic-smollm2-full --num-beams 4 --copy-bonus 1
 # the CTranslate2 engine (int8, and float32) on the same run, data and greedy decoding: its quality beside the transformers engine's

@@ -12,8 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from qrewrite.config import AverageConfig, load_average_config
 from qrewrite.errors import ConfigError, ModelLoadError, RunStateError
-from qrewrite.models import end_of_turn_ids, load_tokenizer
-from qrewrite.prompt import PromptSpec, build_prompt
+from qrewrite.models import load_tokenizer
+from qrewrite.prompt import PromptSpec, build_prompt, end_of_turn_ids
 from qrewrite.run import Run
 from qrewrite.train.soup import average_models
 

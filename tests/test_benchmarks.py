@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end (--smoke, tiny model) and compare like with like. Never timings."""
 
 import json
+import re
 
 from conftest import ROOT, run_cli
 
@@ -68,10 +69,10 @@ def test_bench_generate_smoke(tiny_model, tmp_path):
         assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
 
 
-def test_readme_benchmark_figures_are_the_committed_results():
-    """The README's speed table quotes benchmarks/results/*.json; a re-run that changes them must update it."""
+def test_speed_page_figures_are_the_committed_results():
+    """docs/speed.md's table quotes benchmarks/results/*.json; a re-run that changes them must update it."""
     from benchmarks.common import fmt_ratio
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "speed.md").read_text()
     train = json.loads((ROOT / "benchmarks" / "results" / "train_cpu.json").read_text())["summary"]["ratios"]
     gen = json.loads((ROOT / "benchmarks" / "results" / "generate_cpu.json").read_text())["summary"]["ratios"]
     prefix = json.loads((ROOT / "benchmarks" / "results" / "generate_cpu_shared_prefix.json").read_text())
@@ -87,7 +88,30 @@ def test_readme_benchmark_figures_are_the_committed_results():
                    fmt_ratio(trl["summary"]["ratios_vs_reference"]["project"]["examples_per_s"]
                              / trl["summary"]["ratios_vs_reference"]["before"]["examples_per_s"]),
                    fmt_ratio(serve["throughput_ratio_c32"]), fmt_ratio(serve["latency_ratio_single"])):
-        assert figure in readme, figure
+        assert figure in page, figure
+
+
+def test_readme_speed_figures_are_the_committed_results():
+    """The README's speed summary quotes three of docs/speed.md's ratios; they too must be the committed ones."""
+    from benchmarks.common import fmt_ratio
+    section = (ROOT / "README.md").read_text().split("## Speed", 1)[1].split("\n## ", 1)[0]
+    results = ROOT / "benchmarks" / "results"
+    trl = json.loads((results / "train_vs_trl_cpu.json").read_text())["ratio_examples_per_s"]
+    naive = json.loads((results / "train_cpu.json").read_text())["summary"]["ratios"]["examples_per_s"]
+    prefix = json.loads((results / "generate_cpu_shared_prefix.json").read_text())["summary"]["ratios"]
+    quoted = sorted(m.group(0) for m in re.finditer(r"\d+\.\d\dx", section))
+    assert quoted == sorted(fmt_ratio(v) for v in (trl, naive, prefix["questions_per_s"]))
+
+
+def test_serving_page_figures_are_the_committed_results():
+    """docs/serving.md's ratios quote benchmarks/results/serve_cpu.json; a re-run that changes them must update it."""
+    from benchmarks.common import fmt_ratio
+    page = (ROOT / "docs" / "serving.md").read_text()
+    serve = json.loads((ROOT / "benchmarks" / "results" / "serve_cpu.json").read_text())
+    for key in ("throughput_ratio_c32", "latency_ratio_single", "engine_throughput_ratio_c32",
+                "engine_latency_ratio_single", "engine_batch_of_one_latency_ratio_single", "bf16_throughput_ratio_c32",
+                "bf16_latency_ratio_single", "vs_transformers_serve_c32", "vs_transformers_serve_single"):
+        assert fmt_ratio(serve[key]) in page, key
 
 
 def test_bench_train_workers_get_every_setting_of_the_parent(tmp_path):
@@ -105,3 +129,44 @@ def test_bench_train_workers_get_every_setting_of_the_parent(tmp_path):
              "render"}
     differ = {k for k, v in vars(parent).items() if not k.startswith("_") and k not in local and vars(worker)[k] != v}
     assert not differ
+
+
+def test_bench_serve_leaves_every_started_server_to_be_stopped_when_a_later_one_fails(tmp_path, monkeypatch):
+    """A side that fails to start must not hide the ones started before it from the caller, who stops them."""
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import bench_serve
+    started = []
+
+    class FailsThird:
+        def __init__(self, *a, **k):
+            if len(started) == 2:
+                raise FileNotFoundError("no such command")
+            started.append(self)
+
+    monkeypatch.setattr(bench_serve, "Server", FailsThird)
+    servers = {}
+    try:
+        args = bench_serve.parse_args(["--model", "m", "--no-transformers-serve"])
+        bench_serve.start_servers("m", args, tmp_path, servers)
+    except FileNotFoundError:
+        pass
+    assert list(servers.values()) == started and len(started) == 2
+
+
+def test_bench_serve_finds_transformers_beside_the_interpreter(tmp_path, monkeypatch):
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import bench_serve
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "transformers").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert bench_serve.transformers_cli() == str(tmp_path / "bin" / "transformers")
+    (tmp_path / "bin" / "transformers").unlink()
+    try:
+        bench_serve.transformers_cli()
+    except SystemExit as e:
+        assert "--no-transformers-serve" in str(e)
+    else:
+        raise AssertionError("a missing transformers command must stop the benchmark")

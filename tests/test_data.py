@@ -97,6 +97,20 @@ def test_tsv(tmp_path):
     assert read_records(p)[0] == [{"id": "0", "input": "Um, why, then?", "target": "Why then?"}]
 
 
+def test_prepare_finds_every_format_read_records_reads(tmp_path):
+    """A source directory's train / dev files are looked for with every suffix of the format registry."""
+    src = tmp_path / "raw"
+    src.mkdir()
+    write(src / "train.tsv", "id\tinput\ttarget\n" + "".join(f"{r['id']}\t{r['input']}\t{r['target']}\n"
+                                                            for r in canon(6)))
+    write(src / "dev.ndjson", "".join(json.dumps(r) + "\n" for r in canon(2, "v")))
+    report = prepare_data(src, tmp_path / "out", typo_eval=False)
+    assert report["raw_files"]["train"]["path"].endswith("train.tsv")
+    assert report["raw_files"]["valid"]["path"].endswith("dev.ndjson")
+    assert report["counts"] == {"train": 6, "valid": 2}
+    assert report["splits"]["train"]["format"] == "tsv" and report["splits"]["valid"]["format"] == "jsonl"
+
+
 def test_bom_json_and_csv(tmp_path):
     pj = write(tmp_path / "bom.json", (BOM + json.dumps([{"id": "a", "input": BOM + "Who uh is it?",
                                                           "target": "Who is it?"}])).encode("utf-8"))
@@ -300,7 +314,7 @@ def test_prepare_leaks_and_duplicates(tmp_path):
     assert [r["id"] for r in load_split(out / "train.json")] == [f"t{i}" for i in range(6)]
     assert [r["id"] for r in load_split(out / "valid.json")] == ["v0", "v1", "v2"]
     assert len(load_split(out / "test.json")) == 2
-    assert rep["counts"] == {"train": 6, "valid": 3, "test": 2}
+    assert rep["counts"] == {"train": 6, "valid": 3, "test": 2, "valid_clean": 3, "test_clean": 2}
     assert json.loads((out / "prepare_report.json").read_text()) == rep
 
 
@@ -342,6 +356,10 @@ def test_prepare_typo_eval_and_no_training_copies(tmp_path):
     prepare_data(tmp_path / "train.json", tmp_path / "again", valid=tmp_path / "dev.json", seed=5)
     assert (tmp_path / "again" / "train.json").read_bytes() == (out / "train.json").read_bytes()
     assert (tmp_path / "again" / "valid_typo.json").read_bytes() == (out / "valid_typo.json").read_bytes()
+    # the references as inputs: does a rewriter leave clean questions alone?
+    vclean = load_split(out / "valid_clean.json")
+    assert [(r["id"], r["input"], r["target"]) for r in vclean] == [(r["id"], r["target"], r["target"]) for r in valid]
+    assert rep["counts"]["valid_clean"] == len(valid)
 
 
 def test_prepare_directory_report_and_stale_files(tmp_path):
@@ -352,8 +370,8 @@ def test_prepare_directory_report_and_stale_files(tmp_path):
     write(src / "test.jsonl", "".join(json.dumps(r) + "\n" for r in canon(2, "x")))
     out = tmp_path / "out"
     rep = prepare_data(src, out)
-    assert sorted(os.listdir(out)) == ["prepare_report.json", "test.json", "test_typo.json", "train.json",
-                                       "valid.json", "valid_typo.json"]
+    assert sorted(os.listdir(out)) == ["prepare_report.json", "test.json", "test_clean.json", "test_typo.json",
+                                       "train.json", "valid.json", "valid_clean.json", "valid_typo.json"]
     for split, name in (("train", "train.json"), ("valid", "dev.json"), ("test", "test.jsonl")):
         assert rep["raw_files"][split]["sha256"] == hashlib.sha256((src / name).read_bytes()).hexdigest()
     assert rep["raw_fingerprint"] == file_fingerprint(src / "train.json", src / "dev.json", src / "test.jsonl")
@@ -363,7 +381,7 @@ def test_prepare_directory_report_and_stale_files(tmp_path):
     # Re-run without a test split: the old test files must not stay behind.
     (src / "test.jsonl").unlink()
     prepare_data(src, out, typo_eval=False)
-    assert sorted(os.listdir(out)) == ["prepare_report.json", "train.json", "valid.json"]
+    assert sorted(os.listdir(out)) == ["prepare_report.json", "train.json", "valid.json", "valid_clean.json"]
     # Ambiguous directory
     write(src / "valid.json", canon(3, "w"))
     with pytest.raises(DataError, match=r"more than one valid file"):

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from conftest import SAMPLE, run_cli
 
+from qrewrite.eval.bootstrap import metric_intervals
 from qrewrite.files import file_fingerprint
 from qrewrite.metrics import rouge_scores
 
@@ -44,9 +45,14 @@ def evaluated(tiny_run, tmp_path_factory):
 def test_metrics_json(evaluated, tiny_run):
     outs, results = evaluated
     m = load(outs / "tiny-full" / "metrics.json")
-    assert set(m) == {"metrics", "run", "eval"}
+    assert set(m) == {"metrics", "run", "eval", "intervals"}
     assert set(m["metrics"]) == {"n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match",
-                                 "changed_input"}
+                                 "changed_input", "negation_dropped", "rougeL_ci", "exact_match_ci"}
+    rows = jsonl(outs / "tiny-full" / "predictions.jsonl")
+    assert m["metrics"]["rougeL_ci"] == metric_intervals([r["rougeL"] for r in rows],
+                                                         [r["exact_match"] for r in rows])["rougeL_ci"]
+    assert m["metrics"]["rougeL_ci"][0] <= m["metrics"]["rougeL"] <= m["metrics"]["rougeL_ci"][1]
+    assert m["intervals"]["resamples"] >= 1000 and m["intervals"]["level"] == 0.95
     assert m["metrics"]["n"] == len(load(VALID))
     run = m["run"]
     info = load(tiny_run / "run.json")
@@ -70,13 +76,27 @@ def test_predictions_and_io_files(evaluated):
     assert [list(r) for r in rows] == [["id", "input", "prediction", "reference", "rougeL", "exact_match"]] * len(valid)
     assert [(r["id"], r["input"], r["reference"]) for r in rows] == [(v["id"], v["input"], v["target"]) for v in valid]
     assert all(0 <= r["rougeL"] <= 1 and isinstance(r["exact_match"], bool) for r in rows)
-    io = load(outs / "tiny-full" / "valid_io.json")
-    assert io == [{"input": r["input"], "prediction": r["prediction"], "reference": r["reference"]} for r in rows]
+    assert not (outs / "tiny-full" / "valid_io.json").exists()  # predictions.jsonl holds the same, once
     train_io = load(outs / "tiny-full" / "train_io.json")
     pairs = {(t["input"], t["target"]) for t in load(TRAIN)}
     assert len(train_io) == 10 and all((t["input"], t["reference"]) in pairs for t in train_io)
     assert all(set(t) == {"input", "prediction", "reference"} for t in train_io)
     assert not (outs / "copy-baseline" / "train_io.json").exists()  # only with --train-data
+
+
+def test_a_nested_evaluation_of_the_same_run_keeps_no_second_copy_of_its_config_and_log(evaluated, tiny_run):
+    outs, _ = evaluated
+    nested = outs / "tiny-full" / "typo"
+    r = run_cli("evaluate", "--model", tiny_run, "--data", VALID, "--out", nested, "--limit", "2",
+                "--max-new-tokens", "4")
+    assert r.returncode == 0, r.stderr
+    assert (nested / "metrics.json").is_file() and (outs / "tiny-full" / "config.yaml").is_file()
+    assert not (nested / "config.yaml").exists() and not (nested / "trainer_log.json").exists()
+    elsewhere = outs / "tiny-full-again"
+    r = run_cli("evaluate", "--model", tiny_run, "--data", VALID, "--out", elsewhere, "--limit", "2",
+                "--max-new-tokens", "4")
+    assert r.returncode == 0, r.stderr
+    assert (elsewhere / "config.yaml").read_bytes() == (tiny_run / "config.yaml").read_bytes()
 
 
 def test_baseline_evaluation_is_reusable_whatever_the_generation_budget(evaluated):
@@ -132,7 +152,7 @@ def test_results_regenerated(evaluated):
     assert r.returncode == 0, r.stderr
     md = (outs / "results.md").read_text()
     assert "stale" not in md
-    table = [line for line in md.splitlines() if line.startswith("| ")]
-    assert len(table) == 3  # header + one row per metrics.json
+    table = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| run |")]
+    assert len(table) == len(list(outs.rglob("metrics.json")))  # one row per metrics.json
     assert any("tiny-full" in line for line in table) and any("copy-baseline" in line for line in table)
     assert f"written: {outs / 'results.md'}" in r.stdout

@@ -86,11 +86,12 @@ def test_beam_search_on_a_padded_batch_matches_one_at_a_time_and_ignores_the_pre
     from qrewrite.infer.generate import generate_ids, prompt_ids, rewrite, shared_prefix
     model, tok = lively
     rows = prompt_ids(tok, QUESTIONS, PromptSpec("minimal"))
-    alone = [generate_ids(model, tok, [r], max_new_tokens=8, num_beams=3)[0].tolist() for r in rows]
+    beams = Decoding(num_beams=3)
+    alone = [generate_ids(model, tok, [r], max_new_tokens=8, decoding=beams)[0].tolist() for r in rows]
     greedy = [generate_ids(model, tok, [r], max_new_tokens=8)[0].tolist() for r in rows]
     assert alone != greedy  # the beams find other continuations on this model: the option is not a no-op
     prefix = shared_prefix(model, tok, PromptSpec("minimal"))
-    assert generate_ids(model, tok, rows, max_new_tokens=8, num_beams=3, prefix=prefix).tolist() == alone
+    assert generate_ids(model, tok, rows, max_new_tokens=8, decoding=beams, prefix=prefix).tolist() == alone
     texts = dict(rewrite(model, tok, QUESTIONS, batch_size=2, max_new_tokens=8, prompt=PromptSpec("minimal"),
                          decoding=Decoding(num_beams=3)))
     assert [texts[i] for i in range(len(QUESTIONS))] == [
@@ -107,14 +108,14 @@ def test_copy_bonus_steers_toward_the_questions_own_tokens(lively):
     """A bonus far above the logits' range leaves only the question's tokens (and end-of-turn, whose score the
     bonus never touches, so a rewrite can still stop); greedy on this model writes other tokens."""
     from qrewrite.infer.generate import generate_ids, prompt_ids
-    from qrewrite.models import end_of_turn_ids
+    from qrewrite.prompt import end_of_turn_ids
     model, tok = lively
     prompt = PromptSpec("minimal")
     rows = prompt_ids(tok, QUESTIONS, prompt)
     allowed = [set(question_token_ids(tok, q)) | set(end_of_turn_ids(tok)) for q in QUESTIONS]
     greedy = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8))
-    steered = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8, logits_processors=Decoding(
-        copy_bonus=1e6).logits_processors(tok, QUESTIONS)))
+    steered = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8, decoding=Decoding(copy_bonus=1e6),
+                                          questions=QUESTIONS))
     assert any(set(g) - a for g, a in zip(greedy, allowed))
     assert all(s and set(s) <= a for s, a in zip(steered, allowed))
     assert not set(question_token_ids(tok, "Who")) & set(tok.all_special_ids)
@@ -152,14 +153,14 @@ def test_order_bonus_steers_toward_an_in_order_copy_of_the_question(lively):
     """A bonus far above the logits' range leaves only question tokens that come after the last one copied and
     end-of-turn: each rewrite is the question with words left out, never reordered or repeated, then ends."""
     from qrewrite.infer.generate import generate_ids, prompt_ids
-    from qrewrite.models import end_of_turn_ids
+    from qrewrite.prompt import end_of_turn_ids
     model, tok = lively
     rows = prompt_ids(tok, QUESTIONS, PromptSpec("minimal"))
     stop = set(end_of_turn_ids(tok)) | {tok.pad_token_id}
     sequences = [question_token_sequence(tok, q) for q in QUESTIONS]
     greedy = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8))
-    steered = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8, logits_processors=Decoding(
-        order_bonus=1e6).logits_processors(tok, QUESTIONS)))
+    steered = _new_tokens(tok, generate_ids(model, tok, rows, max_new_tokens=8, decoding=Decoding(order_bonus=1e6),
+                                          questions=QUESTIONS))
     assert not all(_is_in_order_copy([t for t in g if t not in stop], s) for g, s in zip(greedy, sequences))
     assert all(_is_in_order_copy([t for t in row if t not in stop], s) for row, s in zip(steered, sequences))
     assert all(row[-1] in stop for row in steered)

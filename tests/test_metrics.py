@@ -176,7 +176,8 @@ def test_compute_metrics_keys_and_shares():
     preds = ["What is the capital of France?", "Who wrote Hamlet?", "where is Paris?", "What is it?"]
     refs = ["What is the capital of France?", "Who wrote Hamlet?", "Where is Paris?", "What is it?"]
     m = compute_metrics(inputs, preds, refs)
-    assert set(m) == {"n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match", "changed_input"}
+    assert set(m) == {"n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match", "changed_input",
+                      "negation_dropped"}
     assert m["n"] == 4
     # exact: 1 yes, 2 yes, 3 no (case), 4 yes -> 3/4
     assert m["exact_match"] == pytest.approx(0.75)
@@ -215,3 +216,25 @@ def test_per_example_rows():
     assert [r["id"] for r in per_example(["a", "b"], ["a", "b"], ["a", "b"])] == [0, 1]
     with pytest.raises(ValueError):
         per_example(["a"], ["a"], ["a"], ids=[1, 2])
+
+
+@pytest.mark.parametrize("prediction, reference, dropped", [
+    ("What do online pharmacies allow?", "What do no online pharmacies allow?", True),
+    ("What do ctenophores have that other animals have?", "What do ctenophores have that no other animals have?",
+     True),
+    ("Why isn't it sold?", "Why is it not sold?", False),  # "n't" and "not" are one negation
+    ("Why is it sold?", "Why isn't it sold?", True),
+    ("Who never lost?", "Who never lost?", False),
+    ("Which is not a no?", "Which is not a no?", False),
+    ("Which is not a no or not?", "Which is not a no?", False),  # adding one is not dropping one
+])
+def test_drops_negation(prediction, reference, dropped):
+    from qrewrite.metrics import drops_negation
+    assert drops_negation(prediction, reference) is dropped
+
+
+def test_compute_metrics_counts_negations_dropped():
+    from qrewrite.metrics import compute_metrics
+    refs = ["What do no shops sell?", "Who is it?", "Why not stay?", "When did it not rain?"]
+    preds = ["What do shops sell?", "Who is it?", "Why stay?", "When did it not rain?"]
+    assert compute_metrics(refs, preds, refs)["negation_dropped"] == 0.5

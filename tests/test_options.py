@@ -10,9 +10,9 @@ from qrewrite.cli.main import build_parser
 from qrewrite.data.prepare import PrepareOptions
 from qrewrite.errors import ConfigError
 from qrewrite.eval.options import EvaluateOptions
+from qrewrite.flags import add_options, from_args, option, positive_int
 from qrewrite.infer.decoding import Decoding
-from qrewrite.options import add_options, from_args, option, positive_int
-from qrewrite.serve.settings import ServeOptions, Settings
+from qrewrite.serve.options import ServeOptions, Settings
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def test_required_fields_and_value_parsers_are_enforced(capsys):
 @pytest.mark.parametrize("argv,cls", [
     (["evaluate", "--model", "copy", "--data", "d.json", "--out", "o", "--num-beams", "4", "--copy-bonus", "1",
       "--limit", "3", "--few-shot", "2"], EvaluateOptions),
-    (["serve", "--model", "copy", "--port", "9000", "--max-queue", "9", "--request-timeout", "2",
+    (["serve", "--model", "copy", "--port", "9000", "--max-queue", "99", "--request-timeout", "2",
       "--cors-origin", "http://a", "--prompt-lookup-tokens", "0"], ServeOptions),
     (["prepare", "--source", "raw", "--no-typo-eval", "--valid-split", "topic", "--valid-size", "5"], PrepareOptions),
 ])
@@ -69,7 +69,7 @@ def test_each_command_parses_into_its_one_declaration(argv, cls):
         assert opts.decoding == Decoding(num_beams=4, copy_bonus=1.0) and (opts.limit, opts.few_shot) == (3, 2)
     elif cls is ServeOptions:
         assert opts.port == 9000 and opts.prompt_lookup_tokens == 0
-        assert opts.settings == Settings(max_queue=9, request_timeout_s=2.0, cors_origins=["http://a"])
+        assert opts.settings == Settings(max_queue=99, request_timeout_s=2.0, cors_origins=["http://a"])
     else:
         assert (opts.typo_eval, opts.valid_split, opts.valid_size) == (False, "topic", 5)
 

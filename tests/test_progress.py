@@ -13,9 +13,13 @@ def test_log_progress_prints_a_line_per_tenth_and_ends_at_the_total():
     lines = out.getvalue().splitlines()
     assert "\r" not in out.getvalue()
     assert lines[-1] == "rewriting: 25/25 q (100 %)"
-    # one line per tenth, even when one update crosses two of them
-    assert [line.split()[1] for line in lines] == ["5/25", "5/25", "10/25", "10/25", "15/25", "15/25", "20/25",
-                                                   "20/25", "25/25", "25/25"]
+    # a line per update that reaches a new tenth: once, even when it crosses two of them
+    assert [line.split()[1] for line in lines] == ["5/25", "10/25", "15/25", "20/25", "25/25"]
+    out = io.StringIO()
+    with LogProgress(100, "rewriting", "q", file=out) as bar:
+        for _ in range(20):
+            bar.update(5)
+    assert [line.split()[1] for line in out.getvalue().splitlines()] == [f"{10 * k}/100" for k in range(1, 11)]
 
 
 def test_log_progress_with_nothing_to_do_prints_nothing():

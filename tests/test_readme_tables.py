@@ -1,4 +1,5 @@
-"""``qrewrite results`` keeps the README's marked copies of results.md and ablations.md current."""
+"""``qrewrite results`` keeps the README's marked copies of the generated tables current (headline.md, and
+results.md and ablations.md where a README marks them)."""
 import json
 
 import pytest
@@ -73,6 +74,17 @@ def test_missing_or_repeated_markers_name_the_file_and_marker(tmp_path, outputs,
     assert readme.read_text(encoding="utf-8") == before  # nothing half-written
 
 
+def test_a_readme_marks_only_the_blocks_it_wants(outputs):
+    """A README that shows the headline alone gets it, whole but for its "generated" line; the other generated
+    files need no block."""
+    (outputs / "headline.md").write_text("_Generated._\n\n| model | EM |\n|---|---:|\n| soup | 68.7% |\n\n- a note\n")
+    readme = f"# project\n\n{begin_marker('headline.md')}\nold\n{end_marker('headline.md')}\n\nSee results.md.\n"
+    new = readme_with_tables(readme, outputs)
+    assert new == (f"# project\n\n{begin_marker('headline.md')}\n| model | EM |\n|---|---:|\n| soup | 68.7% |\n\n"
+                   f"- a note\n{end_marker('headline.md')}\n\nSee results.md.\n")
+    assert readme_with_tables(new, outputs) == new
+
+
 def _metrics_file(outputs):
     run = {"name": "cli-run", "model": "m", "method": "full", "data": "disfl-qa dev", "data_path": "d.json",
            "data_fingerprint": "0123", "git_commit": "abc", "command": "python -m qrewrite evaluate",
@@ -122,7 +134,7 @@ def test_a_default_readme_without_markers_is_reported_not_rewritten(tmp_path, ou
     monkeypatch.chdir(tmp_path)
     assert main(["results", "--outputs", "outputs"]) == 0
     assert readme.read_text() == "# someone else's README\n"
-    assert "not updated: README.md: expected one '<!-- begin outputs/results.md -->'" in capsys.readouterr().out
+    assert "not updated: README.md: expected one '<!-- begin outputs/headline.md -->'" in capsys.readouterr().out
     assert main(["results", "--outputs", "outputs", "--readme", "README.md"]) == 2
     assert "error: README.md: expected one" in capsys.readouterr().err
     assert readme.read_text() == "# someone else's README\n"

@@ -38,7 +38,8 @@ def test_run_knows_its_layout(minimal_run):
 
 
 def test_generation_config_stops_at_end_of_turn(minimal_run):
-    from qrewrite.models import end_of_turn_ids, load_tokenizer
+    from qrewrite.models import load_tokenizer
+    from qrewrite.prompt import end_of_turn_ids
     generation = json.loads((minimal_run / "model" / "generation_config.json").read_text())
     tok = load_tokenizer(str(minimal_run / "model"))
     assert set(end_of_turn_ids(tok)) <= set(generation["eos_token_id"] if isinstance(generation["eos_token_id"], list)

@@ -3,7 +3,7 @@ import re
 
 from qrewrite.data.prepare import prepare_data
 from qrewrite.data.records import load_split, read_records
-from qrewrite.data.sample import KINDS, QUESTIONS, SAMPLE_DIR, generate_sample, sample_kind, write_sample
+from qrewrite.data.sample import QUESTIONS, SAMPLE_DIR, SAMPLE_KINDS, generate_sample, sample_kind, write_sample
 
 
 def test_generate_sample_deterministic():
@@ -28,7 +28,7 @@ def test_canonical_records_and_no_leak():
         for r in recs:
             assert set(r) == {"id", "input", "target"}
             assert r["input"] != r["target"] and r["input"] == " ".join(r["input"].split())
-            assert sample_kind(r["id"]) in KINDS
+            assert sample_kind(r["id"]) in SAMPLE_KINDS
         assert len({r["id"] for r in recs}) == len(recs)
         assert len({(r["input"], r["target"]) for r in recs}) == len(recs)
     train_targets = {r["target"].casefold() for r in train}
@@ -44,7 +44,7 @@ def test_sizes_and_variety():
     assert len({r["target"] for r in train + valid}) >= 120
     for recs in (train, valid):
         kinds = {sample_kind(r["id"]) for r in recs}
-        assert kinds == set(KINDS)
+        assert kinds == set(SAMPLE_KINDS)
     wh = {r["target"].split()[0] for r in train}
     assert {"What", "Which", "Who", "Where", "When", "Why", "How"} <= wh
     assert sum((SAMPLE_DIR / n).stat().st_size for n in ("train.json", "valid.json")) < 100_000

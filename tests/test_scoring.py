@@ -74,3 +74,51 @@ def test_score_missing_files(tmp_path, refs):
     preds = write_predictions(tmp_path / "p.jsonl", [{"id": "a1", "prediction": "x"}])
     r = run_cli("score", "--predictions", preds, "--references", tmp_path / "none.json")
     assert r.returncode == 2 and "none.json" in r.stderr
+
+
+def test_score_reports_95_percent_intervals(tmp_path, refs):
+    preds = write_predictions(tmp_path / "p.jsonl", [{"id": k, "prediction": v} for k, v in GOOD.items()])
+    scores = json.loads(run_cli("score", "--predictions", preds, "--references", refs, "--json").stdout)
+    low, high = scores["rougeL_ci"]
+    # 3 questions, 2 rewritten exactly: a resample draws only the imperfect one 1 time in 27 (3.7 %, more than the
+    # 2.5 % tail) and only perfect ones 8 times in 27, so the interval runs from the imperfect one's score to 1
+    imperfect = compute_metrics(["x"], [GOOD["b2"]], [RAW["b2"]["original"]])["rougeL"]
+    assert low == pytest.approx(imperfect) and high == 1.0 and low < scores["rougeL"] < high
+    assert scores["exact_match_ci"] == [0.0, 1.0]
+    assert scores["intervals"]["resamples"] >= 1000 and scores["intervals"]["seed"] == 0
+    again = json.loads(run_cli("score", "--predictions", preds, "--references", refs, "--json").stdout)
+    assert again["rougeL_ci"] == scores["rougeL_ci"]  # seeded
+    text = run_cli("score", "--predictions", preds, "--references", refs).stdout
+    assert f"ROUGE-L [{low:.4f}, {high:.4f}]" in text and "EM [0.00%, 100.00%]" in text
+
+
+def test_score_against_the_same_predictions_differs_by_zero(tmp_path, refs):
+    preds = write_predictions(tmp_path / "p.jsonl", [{"id": k, "prediction": v} for k, v in GOOD.items()])
+    same = write_predictions(tmp_path / "q.jsonl", [{"id": k, "prediction": v} for k, v in reversed(GOOD.items())])
+    r = run_cli("score", "--predictions", preds, "--references", refs, "--against", same, "--json")
+    assert r.returncode == 0, r.stderr
+    against = json.loads(r.stdout)["against"]
+    assert against["rougeL_diff"] == 0 and against["rougeL_diff_ci"] == [0.0, 0.0]
+    assert against["exact_match_diff"] == 0 and against["exact_match_diff_ci"] == [0.0, 0.0]
+    assert against["predictions"] == str(same)
+
+
+def test_score_against_a_worse_set_gives_an_interval_above_zero(tmp_path, refs):
+    preds = write_predictions(tmp_path / "p.jsonl", [{"id": k, "prediction": RAW[k]["original"]} for k in RAW])
+    worse = write_predictions(tmp_path / "w.jsonl", [{"id": k, "prediction": RAW[k]["disfluent"]} for k in RAW])
+    scores = json.loads(run_cli("score", "--predictions", preds, "--references", refs, "--against", worse,
+                                "--json").stdout)
+    other = scores["against"]
+    assert other["rougeL_diff"] == pytest.approx(scores["rougeL"] - other["rougeL"], abs=1e-6)  # stored rounded
+    assert 0 < other["rougeL_diff_ci"][0] <= other["rougeL_diff"] <= other["rougeL_diff_ci"][1]
+    assert other["exact_match_diff"] == 1.0 and other["exact_match_diff_ci"] == [1.0, 1.0]
+    text = run_cli("score", "--predictions", preds, "--references", refs, "--against", worse).stdout
+    assert f"against {worse}" in text and "EM +100.00% [100.00%, 100.00%] (interval excludes 0)" in text
+
+
+def test_score_against_a_set_of_other_questions_is_refused(tmp_path, refs):
+    preds = write_predictions(tmp_path / "p.jsonl", [{"id": k, "prediction": v} for k, v in GOOD.items()])
+    short = write_predictions(tmp_path / "s.jsonl", [{"id": "a1", "prediction": "x"}])
+    r = run_cli("score", "--predictions", preds, "--references", refs, "--against", short)
+    assert r.returncode == 2 and r.stdout == "" and "s.jsonl" in r.stderr
+    assert "2 reference ids have no prediction: b2, c3" in r.stderr

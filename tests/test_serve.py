@@ -85,7 +85,7 @@ def running(app):
 
 def app_for(backend, **settings):
     from qrewrite.serve.app import create_app
-    from qrewrite.serve.settings import Settings
+    from qrewrite.serve.options import Settings
     return create_app(backend, Settings(**settings))
 
 
@@ -114,8 +114,8 @@ def test_prompt_lookup_equals_plain_greedy_token_for_token(which, tiny_model, li
     """Stock init repeats itself, so drafts are accepted (fewer forward passes); lively depends on the input."""
     import torch
 
+    from qrewrite.infer.generate import PromptLookup
     from qrewrite.models import load_for_inference
-    from qrewrite.serve.engine import generate_one_ids
     model, tok, _ = load_for_inference(str(tiny_model if which == "stock" else lively_dir), precision="fp32")
     assert next(model.parameters()).dtype == torch.float32
     calls = [0]
@@ -123,8 +123,8 @@ def test_prompt_lookup_equals_plain_greedy_token_for_token(which, tiny_model, li
     forwards, outputs = {}, {}
     for n in (0, 10):
         calls[0] = 0
-        outputs[n] = [generate_one_ids(model, tok, q, max_new_tokens=40, prompt_lookup_tokens=n).tolist()
-                      for q in QUESTIONS[:6]]
+        lookup = PromptLookup(model, tok, None, max_new_tokens=40, prompt_lookup_tokens=n)
+        outputs[n] = [lookup.ids(q).tolist() for q in QUESTIONS[:6]]
         forwards[n] = calls[0]
     assert outputs[10] == outputs[0]
     assert all(len(o) == 40 for o in outputs[0]) or which == "lively"
@@ -136,23 +136,24 @@ def test_prompt_lookup_equals_plain_greedy_token_for_token(which, tiny_model, li
 
 
 def test_backend_single_path_is_prompt_lookup_and_agrees_with_batch(backend, expected):
-    from qrewrite.serve.engine import generate_one_ids
+    from qrewrite.infer.generate import PromptLookup
     assert backend.prompt_lookup_tokens > 0
     for q in QUESTIONS[:4]:
         assert backend.rewrite_one(q) == expected[q]
-    ids = generate_one_ids(backend.model, backend.tokenizer, QUESTIONS[0], max_new_tokens=MAX_NEW)
+    ids = PromptLookup(backend.model, backend.tokenizer, None, max_new_tokens=MAX_NEW).ids(QUESTIONS[0])
     assert backend.tokenizer.decode(ids, skip_special_tokens=True).strip() == expected[QUESTIONS[0]]
 
 
 def test_a_backend_decodes_as_told_one_question_as_a_batch_of_one(lively_dir, backend, expected, monkeypatch):
     from qrewrite.infer.decoding import Decoding
+    from qrewrite.infer.generate import PromptLookup
     from qrewrite.infer.rewriter import load_rewriter
     from qrewrite.serve import engine as serving
     bonus = Decoding(copy_bonus=5.0)
     boosted = serving.load_backend(str(lively_dir), max_new_tokens=MAX_NEW, precision="fp32", decoding=bonus)
     direct = load_rewriter(str(lively_dir), max_new_tokens=MAX_NEW, precision="fp32", decoding=bonus)
     assert boosted.decoding == "greedy, copy bonus 5.0" and backend.decoding == "greedy"
-    monkeypatch.setattr(serving, "rewrite_one", lambda *a, **k: pytest.fail("prompt lookup used with a copy bonus"))
+    monkeypatch.setattr(PromptLookup, "ids", lambda *a, **k: pytest.fail("prompt lookup used with a copy bonus"))
     got = [boosted.rewrite_one(q) for q in QUESTIONS[:6]]
     assert got == [direct.rewrite_batch([q])[0] for q in QUESTIONS[:6]] == boosted.rewrite(QUESTIONS[:6])
     assert got != [expected[q] for q in QUESTIONS[:6]]  # the bonus changed what the model says
@@ -389,8 +390,8 @@ def test_api_key_guards_every_route_but_health(backend):
 
 def test_api_key_from_the_environment(monkeypatch):
     from qrewrite.cli.main import build_parser
-    from qrewrite.options import from_args
-    from qrewrite.serve.settings import ServeOptions
+    from qrewrite.flags import from_args
+    from qrewrite.serve.options import ServeOptions
     monkeypatch.setenv("QREWRITE_API_KEY", "from-env")
     opts = from_args(ServeOptions, build_parser().parse_args(["serve", "--model", "copy"]))
     assert opts.settings.api_key == "from-env" and opts.host == "127.0.0.1" and opts.settings.cors_origins == []

@@ -7,7 +7,7 @@ from conftest import SAMPLE
 
 from qrewrite.config import load_config
 from qrewrite.data.records import load_split
-from qrewrite.data.synthetic import CUES, synthetic_disfluency, synthetic_variant
+from qrewrite.data.synthetic import SYNTHETIC_CUES, synthetic_disfluency, synthetic_variant
 from qrewrite.errors import ConfigError
 from qrewrite.train.trainer import training_records
 
@@ -49,7 +49,7 @@ def test_copies_do_not_depend_on_record_order():
 
 
 def test_clean_question_is_the_input_minus_one_block_with_a_cue():
-    cue_words = {w.lower() for cue in CUES for w in cue.split()}
+    cue_words = {w.lower() for cue in SYNTHETIC_CUES for w in cue.split()}
     for r in synthetic_variant(RECORDS, seed=0):
         cut = _cut(r["input"], r["target"])
         assert cut, (r["input"], r["target"])
@@ -59,7 +59,7 @@ def test_clean_question_is_the_input_minus_one_block_with_a_cue():
 def test_wrong_spans_and_starts_come_from_the_pool():
     pool = ["Which river flows through Budapest?", "Who founded Microsoft in Albuquerque?"]
     pool_words = {w.strip("?,").lower() for q in pool for w in q.split()}
-    cue_words = {w.lower() for cue in CUES for w in cue.split()}
+    cue_words = {w.lower() for cue in SYNTHETIC_CUES for w in cue.split()}
     rng = random.Random(0)
     for _ in range(50):
         clean = "What is the capital city of Peru?"

@@ -236,3 +236,25 @@ def test_two_processes_train_in_step_and_write_one_checkpoint(tiny_model, tmp_pa
     assert digests[0] == pytest.approx(digests[1], rel=0, abs=0)
     assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == ["checkpoint-3"]
     assert len(list((run_dir / "model").glob("*.safetensors"))) == 1
+
+
+def test_reloading_the_best_checkpoint_does_not_warn_about_the_tied_lm_head(tiny_model, tmp_path, monkeypatch):
+    """SmolLM2 (and the tiny model) tie lm_head to the embeddings: a checkpoint stores one matrix, so the Trainer
+    would report lm_head.weight as missing on reloading the best checkpoint. Only that tied key is dropped."""
+    import transformers.trainer as hf_trainer
+    from torch.nn.modules.module import _IncompatibleKeys
+    from transformers import AutoModelForCausalLM, TrainingArguments
+
+    from qrewrite.train.trainer import QrewriteTrainer, tied_to_loaded
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert model.config.tie_word_embeddings
+    assert tied_to_loaded(model, ["lm_head.weight", "model.norm.weight"]) == {"lm_head.weight"}
+    assert tied_to_loaded(model, ["lm_head.weight", "model.embed_tokens.weight"]) == set()  # both missing
+    warned = []
+    monkeypatch.setattr(hf_trainer.logger, "warning", lambda msg, *a, **k: warned.append(msg))
+    trainer = QrewriteTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
+                                                                  report_to=[]))
+    trainer._issue_warnings_after_load(_IncompatibleKeys(["lm_head.weight"], []))
+    assert warned == []
+    trainer._issue_warnings_after_load(_IncompatibleKeys(["lm_head.weight", "model.norm.weight"], []))
+    assert len(warned) == 1 and "['model.norm.weight']" in warned[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qrewrite.eval.options import EvaluateOptions
-from qrewrite.options import add_options, from_args
+from qrewrite.flags import add_options, from_args
 
 
 def add_evaluate(sub):

@@ -6,14 +6,15 @@ import argparse
 import dataclasses
 
 from qrewrite.data.prepare import PrepareOptions
+from qrewrite.data.records import FORMATS_HELP
 from qrewrite.errors import ConfigError
-from qrewrite.options import add_options, from_args, non_negative_int
+from qrewrite.flags import add_options, from_args, non_negative_int
 
 
 def add_prepare(sub):
     p = sub.add_parser("prepare", help="convert raw data into dataset/ splits",
-                       description="Convert raw Disfl-QA (a directory with train.json and dev.json), the older "
-                                   "list format, or JSON/JSONL/CSV with named columns into canonical splits.")
+                       description="Convert raw question pairs into canonical splits: a directory such as raw "
+                                   "Disfl-QA's (train.json, dev.json), or files of " + FORMATS_HELP + ".")
     add_options(p, PrepareOptions)
     # typo'd training copies moved to the training stage (one place makes them); the old flag says where
     p.add_argument("--typo-copies", type=non_negative_int, default=0, help=argparse.SUPPRESS)

@@ -6,16 +6,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from qrewrite.data.records import FORMATS_HELP
 from qrewrite.errors import ConfigError, DataError
 from qrewrite.files import check_writable, output_target, partial_path
+from qrewrite.flags import add_options, from_args, option
 from qrewrite.infer.options import RewriteOptions
-from qrewrite.options import add_options, from_args, option
 
 
 @dataclass(kw_only=True, frozen=True)
 class RewriteCommand(RewriteOptions):
     questions: list[str] = option(help="questions to rewrite", positional=True, default_factory=list)
-    input: str | None = option(None, "JSON / JSONL / CSV / raw Disfl-QA file of questions")
+    input: str | None = option(None, f"file of questions: {FORMATS_HELP}")
     output: str | None = option(None, "JSONL output for --input: id, input, prediction per line, input order")
     no_input: bool = option(False, "leave the input out of --output: id and prediction only (blind test inputs must "
                                    "not be copied into the project)", action="store_true")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qrewrite.options import add_options, from_args
-from qrewrite.serve.settings import ServeOptions
+from qrewrite.flags import add_options, from_args
+from qrewrite.serve.options import ServeOptions
 
 
 def add_serve(sub):
@@ -17,8 +17,7 @@ def add_serve(sub):
 
 
 def cmd_serve(args) -> int:
-    opts = from_args(ServeOptions, args)
-    opts.settings.check()  # before the slow imports and the model load
+    opts = from_args(ServeOptions, args)  # its Settings are checked here, before the slow imports and the model load
     opts.check_address()
     from qrewrite.serve.app import serve
     serve(opts)

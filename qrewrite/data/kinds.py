@@ -23,6 +23,12 @@ CORRECTION_CUES = (
     ("i", "mean"), ("i", "meant"), ("make", "that"), ("scratch", "that"), ("or", "rather"),
     ("um", "no"), ("uh", "no"), ("no", "wait"), ("let", "me", "rephrase"), ("i'm", "sorry"),
 )
+# Correction cues and fillers as the generators write them (the sample set, data/sample; synthetic corrections,
+# data/synthetic; the extra questions, data/extra). Their order is part of every seeded sample and copy: append
+# nothing.
+SPOKEN_CORRECTIONS = ("no", "no sorry", "sorry", "I mean", "rather", "no wait", "or rather", "make that", "um no",
+                      "uh I mean", "actually", "no no")
+SPOKEN_FILLERS = ("um", "uh", "er", "like", "you know", "well", "hmm", "I guess")
 
 WH_WORDS = frozenset({"what", "when", "where", "who", "whom", "whose", "which", "why", "how"})
 

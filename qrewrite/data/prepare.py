@@ -3,8 +3,7 @@
 :func:`prepare_data` reads raw files (with :mod:`qrewrite.data.records`, which checks and cleans every record),
 removes duplicate pairs and train/evaluation leaks, splits off validation when there is none, and writes
 ``train.json`` / ``valid.json`` (/ ``test.json``), typo'd evaluation variants and ``prepare_report.json``;
-it reads and checks everything before it writes anything. The reading API is re-exported here, so
-``from qrewrite.data.prepare import load_split`` keeps working.
+it reads and checks everything before it writes anything. Reading a file is :mod:`qrewrite.data.records`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qrewrite import __version__
-from qrewrite.data.records import DataReport, read_records
+from qrewrite.data.records import FORMATS_HELP, SUFFIXES, DataReport, read_records
 from qrewrite.data.topics import seen_name_share, topic_split
 from qrewrite.data.typos import typo_variant
 from qrewrite.errors import DataError
@@ -31,17 +30,19 @@ from qrewrite.files import (
     file_sha256,
     output_dir_targets,
 )
-from qrewrite.options import open_fraction, option, positive_int, probability
+from qrewrite.flags import open_fraction, option, positive_int, probability
 
-__all__ = ["prepare_data", "download_disfl_qa", "DISFL_QA_URL"]
+__all__ = ["prepare_data", "download_disfl_qa", "DISFL_QA_URL", "DISFL_QA_ENV"]
 
 DISFL_QA_URL = "https://raw.githubusercontent.com/google-research-datasets/disfl-qa/main/{name}.json"
+# The raw Disfl-QA directory where a command is not told (quickstart --full, scripts/rules_baseline.py); the files
+# are not part of the project: `prepare --download` fetches them.
+DISFL_QA_ENV = "QREWRITE_DISFL_QA"
 # File names prepare_data looks for inside a source directory, in order.
 _SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "dev", "validation"), "test": ("test",)}
-_EXTS = (".json", ".jsonl", ".csv")
 # Outputs prepare_data may write; the ones a run does not write are removed so none is left stale.
 _OUTPUT_NAMES = ("train.json", "valid.json", "valid_dev.json", "test.json", "valid_typo.json", "valid_dev_typo.json",
-                 "test_typo.json")
+                 "test_typo.json", "valid_clean.json", "valid_dev_clean.json", "test_clean.json")
 VALID_SPLITS = ("auto", "topic")
 # The evaluation splits, in the order they are written; valid_dev is the given validation file when
 # valid_split="topic" holds out topics of train as valid.
@@ -77,7 +78,7 @@ def download_disfl_qa(directory, *, names=("train", "dev", "test"), timeout: flo
 
 
 def _find(directory: Path, split: str) -> Path | None:
-    found = [directory / f"{n}{e}" for n in _SPLIT_NAMES[split] for e in _EXTS if (directory / f"{n}{e}").is_file()]
+    found = [directory / f"{n}{e}" for n in _SPLIT_NAMES[split] for e in SUFFIXES if (directory / f"{n}{e}").is_file()]
     if len(found) > 1:
         raise DataError(f"{directory}: more than one {split} file ({', '.join(p.name for p in found)}); "
                         f"pass the file you mean explicitly")
@@ -126,7 +127,8 @@ def _dump(records: list[dict]) -> str:
 @dataclass(kw_only=True, frozen=True)
 class PrepareOptions:
     """``prepare``'s options (the keywords of :func:`prepare_data`)."""
-    source: str = option(help="raw data directory or training file")
+    source: str = option(help=f"raw data directory (train / dev or valid / test files) or training file: "
+                              f"{FORMATS_HELP}")
     out: str = option("dataset", "output directory")
     valid: str | None = option(None, "validation file when --source is a single file")
     test: str | None = option(None, "test file when --source is a single file")
@@ -143,7 +145,7 @@ class PrepareOptions:
     typo_eval: bool = option(True, "do not write valid_typo.json / test_typo.json", flag="--no-typo-eval",
                              action="store_false")
     strict: bool = option(False, "fail on the first bad record instead of skipping it", action="store_true")
-    input_field: str | None = option(None, "input column/field name (generic JSON/JSONL/CSV)")
+    input_field: str | None = option(None, "input column/field name (a file other than raw Disfl-QA)")
     target_field: str | None = option(None, "target column/field name")
     id_field: str | None = option(None, "id column/field name")
     download: bool = option(False, "download the official Disfl-QA files into --source first when they are "
@@ -172,7 +174,7 @@ def _source_files(source: Path, out_dir: Path, valid, test, download: bool) -> d
             download_disfl_qa(source)
             train_path = _find(source, "train")
         if train_path is None:
-            raise DataError(f"{source}: no training file found (looked for train{{{','.join(_EXTS)}}}); "
+            raise DataError(f"{source}: no training file found (looked for train{{{','.join(SUFFIXES)}}}); "
                             f"pass download=True to fetch Disfl-QA, or point the source at a file")
         files["train"] = train_path
         for split in ("valid", "test"):
@@ -270,6 +272,10 @@ def _output_texts(records: dict, seed, typo_rate, typo_eval, warnings) -> tuple[
                 counts[f"{split}_typo"] = len(records[split])
     elif typo_eval:
         warnings.append("typo_rate=0: no valid_typo.json written")
+    for split in _EVAL_SPLITS:  # the references as inputs: does a rewriter leave a clean question alone?
+        if split in records:
+            texts[f"{split}_clean.json"] = _dump([{**r, "input": r["target"]} for r in records[split]])
+            counts[f"{split}_clean"] = len(records[split])
     return texts, counts
 
 
@@ -279,7 +285,7 @@ def prepare_data(source, out="dataset", **options) -> dict:
     Writes ``train.json``, ``valid.json`` (and ``test.json`` when there is a test split), each a JSON list of
     ``{"id", "input", "target"}``; with ``typo_eval`` also ``valid_typo.json`` (and ``test_typo.json``): the same
     records and ids with typo'd inputs; and ``prepare_report.json``. ``source`` is a directory holding
-    ``train`` and ``dev``/``valid`` (and ``test``) files (``.json``, ``.jsonl`` or ``.csv``), e.g. the raw
+    ``train`` and ``dev``/``valid`` (and ``test``) files (any of :data:`~qrewrite.data.records.SUFFIXES`), e.g. the raw
     Disfl-QA directory, or a single file; ``valid``/``test`` name files explicitly. Without a validation file,
     ``valid_fraction`` of the records (grouped by target) is split off by a seeded shuffle.
 
@@ -298,47 +304,18 @@ def prepare_data(source, out="dataset", **options) -> dict:
     the share of its references' capitalised words seen in the training references.
     """
     opts = PrepareOptions(source=str(source), out=str(out), **options)
-    valid, test, valid_fraction, seed, typo_rate, typo_eval = (opts.valid, opts.test, opts.valid_fraction, opts.seed,
-                                                               opts.typo_rate, opts.typo_eval)
-    valid_split, valid_size = opts.valid_split, opts.valid_size
-    _check_options(valid_fraction, typo_rate, valid_split, valid_size)
+    _check_options(opts.valid_fraction, opts.typo_rate, opts.valid_split, opts.valid_size)
     source, out_dir = Path(source), Path(out)
     warnings: list[str] = []
-    files = _source_files(source, out_dir, valid, test, opts.download)
+    files = _source_files(source, out_dir, opts.valid, opts.test, opts.download)
     output_dir_targets(out_dir, (*_OUTPUT_NAMES, "prepare_report.json"), inputs=files.values())  # before any work
-
-    reading = dict(input_field=opts.input_field, target_field=opts.target_field, id_field=opts.id_field,
-                   strict=opts.strict)
-    records: dict[str, list[dict]] = {}
-    reports: dict[str, DataReport] = {}
-    for split, p in files.items():
-        records[split], reports[split] = read_records(p, **reading)
-    split_info = None
-    if valid_split == "topic" and "valid" in records:
-        records["valid_dev"], reports["valid_dev"] = records.pop("valid"), reports.pop("valid")
-    if "valid" not in files and valid_split == "auto":
-        split_info = _split_off_valid(records, reports, files["train"], valid_fraction, seed)
-    for split in records:
-        records[split] = _drop_duplicate_pairs(records[split], reports[split])
-    if valid_split == "topic":
-        split_info = _split_off_topics(records, reports, files["train"], valid_size, seed)
-    _drop_leaks(records, reports, warnings)
-    if valid_split == "topic":
-        split_info["seen_name_share"] = {split: seen_name_share(records[split], records["train"])
-                                         for split in _EVAL_SPLITS if split in records}
-    for split in records:
-        reports[split].n_kept = len(records[split])
-        if not records[split]:
-            source_file = files.get("valid" if split == "valid_dev" else split, files["train"])
-            raise DataError(f"{source_file}: no usable {split} records left after "
-                            f"removing duplicates and leaks")
-    texts, counts = _output_texts(records, seed, typo_rate, typo_eval, warnings)
-
+    records, reports, split_info = _read_splits(files, opts, warnings)
+    texts, counts = _output_texts(records, opts.seed, opts.typo_rate, opts.typo_eval, warnings)
     report = {
         "qrewrite_version": __version__,
         "source": str(source),
         "out_dir": str(out_dir),
-        "seed": seed,
+        "seed": opts.seed,
         "options": {k: None if v is None else v if isinstance(v, (bool, int, float)) else str(v)
                     for k, v in dataclasses.asdict(opts).items() if k not in ("source", "out")},
         "raw_files": {split: {"path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
@@ -353,8 +330,43 @@ def prepare_data(source, out="dataset", **options) -> dict:
                     for name, t in texts.items()},
         "warnings": warnings,
     }
+    _write(out_dir, texts, report)  # everything is known to be good
+    return report
 
-    # Everything is known to be good: write.
+
+def _read_splits(files: dict[str, Path], opts: PrepareOptions, warnings: list[str]):
+    """Every split read and checked, duplicates and leaks dropped, validation split off where none was given:
+    ``(records, reports, split_off)`` per split."""
+    reading = dict(input_field=opts.input_field, target_field=opts.target_field, id_field=opts.id_field,
+                   strict=opts.strict)
+    records: dict[str, list[dict]] = {}
+    reports: dict[str, DataReport] = {}
+    for split, p in files.items():
+        records[split], reports[split] = read_records(p, **reading)
+    split_info = None
+    if opts.valid_split == "topic" and "valid" in records:
+        records["valid_dev"], reports["valid_dev"] = records.pop("valid"), reports.pop("valid")
+    if "valid" not in files and opts.valid_split == "auto":
+        split_info = _split_off_valid(records, reports, files["train"], opts.valid_fraction, opts.seed)
+    for split in records:
+        records[split] = _drop_duplicate_pairs(records[split], reports[split])
+    if opts.valid_split == "topic":
+        split_info = _split_off_topics(records, reports, files["train"], opts.valid_size, opts.seed)
+    _drop_leaks(records, reports, warnings)
+    if opts.valid_split == "topic":
+        split_info["seen_name_share"] = {split: seen_name_share(records[split], records["train"])
+                                         for split in _EVAL_SPLITS if split in records}
+    for split in records:
+        reports[split].n_kept = len(records[split])
+        if not records[split]:
+            source_file = files.get("valid" if split == "valid_dev" else split, files["train"])
+            raise DataError(f"{source_file}: no usable {split} records left after "
+                            f"removing duplicates and leaks")
+    return records, reports, split_info
+
+
+def _write(out_dir: Path, texts: dict[str, str], report: dict) -> None:
+    """The splits and the report, each atomically; outputs of an earlier run that this one does not write go."""
     check_writable(out_dir)
     for name, t in texts.items():
         atomic_write_text(out_dir / name, t)
@@ -362,4 +374,3 @@ def prepare_data(source, out="dataset", **options) -> dict:
         if name not in texts:
             (out_dir / name).unlink(missing_ok=True)
     atomic_write_text(out_dir / "prepare_report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    return report

@@ -24,13 +24,15 @@ import random
 import re
 from pathlib import Path
 
+from qrewrite.data.kinds import SPOKEN_CORRECTIONS, SPOKEN_FILLERS
 from qrewrite.data.typos import add_typos
 from qrewrite.files import PROJECT_ROOT, atomic_write_text
 
-__all__ = ["SAMPLE_DIR", "KINDS", "QUESTIONS", "generate_sample", "write_sample", "sample_kind", "lower_first"]
+__all__ = ["SAMPLE_DIR", "SAMPLE_KINDS", "QUESTIONS", "generate_sample", "write_sample", "sample_kind", "lower_first"]
 
 SAMPLE_DIR: Path = PROJECT_ROOT / "dataset" / "sample"
-KINDS = ("correction", "restart", "filler", "typo", "mixed")
+# the kinds a sample record is generated as (the last part of its id); data/kinds.KINDS is what a question is
+SAMPLE_KINDS = ("correction", "restart", "filler", "typo", "mixed")
 N_TRAIN, N_VALID, N_VALID_QUESTIONS = 300, 80, 28
 
 # "[right|wrong]" marks an entity a speaker may first get wrong; the clean question uses "right".
@@ -189,9 +191,6 @@ WRONG_STARTS = [
     "What kind of", "Why did", "Who wrote", "What was the name of", "Which country", "How much", "Where is",
     "When did", "Who invented", "What is the", "Which city", "How far",
 ]
-CORRECTION_CUES = ["no", "no sorry", "sorry", "I mean", "rather", "no wait", "or rather", "make that",
-                   "um no", "uh I mean", "actually", "no no"]
-FILLERS = ["um", "uh", "er", "like", "you know", "well", "hmm", "I guess"]
 RESTART_SEPS = [" ", ", ", " uh ", " um, ", "... ", " er "]
 _LOWER_STARTS = {"what", "which", "who", "whose", "where", "when", "why", "how", "in", "at", "is", "can",
                  "does", "do"}
@@ -216,7 +215,7 @@ def lower_first(q: str) -> str:
 
 
 def _correction(clean: str, entity, rng: random.Random) -> str:
-    cue = rng.choice(CORRECTION_CUES)
+    cue = rng.choice(SPOKEN_CORRECTIONS)
     if entity is not None and rng.random() < 0.6:
         prefix, right, wrong, suffix = entity
         if rng.random() < 0.4:
@@ -237,7 +236,7 @@ def _filler(clean: str, rng: random.Random) -> str:
     words = clean.split()
     n = 1 if len(words) < 6 or rng.random() < 0.6 else 2
     for j in range(n):
-        filler = rng.choice(FILLERS)
+        filler = rng.choice(SPOKEN_FILLERS)
         pos = rng.randint(0 if j == 0 else 1, len(words) - 1)  # never after the last word (it has the "?")
         if pos == 0:
             words = [filler.capitalize() + ",", lower_first(" ".join(words)).split()[0], *words[1:]]
@@ -292,7 +291,7 @@ def generate_sample(seed: int = 0) -> tuple[list[dict], list[dict]]:
 def sample_kind(record_id: str) -> str | None:
     """The kind a sample record was generated as (the last part of its id), or None for other ids."""
     kind = record_id.rsplit("-", 1)[-1]
-    return kind if kind in KINDS else None
+    return kind if kind in SAMPLE_KINDS else None
 
 
 def write_sample(out_dir=SAMPLE_DIR) -> None:

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import random
 
-from qrewrite.data.sample import CORRECTION_CUES, lower_first
+from qrewrite.data.kinds import SPOKEN_CORRECTIONS
+from qrewrite.data.sample import lower_first
 from qrewrite.data.typos import seeded_copies
 
-__all__ = ["CUES", "synthetic_disfluency", "synthetic_variant"]
+__all__ = ["SYNTHETIC_CUES", "synthetic_disfluency", "synthetic_variant"]
 
-# The sample set's cues plus longer ones Disfl-QA's annotators use.
-CUES = (*CORRECTION_CUES, "I meant", "scratch that", "no scratch that I mean", "or wait", "oh no I meant",
-        "nope not that but", "or no make that", "ugh", "uh no", "sorry I meant", "no I'm sorry")
+# The generators' correction cues plus longer ones Disfl-QA's annotators use.
+SYNTHETIC_CUES = (*SPOKEN_CORRECTIONS, "I meant", "scratch that", "no scratch that I mean", "or wait",
+                  "oh no I meant", "nope not that but", "or no make that", "ugh", "uh no", "sorry I meant",
+                  "no I'm sorry")
 _ARTICLES = {"a", "an", "the", "of", "in", "on", "for", "to", "by", "with", "his", "her", "its", "their"}
 
 
@@ -69,7 +71,7 @@ def _correction(clean: str, pool: list[str], rng: random.Random) -> str | None:
     wrong = _wrong_span(length, right[0][:1].isupper(), right, words, pool, rng)
     if wrong is None:
         return None
-    cue = rng.choice(CUES)
+    cue = rng.choice(SYNTHETIC_CUES)
     said_again = [words[i - 1]] if words[i - 1].lower() in _ARTICLES and rng.random() < 0.4 else []
     if rng.random() < 0.25:
         middle = [*wrong[:-1], wrong[-1] + ",", *cue.split()[:-1], cue.split()[-1] + ","]
@@ -84,7 +86,7 @@ def _restart(clean: str, pool: list[str], rng: random.Random) -> str | None:
         other = rng.choice(pool).split()
         if len(other) >= 3 and other[0].lower() != first and other != clean.split():
             start = other[: rng.randint(1, min(4, len(other) - 2))]
-            return f"{' '.join(start)} {rng.choice(CUES)} {lower_first(clean)}"
+            return f"{' '.join(start)} {rng.choice(SYNTHETIC_CUES)} {lower_first(clean)}"
     return None
 
 
@@ -97,7 +99,7 @@ def synthetic_disfluency(clean: str, pool: list[str], rng: random.Random) -> str
         messy = make(clean, pool, rng)
         if messy and messy != clean:
             return messy
-    return f"{rng.choice(CUES).capitalize()} {lower_first(clean)}"
+    return f"{rng.choice(SYNTHETIC_CUES).capitalize()} {lower_first(clean)}"
 
 
 def synthetic_variant(records: list[dict], seed: int = 0, id_suffix: str = "#synth") -> list[dict]:

@@ -4,25 +4,15 @@ that the results and ablation tables share."""
 from __future__ import annotations
 
 import json
-import math
-from numbers import Real
 from pathlib import Path
+
+from qrewrite.eval.schema import check_metrics_document, is_number
 
 METHOD_ORDER = ("copy", "rules", "zero-shot", "few-shot", "full", "average", "lora", "qlora")
 
 MISSING = "\u2014"  # em dash
 
-# Fields a metrics.json must have; everything else may be missing (shown as an em dash).
-REQUIRED_RUN_FIELDS = ("name", "model", "method", "data")
-
-REQUIRED_METRIC_FIELDS = ("rougeL", "exact_match")
-
-NUMERIC_METRIC_FIELDS = ("n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match", "changed_input")
-
-NUMERIC_RUN_FIELDS = ("steps", "train_time_s", "peak_memory_mb")
-
-def _is_number(v) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
+_is_number = is_number  # the name the table modules import
 
 def _load_metrics_file(path: Path, rel: str) -> dict:
     try:
@@ -30,30 +20,7 @@ def _load_metrics_file(path: Path, rel: str) -> dict:
             doc = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a JSON object with 'metrics' and 'run', got {type(doc).__name__}")
-    for section in ("metrics", "run"):
-        if section not in doc:
-            raise ValueError(f"{path}: missing field '{section}'")
-        if not isinstance(doc[section], dict):
-            raise ValueError(f"{path}: field '{section}' must be an object")
-    for key in REQUIRED_RUN_FIELDS:
-        if doc["run"].get(key) in (None, ""):
-            raise ValueError(f"{path}: missing field 'run.{key}'")
-        if not isinstance(doc["run"][key], str):
-            raise ValueError(f"{path}: field 'run.{key}' must be a string")
-    for key in REQUIRED_METRIC_FIELDS:
-        if doc["metrics"].get(key) is None:
-            raise ValueError(f"{path}: missing field 'metrics.{key}'")
-    for key in NUMERIC_METRIC_FIELDS:
-        v = doc["metrics"].get(key)
-        if v is not None and not _is_number(v):
-            raise ValueError(f"{path}: field 'metrics.{key}' must be a number, got {v!r}")
-    for key in NUMERIC_RUN_FIELDS:
-        v = doc["run"].get(key)
-        if v is not None and not _is_number(v):
-            raise ValueError(f"{path}: field 'run.{key}' must be a number or null, got {v!r}")
-    return {**doc, "path": rel}
+    return {**check_metrics_document(doc, path), "path": rel}
 
 def _sort_key(run: dict) -> tuple:
     method = run["run"]["method"]
@@ -106,3 +73,29 @@ def _fmt(value, kind: str) -> str:
     if kind == "mb":
         return f"{value:.0f} MB"
     raise ValueError(kind)
+
+
+def soup_ingredients(run: dict) -> list[str]:
+    """The training runs a soup (method ``average``) averaged, from its model name ``average of a + b/checkpoint-N +
+    smollm2 (the start, 0.1)``: ``["a", "b"]`` (each run once; the untrained start model left out)."""
+    model = run["run"].get("model") or ""
+    if run["run"]["method"] != "average" or not model.startswith("average of "):
+        return []
+    names = [part.split("/")[0].strip() for part in model[len("average of "):].split(" + ")
+             if "(the start" not in part]
+    return list(dict.fromkeys(names))
+
+
+def train_time_cell(run: dict, runs) -> str:
+    """A run's training time; for a soup, ``soup of N`` and its ingredients' training time added up (each run's
+    own steps: a second cycle's time is that cycle's), when every ingredient's evaluation records one."""
+    if run["run"]["method"] != "average":
+        return _fmt(run["run"].get("train_time_s"), "time")
+    parts, model = soup_ingredients(run), run["run"].get("model") or ""
+    if not parts:
+        return "soup"
+    n = model.count(" + ") + 1  # the start model too, for a WiSE-FT average
+    times = {r["run"]["name"]: r["run"].get("train_time_s") for r in runs if r["run"]["method"] != "average"}
+    found = [times.get(name) for name in parts]
+    total = f": {_fmt(sum(found), 'time')}" if all(_is_number(t) for t in found) else ""
+    return f"soup of {n}{total}"

@@ -2,28 +2,31 @@
 
 ``outputs/<run>/`` gets:
   predictions.jsonl   id, input, prediction, reference, per-example ROUGE-L and exact match
-  valid_io.json       [{input, prediction, reference}] as the original research repo kept them
-  train_io.json       the same for a sample of training questions (when asked)
-  metrics.json        corpus metrics + provenance (model, method, data fingerprint, command, git commit);
-                      written last and atomically, so it exists only for a finished evaluation. An older
-                      evaluation's files stay as they were until the new one has rewritten every question;
-                      one of another model or other data is replaced only with --overwrite
-  config.yaml         the training run's resolved config, when the model is a qrewrite run
+  train_io.json       [{input, prediction, reference}] for a sample of training questions (when asked)
+  metrics.json        corpus metrics, their 95 % bootstrap intervals and provenance (model, method, data
+                      fingerprint, command, git commit): :mod:`qrewrite.eval.schema`; written last and atomically,
+                      so it exists only for a finished evaluation. An older evaluation's files stay as they were
+                      until the new one has rewritten every question; one of another model or other data is
+                      replaced only with --overwrite
+  config.yaml         the training run's resolved config and trainer_log.json its loss history, when the model
+                      is a qrewrite run (once per run directory: not repeated in a nested evaluation's directory)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+import shutil
 import time
 from pathlib import Path
 
 from qrewrite.card import write_model_card
 from qrewrite.data.records import load_split
 from qrewrite.errors import ConfigError, QrewriteError, RunStateError
+from qrewrite.eval.bootstrap import metric_intervals
 from qrewrite.eval.options import EvaluateOptions
+from qrewrite.eval.schema import metrics_document
 from qrewrite.files import (
-    atomic_write_bytes,
     atomic_write_json,
     atomic_write_jsonl,
     check_writable,
@@ -43,8 +46,7 @@ from qrewrite.metrics import compute_metrics, per_example
 from qrewrite.progress import progress_bar
 from qrewrite.run import Run
 
-EVALUATION_FILES = ("predictions.jsonl", "valid_io.json", "train_io.json", "metrics.json", "config.yaml",
-                    "trainer_log.json")
+EVALUATION_FILES = ("predictions.jsonl", "train_io.json", "metrics.json", "config.yaml", "trainer_log.json")
 
 
 def evaluate_model(model: str, data: str | Path, out: str | Path, **options) -> dict:
@@ -60,30 +62,61 @@ def evaluate_model(model: str, data: str | Path, out: str | Path, **options) -> 
 
 def evaluate(opts: EvaluateOptions) -> dict:
     """:func:`evaluate_model` with its options as one :class:`~qrewrite.eval.options.EvaluateOptions`."""
-    model_arg, data, name, data_label, decoding = opts.model, opts.data, opts.name, opts.data_label, opts.decoding
-    limit, few_shot, shots_from = opts.limit, opts.few_shot, opts.shots_from
     out_dir = Path(opts.out)
     targets = output_dir_targets(out_dir, EVALUATION_FILES, what="--out",
-                                 inputs=(data, opts.train_data, shots_from if few_shot else None))
+                                 inputs=(opts.data, opts.train_data, opts.shots_from if opts.few_shot else None))
     check_writable(out_dir)
     commit = git_commit()  # before the old metrics.json goes: deleting a committed file would read as +dirty
-    records = load_split(data)
+    records, train_records = _records(opts)
     if not opts.overwrite:
-        refuse_replacing(out_dir, model_arg, data)
-    if limit:
-        records = records[:limit]
+        refuse_replacing(out_dir, opts.model, opts.data)
+    shots = few_shot_examples(opts.shots_from, opts.few_shot) if opts.few_shot else []
+    if opts.few_shot and opts.model in BASELINES:
+        raise ConfigError(f"--few-shot prompts a model; --model {opts.model} has no prompt")
+    rewriter = load_rewriter(opts.model, examples=tuple((r["input"], r["target"]) for r in shots), **opts.loading())
+    run = Run.owning(opts.model)
+    run_info = run.info() if run else None
+    predictions, train_predictions, seconds = _rewrite_all(rewriter, records, train_records, opts.show_progress)
+
+    inputs, refs = [r["input"] for r in records], [r["target"] for r in records]
+    metrics = compute_metrics(inputs, predictions, refs)
+    rows = per_example(inputs, predictions, refs, ids=[r["id"] for r in records])
+    intervals = metric_intervals([r["rougeL"] for r in rows], [r["exact_match"] for r in rows])
+    result = metrics_document(metrics, intervals, _run_section(opts, out_dir, rewriter, run_info, len(records), commit),
+                              _eval_section(opts, rewriter, shots, len(records), seconds))
+    with signals_deferred():  # an older evaluation's files are replaced together, or not at all
+        targets["metrics.json"].unlink(missing_ok=True)  # until the new one is written: no finished evaluation
+        atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
+        if train_records:
+            atomic_write_json(out_dir / "train_io.json", [
+                {"input": r["input"], "prediction": p, "reference": r["target"]}
+                for r, p in zip(train_records, train_predictions)])
+        stale = ([] if train_records else ["train_io.json"]) + ([] if run else ["config.yaml", "trainer_log.json"])
+        for name in stale:  # an older evaluation's: of another model, or with training questions
+            targets[name].unlink(missing_ok=True)
+        if run is not None:
+            _keep_training_files(run, out_dir)
+        atomic_write_json(out_dir / "metrics.json", result)
+    if run is not None and run.is_complete() and run.model_dir.is_dir() and not opts.limit:
+        write_model_card(run.model_dir, run.config(), run_info, {result["run"]["data"]: metrics})
+    return result
+
+
+def _records(opts: EvaluateOptions) -> tuple[list[dict], list[dict]]:
+    """The questions to score (the first ``limit``) and the seeded sample of training questions to rewrite too."""
+    records = load_split(opts.data)
+    if opts.limit:
+        records = records[:opts.limit]
     train_records = []
     if opts.train_data:
         train_records = load_split(opts.train_data)
         train_records = random.Random(0).sample(train_records, min(opts.train_sample, len(train_records)))
+    return records, train_records
 
-    shots = few_shot_examples(shots_from, few_shot) if few_shot else []
-    if few_shot and model_arg in BASELINES:
-        raise ConfigError(f"--few-shot prompts a model; --model {model_arg} has no prompt")
-    rewriter = load_rewriter(model_arg, examples=tuple((r["input"], r["target"]) for r in shots), **opts.loading())
-    run = Run.owning(model_arg)
-    run_info = run.info() if run else None
-    bar = _progress_bar(len(records) + len(train_records), opts.show_progress and rewriter.method not in BASELINES)
+
+def _rewrite_all(rewriter, records, train_records, show_progress: bool) -> tuple[list[str], list[str], float]:
+    """The predictions for ``records`` and ``train_records``, and the seconds the first took."""
+    bar = _progress_bar(len(records), len(train_records), show_progress and rewriter.method not in BASELINES)
     progress = bar.update if bar else None
     start = time.perf_counter()
     predictions = rewriter.rewrite([r["input"] for r in records], progress=progress)
@@ -91,61 +124,54 @@ def evaluate(opts: EvaluateOptions) -> dict:
     train_predictions = rewriter.rewrite([r["input"] for r in train_records], progress=progress)
     if bar:
         bar.close()
+    return predictions, train_predictions, seconds
 
-    inputs, refs = [r["input"] for r in records], [r["target"] for r in records]
-    metrics = compute_metrics(inputs, predictions, refs)
-    rows = per_example(inputs, predictions, refs, ids=[r["id"] for r in records])
-    with signals_deferred():  # the old evaluation's files are replaced at once, or not at all
-        targets["metrics.json"].unlink(missing_ok=True)  # until the new one is written: no finished evaluation
-        atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
-        atomic_write_json(out_dir / "valid_io.json", [
-            {"input": r["input"], "prediction": p, "reference": r["target"]} for r, p in zip(records, predictions)])
-        if train_records:
-            atomic_write_json(out_dir / "train_io.json", [
-                {"input": r["input"], "prediction": p, "reference": r["target"]}
-                for r, p in zip(train_records, train_predictions)])
-        copied = run is not None and run.config_file.exists()
-        for file, source in (("config.yaml", run and run.config_file), ("trainer_log.json", run and run.log_file)):
-            if copied and source.exists():
-                atomic_write_bytes(out_dir / file, source.read_bytes())
-            else:  # an older evaluation's, of another model
-                targets[file].unlink(missing_ok=True)
-        if not train_records:
-            targets["train_io.json"].unlink(missing_ok=True)
 
-    result = {
-        "metrics": metrics,
-        "run": {
-            "name": name or out_dir.name,
-            "model": run_info["model"] if run_info else model_arg,
-            "model_path": repo_relative(model_arg), "model_source": repo_relative(rewriter.source),
-            "method": rewriter.method,
-            "data": data_label or Path(data).stem,
-            "data_path": repo_relative(data), "data_fingerprint": file_fingerprint(data),
-            "n_examples": len(records),
-            "steps": run_info.get("steps") if run_info else None,
-            "train_time_s": run_info.get("train_time_s") if run_info else None,
-            "peak_memory_mb": run_info.get("peak_memory_mb") if run_info else None,
-            "training_git_commit": run_info.get("git_commit") if run_info else None,
-            "training_data_fingerprint": run_info.get("data_fingerprint") if run_info else None,
-            "git_commit": commit, "command": command_line(),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        },
-        "eval": {"seconds": round(seconds, 2), "questions_per_s": round(len(records) / seconds, 2) if seconds else None,
-                 "batch_size": opts.batch_size, "max_new_tokens": getattr(rewriter, "max_new_tokens", None),
-                 "decoding": decoding.name, "engine": rewriter.engine,
-                 "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None},
+def _keep_training_files(run: Run, out_dir: Path) -> None:
+    """The training run's ``config.yaml`` and ``trainer_log.json`` beside the evaluation, once per run directory:
+    an evaluation nested in another of the same model (``<run>/typo``, ``<run>/topic/typo``) whose parent
+    directories already hold the same file gets no second copy."""
+    for source, name in ((run.config_file, "config.yaml"), (run.log_file, "trainer_log.json")):
+        if not source.is_file():
+            continue
+        content = source.read_bytes()
+        if any((d / name).is_file() and (d / name).read_bytes() == content for d in out_dir.parents[:2]):
+            (out_dir / name).unlink(missing_ok=True)  # a stale copy from before the rule
+            continue
+        shutil.copyfile(source, out_dir / name)
+
+
+def _run_section(opts: EvaluateOptions, out_dir: Path, rewriter, run_info: dict | None, n: int, commit: str) -> dict:
+    """``metrics.json``'s ``run``: what was evaluated on what, with the training run's provenance."""
+    info = run_info or {}
+    return {
+        "name": opts.name or out_dir.name,
+        "model": info["model"] if run_info else opts.model,
+        "model_path": repo_relative(opts.model), "model_source": repo_relative(rewriter.source),
+        "method": rewriter.method,
+        "data": opts.data_label or Path(opts.data).stem,
+        "data_path": repo_relative(opts.data), "data_fingerprint": file_fingerprint(opts.data),
+        "n_examples": n,
+        "steps": info.get("steps"), "train_time_s": info.get("train_time_s"),
+        "peak_memory_mb": info.get("peak_memory_mb"),
+        "training_git_commit": info.get("git_commit"), "training_data_fingerprint": info.get("data_fingerprint"),
+        "git_commit": commit, "command": command_line(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _eval_section(opts: EvaluateOptions, rewriter, shots: list[dict], n: int, seconds: float) -> dict:
+    """``metrics.json``'s ``eval``: how the predictions were made and how fast."""
+    section = {"seconds": round(seconds, 2), "questions_per_s": round(n / seconds, 2) if seconds else None,
+               "batch_size": opts.batch_size, "max_new_tokens": getattr(rewriter, "max_new_tokens", None),
+               "decoding": opts.decoding.name, "engine": rewriter.engine,
+               "prompt_format": rewriter.prompt.format if hasattr(rewriter, "prompt") else None}
     if rewriter.engine == "ctranslate2":
-        result["eval"].update(quantization=rewriter.quantization, replicas=rewriter.replicas)
+        section.update(quantization=rewriter.quantization, replicas=rewriter.replicas)
     if shots:
-        result["eval"]["few_shot"] = {"k": len(shots), "from": repo_relative(shots_from),
-                                      "ids": [r["id"] for r in shots]}
-    with signals_deferred():
-        atomic_write_json(out_dir / "metrics.json", result)
-    if run is not None and run.is_complete() and run.model_dir.is_dir() and not limit:
-        write_model_card(run.model_dir, run.config(), run_info, {result["run"]["data"]: metrics})
-    return result
+        section["few_shot"] = {"k": len(shots), "from": repo_relative(opts.shots_from),
+                               "ids": [r["id"] for r in shots]}
+    return section
 
 
 def refuse_replacing(out_dir: Path, model_arg: str, data) -> None:
@@ -179,10 +205,12 @@ def few_shot_examples(path: str | Path | None, k: int, seed: int = 0) -> list[di
     return random.Random(seed).sample(records, k)
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(n: int, n_train: int, enabled: bool):
+    """One bar over the questions scored and the train_io sample after them, saying which is which."""
     if not enabled:
         return None
-    return progress_bar(total)
+    desc = f"rewriting {n} questions" + (f" + {n_train} for train_io" if n_train else "")
+    return progress_bar(n + n_train, desc=desc)
 
 
 def reusable_evaluation(model_arg: str, data, out_dir, *, limit: int = 0,

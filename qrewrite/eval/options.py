@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qrewrite.flags import non_negative_int, option
 from qrewrite.infer.options import RewriteOptions
-from qrewrite.options import non_negative_int, option
 
 
 @dataclass(kw_only=True, frozen=True)

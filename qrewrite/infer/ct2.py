@@ -25,8 +25,8 @@ from qrewrite.files import PROJECT_ROOT, atomic_write_json, file_fingerprint, ou
 from qrewrite.infer.base import Rewriter
 from qrewrite.infer.decoding import GREEDY, Decoding
 from qrewrite.infer.generate import SORT_WINDOW_BATCHES, prompt_ids
-from qrewrite.models import check_model_dir, end_of_turn_ids, is_adapter_dir
-from qrewrite.prompt import SYSTEM_PROMPT, PromptSpec
+from qrewrite.models import check_model_dir, is_adapter_dir
+from qrewrite.prompt import SYSTEM_PROMPT, PromptSpec, end_of_turn_ids
 from qrewrite.run import INFERENCE_FILE, Run
 
 STAMP = "qrewrite_ctranslate2.json"
@@ -135,8 +135,8 @@ class CT2Rewriter(Rewriter):
                  max_new_tokens: int = 64, batch_size: int = GENERATION_BATCH_SIZE, decoding: Decoding = GREEDY,
                  quantization: str = "int8", replicas: int = 1):
         if decoding.adjusts_logits:
-            raise ConfigError("--copy-bonus / --order-bonus: CTranslate2 cannot adjust the logits from Python; "
-                              "decode with --engine transformers for a copy or order bonus")
+            raise ConfigError(f"{' / '.join(Decoding.bonus_flags())}: CTranslate2 cannot adjust the logits from "
+                              "Python; decode with --engine transformers for a bonus")
         self.generator, self.tokenizer = generator, tokenizer
         self.name, self.source, self.method, self.prompt = name, source, method, prompt
         self.max_new_tokens, self.batch_size, self.decoding = max_new_tokens, batch_size, decoding

@@ -18,11 +18,17 @@ import math
 from dataclasses import dataclass
 
 from qrewrite.errors import ConfigError
-from qrewrite.options import non_negative_float, option, positive_int
+from qrewrite.flags import flags_of, non_negative_float, option, positive_int
+from qrewrite.prompt import end_of_turn_ids
+
+# the fields that add to the logits (each needs a logits processor: engines that cannot run one refuse them)
+BONUSES = ("copy_bonus", "order_bonus")
 
 
 @dataclass(frozen=True)
 class Decoding:
+    """How ``generate`` picks a rewrite's tokens, as the ``--flags`` of every command that rewrites. A new decoding
+    option is a field here, its ``generate()`` keywords in :meth:`generate_kwargs`."""
     num_beams: int = option(1, "beam search with this many beams (default: 1 = greedy, as the model was selected "
                                "with)", parse=positive_int)
     copy_bonus: float = option(0.0, "add this to the logits of the question's own tokens: fewer paraphrased words "
@@ -34,7 +40,7 @@ class Decoding:
     def __post_init__(self):
         if isinstance(self.num_beams, bool) or not isinstance(self.num_beams, int) or self.num_beams < 1:
             raise ConfigError(f"num_beams must be a positive integer, got {self.num_beams!r}")
-        for field in ("copy_bonus", "order_bonus"):
+        for field in BONUSES:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value < 0:
@@ -44,23 +50,42 @@ class Decoding:
     def name(self) -> str:
         """``greedy``, ``beam search, 4 beams``, ``greedy, copy bonus 1.0``, ``greedy, order bonus 1.0``, ..."""
         name = "greedy" if self.num_beams == 1 else f"beam search, {self.num_beams} beams"
-        if self.copy_bonus:
-            name += f", copy bonus {float(self.copy_bonus)}"
-        return name + f", order bonus {float(self.order_bonus)}" if self.order_bonus else name
+        for field in BONUSES:
+            if getattr(self, field):
+                name += f", {field.replace('_', ' ')} {float(getattr(self, field))}"
+        return name
 
     @property
     def adjusts_logits(self) -> bool:
         """Whether decoding needs logits processors (a bonus): engines that cannot run them refuse it."""
-        return bool(self.copy_bonus or self.order_bonus)
+        return any(getattr(self, field) for field in BONUSES)
+
+    @classmethod
+    def flags(cls) -> list[str]:
+        """The command-line flags that set a decoding: ``--num-beams``, ``--copy-bonus``, ..."""
+        return flags_of(cls)
+
+    @classmethod
+    def bonus_flags(cls) -> list[str]:
+        """The flags of the fields that adjust the logits."""
+        return flags_of(cls, BONUSES)
+
+    def generate_kwargs(self, tokenizer, questions: list[str]) -> dict:
+        """What ``generate()`` takes for this decoding, for a batch of ``questions`` (one row each)."""
+        kwargs = {"do_sample": False, "num_beams": self.num_beams}
+        processors = self.logits_processors(tokenizer, questions)
+        if processors:
+            from transformers import LogitsProcessorList  # here, so that --help does not load transformers
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
+        return kwargs
 
     def logits_processors(self, tokenizer, questions: list[str]) -> list:
-        """What ``generate(logits_processor=...)`` needs for a batch of ``questions`` (one row each)."""
+        """The logits processors of the bonuses for a batch of ``questions`` (one row each)."""
         processors = []
         if self.copy_bonus:
             processors.append(InputTokenBonus([question_token_ids(tokenizer, q) for q in questions],
                                               self.copy_bonus))
         if self.order_bonus:
-            from qrewrite.models import end_of_turn_ids
             processors.append(InOrderBonus([question_token_sequence(tokenizer, q) for q in questions],
                                            self.order_bonus, set(tokenizer.all_special_ids),
                                            end_of_turn_ids(tokenizer)))
@@ -68,7 +93,7 @@ class Decoding:
 
 
 GREEDY = Decoding()
-# draft tokens per step of prompt lookup (a lone question: the server's and rewrite's fast path)
+# draft tokens per step of prompt lookup (a lone question on the server: serve --prompt-lookup-tokens)
 PROMPT_LOOKUP_TOKENS = 10
 # what decodes (--engine), and the CTranslate2 engine's weights and compute types (--quantization); here, free of
 # torch, so that --help stays fast

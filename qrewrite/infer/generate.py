@@ -9,7 +9,9 @@ still pays, if little: 1.05x questions/s over the same batches on whole prompts 
 attention mask hides the padding and generate() derives positions from it, so every row sees the same
 positions it would see unpadded. Decoding is greedy unless a :class:`~qrewrite.infer.decoding.Decoding` says
 otherwise; beam search (the decoding ablation) runs on whole prompts, as a cached prefix holds one row per
-prompt rather than one per beam.
+prompt rather than one per beam. One question alone (the server's lone question) may go by prompt lookup
+instead (:class:`PromptLookup`): the same tokens as greedy, fewer forward passes. Every ``generate()`` call of the
+package is in :func:`generate_ids`.
 """
 
 from __future__ import annotations
@@ -24,17 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import LogitsProcessorList
 
 from qrewrite.config import GENERATION_BATCH_SIZE
 from qrewrite.errors import Interrupted, RunStateError
 from qrewrite.files import partial_path
-from qrewrite.infer.decoding import GREEDY, Decoding
-from qrewrite.models import end_of_turn_ids
-from qrewrite.prompt import PromptSpec, build_prompt
+from qrewrite.infer.decoding import GREEDY, PROMPT_LOOKUP_TOKENS, Decoding
+from qrewrite.prompt import PromptSpec, build_prompt, end_of_turn_ids
 
 # Questions are sorted by length within windows of this many batches: less padding, results still stream in order.
 SORT_WINDOW_BATCHES = 8
+LOOKUP_NGRAM = 3  # longer than transformers' default 2, so a draft is less often taken from the template
 
 
 @dataclass
@@ -61,9 +62,9 @@ def shared_prefix(model, tokenizer, prompt: PromptSpec | None = None) -> SharedP
         common += 1
     if common == 0:
         return None
-    with _eval_mode(model):
+    with eval_mode(model):
         out = model(input_ids=torch.tensor([first[:common]], device=model.device), use_cache=True)
-    cache = getattr(out, "past_key_values", None)
+    cache = getattr(out, "cache", None)  # past_key_values before transformers 5.24 (now a deprecation warning)
     if cache is None or not hasattr(cache, "batch_repeat_interleave"):
         return None
     return SharedPrefix(first[:common], cache)
@@ -92,14 +93,17 @@ class Replicas:
 
 @torch.inference_mode()
 def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int = 64,
-                 prefix: SharedPrefix | None = None, eos_token_id=None, num_beams: int = 1,
-                 logits_processors=()) -> torch.Tensor:
-    """Greedy (or beam-search) continuation of tokenised prompts, one row each: the new tokens, padded with
-    pad_token_id.
+                 prefix: SharedPrefix | None = None, eos_token_id=None, decoding: Decoding = GREEDY,
+                 questions: list[str] = (), prompt_lookup_tokens: int = 0) -> torch.Tensor:
+    """The continuation of tokenised prompts, one row each, decoded as ``decoding`` says: the new tokens, padded
+    with pad_token_id.
 
     ``prefix`` is used when every row starts with its ids (greedy only); ``eos_token_id`` defaults to end-of-turn;
-    ``logits_processors`` (one row per prompt) adjust the scores, e.g. the copy bonus."""
-    n_prefix = len(prefix.ids) if prefix is not None and num_beams == 1 else 0
+    ``questions`` (the rows' questions) are what a copy or order bonus favours; ``prompt_lookup_tokens`` > 0
+    decodes one greedy row by prompt lookup (:class:`PromptLookup`)."""
+    if decoding.adjusts_logits and len(questions) != len(rows):
+        raise ValueError(f"{decoding.name}: a bonus needs the rows' questions ({len(questions)} for {len(rows)} rows)")
+    n_prefix = len(prefix.ids) if prefix is not None and decoding.num_beams == 1 else 0
     shared = n_prefix if n_prefix and all(len(r) > n_prefix and r[:n_prefix] == prefix.ids for r in rows) else 0
     width = max(len(r) - shared for r in rows)  # the longest question part; shorter ones are left-padded to it
     input_ids = torch.full((len(rows), shared + width), tokenizer.pad_token_id, dtype=torch.long)
@@ -110,14 +114,16 @@ def generate_ids(model, tokenizer, rows: list[list[int]], *, max_new_tokens: int
         input_ids[i, start:] = torch.tensor(row[shared:])
         attention[i, :shared] = 1
         attention[i, start:] = 1
-    kwargs = {"logits_processor": LogitsProcessorList(logits_processors)} if logits_processors else {}
+    kwargs = decoding.generate_kwargs(tokenizer, list(questions))
     if shared:
         cache = copy.deepcopy(prefix.cache)
         cache.batch_repeat_interleave(len(rows))
         kwargs["cache"] = cache  # generate's name for it since transformers 5.24 (was past_key_values)
-    with _eval_mode(model):
+    if prompt_lookup_tokens:
+        kwargs.update(prompt_lookup_num_tokens=prompt_lookup_tokens, max_matching_ngram_size=LOOKUP_NGRAM)
+    with eval_mode(model):
         out = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
-                             max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
+                             max_new_tokens=max_new_tokens,
                              eos_token_id=end_of_turn_ids(tokenizer) if eos_token_id is None else eos_token_id,
                              pad_token_id=tokenizer.pad_token_id, use_cache=True, **kwargs)
     return out[:, shared + width:]
@@ -141,8 +147,7 @@ def _rewrite_rows(model, tokenizer, questions, prefix, max_new_tokens, prompt, d
         return replicas.map(lambda part: _rewrite_rows(model, tokenizer, part, prefix, max_new_tokens, prompt,
                                                        decoding), questions)
     new_tokens = generate_ids(model, tokenizer, prompt_ids(tokenizer, questions, prompt),
-                              max_new_tokens=max_new_tokens, prefix=prefix, num_beams=decoding.num_beams,
-                              logits_processors=decoding.logits_processors(tokenizer, questions))
+                              max_new_tokens=max_new_tokens, prefix=prefix, decoding=decoding, questions=questions)
     return [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
@@ -173,16 +178,8 @@ def rewrite(model, tokenizer, questions: list[str], *, batch_size: int = GENERAT
             yield i, done[i]
 
 
-def rewrite_all(model, tokenizer, questions: list[str], **kwargs) -> list[str]:
-    """:func:`rewrite` collected into a list, in input order (same keyword arguments)."""
-    out = [""] * len(questions)
-    for i, text in rewrite(model, tokenizer, questions, **kwargs):
-        out[i] = text
-    return out
-
-
 @contextmanager
-def _eval_mode(model):
+def eval_mode(model):
     """model.eval() inside the block, the previous mode after it (rewriting is also called mid-training)."""
     was_training = model.training
     model.eval()
@@ -191,6 +188,27 @@ def _eval_mode(model):
     finally:
         if was_training:
             model.train()
+
+
+class PromptLookup:
+    """A lone question rewritten by prompt lookup (the tokens plain greedy would give): a rewrite mostly copies the
+    question, so draft tokens are taken from the prompt itself (the continuation of the last n-gram where it occurs
+    earlier) and checked in one forward pass; greedy verification keeps exactly the tokens plain greedy decoding
+    would produce, several per pass when the draft is right. ``prompt_lookup_tokens=0``: one token per pass."""
+
+    def __init__(self, model, tokenizer, prompt: PromptSpec | None, max_new_tokens: int,
+                 prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
+        self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
+        self.max_new_tokens, self.prompt_lookup_tokens = max_new_tokens, prompt_lookup_tokens
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+
+    def ids(self, question: str) -> torch.Tensor:
+        """The new token ids of ``question``'s rewrite."""
+        return generate_ids(self.model, self.tokenizer, prompt_ids(self.tokenizer, [question], self.prompt),
+                            max_new_tokens=self.max_new_tokens, prompt_lookup_tokens=self.prompt_lookup_tokens)[0]
+
+    def __call__(self, question: str) -> str:
+        return self.tokenizer.decode(self.ids(question), skip_special_tokens=True).strip()
 
 
 def rewrite_file(rewriter, records: list[dict], output: str | Path, *, progress=None, with_input: bool = True) -> Path:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from qrewrite.config import GENERATION_BATCH_SIZE
 from qrewrite.errors import ConfigError
+from qrewrite.flags import option, positive_int
 from qrewrite.infer.decoding import ENGINES, GREEDY, QUANTIZATIONS, Decoding
-from qrewrite.options import option, positive_int
 
 INFERENCE_PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 

@@ -84,8 +84,8 @@ def load_rewriter(model_arg: str, *, precision: str = "auto", trust_remote_code:
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if decoding != GREEDY and model_arg in BASELINES:
-        raise ConfigError(f"--num-beams, --copy-bonus and --order-bonus set a model's decoding; --model {model_arg} "
-                          "does not decode")
+        raise ConfigError(f"{', '.join(Decoding.flags())} set a model's decoding; --model {model_arg} does not "
+                          "decode")
     if engine != "transformers" and model_arg in BASELINES:
         raise ConfigError(f"--engine {engine} decodes a model; --model {model_arg} has none")
     if replicas != 1 and model_arg in BASELINES:

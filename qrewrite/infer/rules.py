@@ -40,8 +40,8 @@ from qrewrite.infer.base import Rewriter
 # Editing terms; each starts (or continues) a cue block. Lower-case word tuples; the longest match wins.
 # kinds.CORRECTION_CUES and its hesitation fillers, plus what the Disfl-QA train split also uses.
 # ("like", "well", "so" are no fillers here but connectors: they cut nothing on their own.)
-FILLERS = frozenset(kinds.FILLERS - {"like", "well", "so"}) | {"ummm", "err", "eh", "ahh"}
-CUES = tuple(dict.fromkeys(kinds.CORRECTION_CUES + tuple((f,) for f in sorted(FILLERS)) + (
+RULE_FILLERS = frozenset(kinds.FILLERS - {"like", "well", "so"}) | {"ummm", "err", "eh", "ahh"}
+RULE_CUES = tuple(dict.fromkeys(kinds.CORRECTION_CUES + tuple((f,) for f in sorted(RULE_FILLERS)) + (
     ("nah",), ("instead",), ("oop",), ("correction",), ("nevermind",), ("yeah",), ("darn",), ("shoot",),
     ("gosh",), ("aw",), ("ugh",), ("ack",), ("wow",), ("oh",), ("oy",),
     ("i", "mean", "to", "say"), ("i", "meant", "to", "say"), ("meant", "to", "say"),
@@ -122,9 +122,9 @@ def _restarts_here(tokens: list[str], norms: list[str], i: int) -> bool:
 def _cue_at(tokens: list[str], norms: list[str], i: int) -> int:
     """Length of the cue at ``i``: an editing term, possibly after connectors, or a restart cue."""
     j = i
-    while not _match(norms, j, CUES) and _match(norms, j, CONNECTORS):
+    while not _match(norms, j, RULE_CUES) and _match(norms, j, CONNECTORS):
         j += 1
-    n = _match(norms, j, CUES)
+    n = _match(norms, j, RULE_CUES)
     if n:
         return j - i + n
     return _restart_cue(tokens, norms, i)
@@ -224,7 +224,7 @@ def _apply_block(tokens: list[str], start: int, end: int) -> list[str]:
     substituted = _substitute(prefix, repair)
     if substituted is not None:
         return substituted
-    filler_only = all(n in FILLERS or (n,) in CONNECTORS for n in map(_norm, tokens[start:end]))
+    filler_only = all(n in RULE_FILLERS or (n,) in CONNECTORS for n in map(_norm, tokens[start:end]))
     return prefix[:_cut_point(prefix, repair, filler_only)] + repair
 
 

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -44,7 +44,7 @@ from qrewrite.serve.openai_api import (
     completion,
     question_of,
 )
-from qrewrite.serve.settings import API_KEY_ENV, ServeOptions, Settings
+from qrewrite.serve.options import API_KEY_ENV, ServeOptions, Settings
 
 log = logging.getLogger("qrewrite.serve.app")
 DRAIN_BYTES = 64 * 1024 * 1024  # the most of a refused body read and discarded before answering
@@ -194,127 +194,143 @@ def _error(status: int, message: str, *, field: str | None = None, errors: list 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _require_key(api_key: str):
-    expected = api_key.encode()
+async def require_key(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                                               Depends(HTTPBearer(auto_error=False))]):
+    """The routes behind ``--api-key`` (all but /health) depend on this when the app has a key."""
+    given = credentials.credentials.encode() if credentials is not None else b""
+    if not secrets.compare_digest(given, request.app.state.settings.api_key.encode()):  # constant time
+        raise HTTPException(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
+                            headers={"WWW-Authenticate": "Bearer"})
 
-    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                           Depends(HTTPBearer(auto_error=False))]):
-        given = credentials.credentials.encode() if credentials is not None else b""
-        if not secrets.compare_digest(given, expected):  # constant time: no key recovery by timing
-            raise HTTPException(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
-                                headers={"WWW-Authenticate": "Bearer"})
-    return check
+
+@asynccontextmanager
+async def lifespan(app):
+    await app.state.batcher.start()
+    yield
+    await app.state.batcher.close()
+
+
+# The app's routes read what they serve from app.state: backend, batcher, settings, created (create_app sets them).
+ERRORS = {code: {"model": Error} for code in (401, 413, 422, 429, 503)}
+public = APIRouter()
+protected = APIRouter()  # behind the API key when there is one
+
+
+@public.get("/health", response_model=Health, tags=["service"])
+async def health(request: Request):
+    backend, batcher = request.app.state.backend, request.app.state.batcher
+    return Health(status="ok", model=backend.name, engine=getattr(backend, "engine", None),
+                  decoding=getattr(backend, "decoding", None), lone_question=getattr(backend, "lone_question", None),
+                  pending=batcher.pending, batches=batcher.batches, rewritten=batcher.rewritten)
+
+
+def rewrite_endpoint(RewriteRequest: type[BaseModel]):
+    """POST /v1/rewrite for requests of ``RewriteRequest`` (:func:`request_model`: its limits are the app's)."""
+    async def rewrite(body: RewriteRequest, request: Request):
+        start = time.perf_counter()
+        rewrites = await rewrite_texts(request.app.state, body.texts())
+        return RewriteResponse(rewrites=rewrites, model=request.app.state.backend.name,
+                               ms=round((time.perf_counter() - start) * 1000, 1))
+    return rewrite
+
+
+async def rewrite_texts(state, texts: list[str]) -> list[str]:
+    """``texts`` rewritten by the app's batcher; a full queue, a timeout or a shutdown as the HTTP error it is."""
+    timeout = state.settings.request_timeout_s
+    try:
+        return await state.batcher.rewrite(texts, timeout=timeout)
+    except QueueFull as e:
+        raise HTTPException(429, str(e), headers={"Retry-After": str(e.retry_after)}) from None
+    except TimeoutError:
+        raise HTTPException(503, f"the request waited more than its timeout of {timeout:g} s "
+                                 "(the server is busy); retry later") from None
+    except ShuttingDown as e:
+        raise HTTPException(503, str(e)) from None
+
+
+@protected.get("/v1/models", response_model=ModelList, responses=ERRORS, tags=["openai"])
+async def models(request: Request):
+    return ModelList(data=[ModelCard(id=request.app.state.backend.name, created=request.app.state.created)])
+
+
+@protected.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS, tags=["openai"])
+async def chat_completions(body: ChatCompletionRequest, request: Request):
+    backend = request.app.state.backend
+    try:
+        question = question_of(body, backend.name, request.app.state.settings.max_question_chars)
+    except UnsupportedRequest as e:
+        return _error(e.status, f"{e.field}: {e}", field=e.field)
+    [text] = await rewrite_texts(request.app.state, [question])
+    rewriter = getattr(backend, "rewriter", None)
+    return completion(body, question, text, backend.name, tokenizer=getattr(rewriter, "tokenizer", None),
+                      prompt=getattr(rewriter, "prompt", None))
+
+
+@protected.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page():
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+
+@protected.get("/openapi.json", include_in_schema=False)
+async def openapi(request: Request):
+    return request.app.openapi()
+
+
+@protected.get("/docs", include_in_schema=False)
+async def docs():
+    return get_swagger_ui_html(openapi_url="openapi.json", title="qrewrite - API docs")
+
+
+async def invalid_request(request: Request, exc: RequestValidationError):
+    # "input" is left out: it can be the whole (large) body
+    details = [{"field": _field(e), "message": _message(e), "type": e.get("type")} for e in exc.errors()]
+    return _error(422, _validation_message(exc.errors()), errors=jsonable_encoder(details),
+                  field=details[0]["field"] if details else None)
+
+
+async def http_error(request: Request, exc: StarletteHTTPException):
+    message = exc.detail
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI's 400 for a body json.loads cannot read at all (not UTF-8, nested too deep): malformed JSON
+        reason = type(exc.__cause__).__name__
+        return _error(422, f"the request body is not valid JSON ({reason})", field="body",
+                      errors=[{"field": "body", "message": str(exc.__cause__)[:200], "type": "json_invalid"}])
+    if exc.status_code == 413:
+        message = f"the request body is larger than the limit of {request.app.state.settings.max_body_bytes} bytes"
+    return _error(exc.status_code, message, headers=exc.headers)
+
+
+async def internal_error(request: Request, exc: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error(500, f"internal error ({type(exc).__name__}); see the server log")
 
 
 def create_app(backend, settings: Settings | None = None) -> FastAPI:
+    """The app over ``backend`` with ``settings``' limits (checked when ``settings`` was made)."""
     settings = settings or Settings()
-    settings.check()
     # --threads is torch's for the transformers engine; CTranslate2 takes it as its own (a lone question on
     # prompt lookup then keeps torch's threads, every core)
     torch_threads = None if getattr(backend, "engine", None) == "ctranslate2" else settings.threads
     batcher = Batcher(backend, max_batch=settings.batch_size, max_wait_ms=settings.max_wait_ms,
                       max_queue=settings.max_queue, threads=torch_threads)
-    RewriteRequest = request_model(settings)
-
-    @asynccontextmanager
-    async def lifespan(app):
-        await batcher.start()
-        yield
-        await batcher.close()
-
-    # docs_url / openapi_url are re-added below, behind the API key when there is one
+    # docs_url / openapi_url are protected routes of their own, behind the API key when there is one
     app = FastAPI(title="qrewrite", summary="Rewrite messy questions into the clean questions they meant.",
                   lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.backend, app.state.batcher, app.state.settings = backend, batcher, settings
+    app.state.created = int(time.time())
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.state.batcher, app.state.settings = batcher, settings
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
-    protected = [Depends(_require_key(settings.api_key))] if settings.api_key else []
-    errors = {code: {"model": Error} for code in (401, 413, 422, 429, 503)}
-
-    @app.get("/health", response_model=Health, tags=["service"])
-    async def health():
-        return Health(status="ok", model=backend.name, engine=getattr(backend, "engine", None),
-                      decoding=getattr(backend, "decoding", None),
-                      lone_question=getattr(backend, "lone_question", None),
-                      pending=batcher.pending, batches=batcher.batches, rewritten=batcher.rewritten)
-
-    @app.post("/v1/rewrite", response_model=RewriteResponse, responses=errors, dependencies=protected,
-              tags=["rewrite"])
-    async def rewrite(body: RewriteRequest):
-        start = time.perf_counter()
-        rewrites = await rewrite_texts(body.texts())
-        return RewriteResponse(rewrites=rewrites, model=backend.name,
-                               ms=round((time.perf_counter() - start) * 1000, 1))
-
-    async def rewrite_texts(texts: list[str]) -> list[str]:
-        try:
-            return await batcher.rewrite(texts, timeout=settings.request_timeout_s)
-        except QueueFull as e:
-            raise HTTPException(429, str(e), headers={"Retry-After": str(e.retry_after)}) from None
-        except TimeoutError:
-            raise HTTPException(503, f"the request waited more than its timeout of {settings.request_timeout_s:g} s "
-                                     "(the server is busy); retry later") from None
-        except ShuttingDown as e:
-            raise HTTPException(503, str(e)) from None
-
-    created = int(time.time())
-
-    @app.get("/v1/models", response_model=ModelList, responses=errors, dependencies=protected, tags=["openai"])
-    async def models():
-        return ModelList(data=[ModelCard(id=backend.name, created=created)])
-
-    @app.post("/v1/chat/completions", response_model=ChatCompletion, responses=errors, dependencies=protected,
-              tags=["openai"])
-    async def chat_completions(body: ChatCompletionRequest):
-        try:
-            question = question_of(body, backend.name, settings.max_question_chars)
-        except UnsupportedRequest as e:
-            return _error(e.status, f"{e.field}: {e}", field=e.field)
-        [text] = await rewrite_texts([question])
-        rewriter = getattr(backend, "rewriter", None)
-        return completion(body, question, text, backend.name, tokenizer=getattr(rewriter, "tokenizer", None),
-                          prompt=getattr(rewriter, "prompt", None))
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=protected)
-    async def page():
-        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
-
-    @app.get("/openapi.json", include_in_schema=False, dependencies=protected)
-    async def openapi():
-        return app.openapi()
-
-    @app.get("/docs", include_in_schema=False, dependencies=protected)
-    async def docs():
-        return get_swagger_ui_html(openapi_url="openapi.json", title="qrewrite - API docs")
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError):
-        # "input" is left out: it can be the whole (large) body
-        details = [{"field": _field(e), "message": _message(e), "type": e.get("type")}
-                   for e in exc.errors()]
-        return _error(422, _validation_message(exc.errors()), errors=jsonable_encoder(details),
-                      field=details[0]["field"] if details else None)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        message = exc.detail
-        if exc.status_code == 400 and exc.__cause__ is not None:
-            # FastAPI's 400 for a body json.loads cannot read at all (not UTF-8, nested too deep): malformed JSON
-            reason = type(exc.__cause__).__name__
-            return _error(422, f"the request body is not valid JSON ({reason})", field="body",
-                          errors=[{"field": "body", "message": str(exc.__cause__)[:200], "type": "json_invalid"}])
-        if exc.status_code == 413:
-            message = f"the request body is larger than the limit of {settings.max_body_bytes} bytes"
-        return _error(exc.status_code, message, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
-
+    key = [Depends(require_key)] if settings.api_key else []
+    app.include_router(public)
+    app.add_api_route("/v1/rewrite", rewrite_endpoint(request_model(settings)), methods=["POST"],
+                      response_model=RewriteResponse, responses=ERRORS, dependencies=key, tags=["rewrite"])
+    app.include_router(protected, dependencies=key)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
     return app
 
 
@@ -332,7 +348,6 @@ def serve(opts: ServeOptions) -> None:
     import uvicorn
 
     settings = opts.settings
-    settings.check()
     if not is_loopback(opts.host) and not settings.api_key:
         log.warning("serving on %s without an API key: anyone who can reach this address can use it "
                     "(set --api-key or %s)", opts.host, API_KEY_ENV)
@@ -347,6 +362,6 @@ def serve(opts: ServeOptions) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # a drain longer than any request can wait: uvicorn stops accepting, finishes what is in flight, then exits.
     # uvicorn has no deadline for a connection that never finishes its headers: exposed beyond localhost, put a
-    # reverse proxy in front that times them out (README, Serving over HTTP)
+    # reverse proxy in front that times them out (docs/serving.md)
     uvicorn.run(app, host=opts.host, port=opts.port, log_level=opts.log_level, server_header=False,
                 timeout_graceful_shutdown=int(settings.request_timeout_s) + 5)

@@ -5,10 +5,7 @@ A backend has ``.name``, ``.rewrite(questions) -> rewrites`` (a batch, on the en
 one). It wraps the rewriter :func:`qrewrite.infer.rewriter.load_rewriter` makes of ``--model``; with
 ``--lone-question prompt-lookup-bf16`` a lone question goes to a bf16 copy of the model by prompt lookup, whatever
 the engine (CTranslate2 batches, bf16 prompt lookup alone: the fastest pair measured on a 2-core CPU).
-
-Prompt lookup: a rewrite mostly copies the question, so draft tokens are taken from the prompt itself (the
-continuation of the last n-gram where it occurs earlier) and checked in one forward pass; greedy verification
-keeps exactly the tokens plain greedy decoding would produce, several per pass when the draft is right.
+Prompt lookup itself is :class:`qrewrite.infer.generate.PromptLookup`.
 """
 
 from __future__ import annotations
@@ -19,26 +16,11 @@ import torch
 
 from qrewrite.errors import ConfigError
 from qrewrite.infer.decoding import GREEDY, PROMPT_LOOKUP_TOKENS, Decoding
-from qrewrite.infer.generate import _eval_mode, prompt_ids
+from qrewrite.infer.generate import PromptLookup
 from qrewrite.infer.rewriter import ModelRewriter, load_rewriter
-from qrewrite.models import end_of_turn_ids, load_for_inference
+from qrewrite.models import load_for_inference
 from qrewrite.run import Run
-from qrewrite.serve.settings import LONE_QUESTION_PATHS
-
-LOOKUP_NGRAM = 3  # longer than transformers' default 2, so a draft is less often taken from the template
-
-
-class PromptLookup:
-    """A lone question rewritten by prompt lookup on a transformers model (the tokens plain greedy would give)."""
-
-    def __init__(self, model, tokenizer, prompt, max_new_tokens: int, prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
-        self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
-        self.max_new_tokens, self.prompt_lookup_tokens = max_new_tokens, prompt_lookup_tokens
-        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-
-    def __call__(self, question: str) -> str:
-        return rewrite_one(self.model, self.tokenizer, question, max_new_tokens=self.max_new_tokens,
-                           prompt=self.prompt, prompt_lookup_tokens=self.prompt_lookup_tokens)
+from qrewrite.serve.options import LONE_QUESTION_PATHS
 
 
 class Backend:
@@ -126,21 +108,3 @@ def model_name(model_arg: str) -> str:
         return run.path.resolve().name
     path = Path(model_arg).expanduser()
     return path.resolve().name if path.is_dir() else model_arg
-
-
-def generate_one_ids(model, tokenizer, question: str, *, max_new_tokens: int = 64, prompt=None,
-                     prompt_lookup_tokens: int = PROMPT_LOOKUP_TOKENS):
-    """Greedy new token ids for one unpadded prompt; ``prompt_lookup_tokens=0`` decodes one token per pass."""
-    ids = torch.tensor(prompt_ids(tokenizer, [question], prompt), device=model.device)
-    lookup = dict(prompt_lookup_num_tokens=prompt_lookup_tokens, max_matching_ngram_size=LOOKUP_NGRAM) \
-        if prompt_lookup_tokens else {}
-    with torch.inference_mode(), _eval_mode(model):
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             do_sample=False, num_beams=1, eos_token_id=end_of_turn_ids(tokenizer),
-                             pad_token_id=tokenizer.pad_token_id, use_cache=True, **lookup)
-    return out[0, ids.shape[1]:]
-
-
-def rewrite_one(model, tokenizer, question: str, **kwargs) -> str:
-    """One question's rewrite by :func:`generate_one_ids` (prompt lookup unless ``prompt_lookup_tokens=0``)."""
-    return tokenizer.decode(generate_one_ids(model, tokenizer, question, **kwargs), skip_special_tokens=True).strip()

@@ -10,7 +10,7 @@ import time
 from transformers import TrainerCallback
 
 from qrewrite.data.typos import typo_variant
-from qrewrite.infer.generate import rewrite_all
+from qrewrite.infer.generate import rewrite
 from qrewrite.metrics import rouge_scores
 from qrewrite.prompt import PromptSpec
 
@@ -43,8 +43,9 @@ class SampleRouge(TrainerCallback):
         print(f"step {state.global_step}: {shown} ({len(self.samples['eval_rougeL_sample'])} validation questions)")
 
     def _score(self, model, sample: list[dict]) -> float:
-        preds = rewrite_all(model, self.tokenizer, [r["input"] for r in sample], batch_size=16,
-                            max_new_tokens=self.cfg.max_new_tokens, prompt=PromptSpec.of_config(self.cfg))
+        preds = [text for _, text in rewrite(model, self.tokenizer, [r["input"] for r in sample], batch_size=16,
+                                             max_new_tokens=self.cfg.max_new_tokens,
+                                             prompt=PromptSpec.of_config(self.cfg))]
         return rouge_scores(preds, [r["target"] for r in sample])["rougeL"]
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from qrewrite.models import end_of_turn_ids
-from qrewrite.prompt import CHATML_TEMPLATE, PromptSpec, build_prompt
+from qrewrite.prompt import CHATML_TEMPLATE, PromptSpec, build_prompt, end_of_turn_ids
 from qrewrite.run import write_inference_config
 
 

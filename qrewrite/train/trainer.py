@@ -20,6 +20,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 from qrewrite.card import write_model_card
 from qrewrite.config import RESUMABLE_FIELDS, TrainConfig
 from qrewrite.data.collator import make_collator
+from qrewrite.data.extra import extra_pairs, normalise
 from qrewrite.data.name_swap import name_pool, name_swap_variant
 from qrewrite.data.records import load_split
 from qrewrite.data.synthetic import synthetic_variant
@@ -36,7 +37,14 @@ from qrewrite.train.inference_files import save_inference_files
 
 
 def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
-    """The train / valid records a config trains on (subset, typo'd, synthetic and name-swapped copies, seeded)."""
+    """The train / valid records a config trains on (subset, typo'd, synthetic and name-swapped copies, and the
+    pairs made from extra questions; all seeded). :func:`training_data` also gives the extra questions' report."""
+    train, valid, _ = training_data(cfg)
+    return train, valid
+
+
+def training_data(cfg: TrainConfig) -> tuple[list[dict], list[dict], dict | None]:
+    """:func:`training_records` and the report of the pairs made from ``extra_questions`` (None without)."""
     train, valid = load_split(cfg.train_file), load_split(cfg.valid_file)
     if cfg.max_train_examples:
         train = random.Random(cfg.seed).sample(train, min(cfg.max_train_examples, len(train)))
@@ -49,6 +57,16 @@ def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
     pool = name_pool(originals) if cfg.name_swap_copies else []
     for k in range(cfg.name_swap_copies):
         train += name_swap_variant(originals, seed=cfg.seed + k, id_suffix=f"#names{k + 1}", pool=pool)
+    extra_report = None
+    if cfg.extra_questions:
+        exclude = {"leak_valid": {normalise(r["target"]) for r in valid},
+                   "in_train": {normalise(r["target"]) for r in originals}}
+        pairs, extra_report = extra_pairs(cfg.extra_questions, count=cfg.extra_count, mix=cfg.extra_mix,
+                                          seed=cfg.seed, typo_rate=cfg.typo_rate, exclude=exclude)
+        train += pairs
+        print(f"extra questions: {extra_report['n_pairs']} pairs from {cfg.extra_questions} "
+              f"({', '.join(f'{k} {n}' for k, n in extra_report['kinds'].items())}; left out: "
+              f"{', '.join(f'{k} {n}' for k, n in extra_report['skipped'].items() if n) or 'none'})")
     if cfg.max_eval_examples:
         valid = valid[:cfg.max_eval_examples]
     n_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(
@@ -56,7 +74,7 @@ def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
     if len(train) < cfg.batch_size or n_steps < 1:
         raise ConfigError(f"{cfg.train_file}: {len(train)} training examples is too few for batch_size "
                           f"{cfg.batch_size}; training would do nothing. Use more data or a smaller batch.")
-    return train, valid
+    return train, valid, extra_report
 
 
 def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
@@ -175,7 +193,16 @@ def freeze_embeddings(model) -> None:
             layer.weight.requires_grad_(False)
 
 
-class _Trainer(Trainer):
+def tied_to_loaded(model, missing_keys) -> set[str]:
+    """The ``missing_keys`` whose parameter is the same tensor as a parameter that was loaded (tied weights)."""
+    names_of: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names_of.setdefault(id(param), []).append(name)
+    missing = set(missing_keys)
+    return {k for names in names_of.values() if any(n not in missing for n in names) for k in names if k in missing}
+
+
+class QrewriteTrainer(Trainer):
     """The Trainer, stopping at the first step whose loss is not a finite number (a learning rate too high, a
     precision that overflowed): the run then fails instead of saving weights that are all NaN."""
 
@@ -186,17 +213,25 @@ class _Trainer(Trainer):
                                 f"{self.state.global_step + 1} (learning_rate {self.args.learning_rate:g})")
         return loss
 
+    def _issue_warnings_after_load(self, load_result) -> None:
+        # SmolLM2 ties lm_head to the token embeddings (tie_word_embeddings): a checkpoint stores the matrix once,
+        # so reloading the best checkpoint reports "missing keys ... ['lm_head.weight']" although lm_head is the
+        # embedding matrix just loaded. Only such tied keys are dropped; any other missing key is still reported.
+        tied = tied_to_loaded(self.model, load_result.missing_keys)
+        super()._issue_warnings_after_load(load_result._replace(
+            missing_keys=[k for k in load_result.missing_keys if k not in tied]))
+
 
 def build_trainer(cfg: TrainConfig, model, tokenizer, train_ds, valid_ds, output_dir: str | Path, *,
-                  valid_records=(), callbacks=()) -> Trainer:
+                  valid_records=(), callbacks=()) -> QrewriteTrainer:
     """The Trainer ``train`` runs (also what the benchmarks time): arguments, collator and callbacks."""
     args = training_arguments(cfg, Path(output_dir), pick_dtype(cfg.precision))
     collator = make_collator(tokenizer, padding_free=cfg.padding_free, supervised_logits=cfg.supervised_logits,
                              pad_to_multiple_of=8 if torch.cuda.is_available() else None)
-    return _Trainer(model=model, args=args, train_dataset=train_ds,
-                   eval_dataset=valid_ds if cfg.eval_steps else None, data_collator=collator,
-                   processing_class=tokenizer,
-                   callbacks=[SampleRouge(tokenizer, list(valid_records), cfg), Throughput(), *callbacks])
+    return QrewriteTrainer(model=model, args=args, train_dataset=train_ds,
+                           eval_dataset=valid_ds if cfg.eval_steps else None, data_collator=collator,
+                           processing_class=tokenizer,
+                           callbacks=[SampleRouge(tokenizer, list(valid_records), cfg), Throughput(), *callbacks])
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str | None = None) -> Path:
@@ -206,8 +241,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
     cfg.validate()
     check_trainer_options(cfg)
     run = Run.for_config(cfg)
-    # before the lock creates a new run's directory
-    check_writable(run.path if run.path.exists() else run.path.parent)
     stop = StopOnSignal()
     try:
         # in a multi-process launch each process trains into the same directory: the first one holds it
@@ -219,7 +252,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks=(), command: str 
 
 def _train(run: Run, cfg: TrainConfig, resume: bool, stop: StopOnSignal, callbacks, command) -> Path:
     last_checkpoint, changes = _prepare_run(run, cfg, resume)
-    train_records, valid_records = training_records(cfg)
+    train_records, valid_records, extra_report = training_data(cfg)
     warn_if_validating_on_training_data(cfg)
     set_seed(cfg.seed)
 
@@ -238,6 +271,8 @@ def _train(run: Run, cfg: TrainConfig, resume: bool, stop: StopOnSignal, callbac
                             callbacks=[stop, *callbacks])
     is_main_process = trainer.is_world_process_zero()
     info = _initial_info(run, cfg, source, trainer, train_records, valid_records, (n_trunc, n_trunc_valid), command)
+    if extra_report:
+        info["extra_questions"] = extra_report
     earlier_time = _add_resume(run, info, last_checkpoint, changes) if resume else 0.0
     if is_main_process:
         run.write_config(cfg)
