@@ -1,10 +1,18 @@
 #!/usr/bin/env python
-"""Execute the notebooks in place with their default parameters (the real runs), saving their outputs.
+"""Execute the notebooks in place with their default parameters, saving their outputs.
 
-    python scripts/execute_notebooks.py [notebooks/01_prepare_data.ipynb ...]
+    PYTHONPATH=$PWD python scripts/execute_notebooks.py [notebooks/01_prepare_data.ipynb ...]
 
-Run after scripts/reproduce_cpu.sh: 02 then shows the complete weights/smollm2-full run instead of training
-again, and 03 reuses outputs/smollm2-full's predictions when they were made by that run on the same data.
+01 prepares ../shared/data/disfl-qa into dataset/ and dataset/topic/ (the files `python -m qrewrite prepare`
+writes). 02 shows the recommended recipe (outputs/ablations.yaml and its configs/average/ recipe): it reuses each
+ingredient's complete full-length run in weights/, else trains a shortened demonstration (DEMO_STEPS) into
+weights/notebook-<run>/, then averages what it has; a complete demonstration is reused, so delete weights/notebook-*
+to show the training again. 03 rewrites with weights/<recommended> when it is there (reusing an evaluation of the
+same model and data in outputs/), else scores the committed predictions in outputs/; it regenerates
+outputs/results.md only when it wrote a new evaluation.
+
+On a CPU that other jobs share, run it with OMP_NUM_THREADS=1: torch's threads spinning on busy cores can make a
+training step twenty times slower.
 """
 
 import sys
