@@ -17,7 +17,7 @@ for v in bf16-mixed bf16 bf16-sr-8bit bf16-bnb-8bit; do
   if ! { [ -f $run/run.json ] && grep -q '"complete"' $run/run.json; }; then
     logged $OUT/$v/train.log q train --config configs/precision/$v.yaml --output-root $ROOT
   fi
-  cp $run/trainer_log.json $run/run.json $OUT/$v/
+  cp $run/trainer_log.json $run/run.json $run/config.yaml $OUT/$v/
   logged $OUT/$v/evaluate.log q evaluate --model $run --data dataset/topic/valid.json --limit 512 \
     --out $OUT/$v --name precision-$v --data-label "topic-disjoint valid (first 512)"
 done
