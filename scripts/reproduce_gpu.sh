@@ -30,6 +30,10 @@ if [ -n "$SMOKE" ]; then
               --precision fp32 --optim adamw_torch --optim-args "" --gradient-checkpointing false --report-to none)
   EVAL_ARGS=(--limit 8)
   echo "smoke run in $SMOKE_DIR"
+elif [ -z "${ALLOW_CPU:-}" ] && ! python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+  echo "error: no CUDA GPU visible to torch: the Qwen2-0.5B recipe would take days on a CPU (--smoke checks the" \
+    "plumbing; ALLOW_CPU=1 runs it anyway)" >&2
+  exit 2
 fi
 
 wanted prepare && logged outputs/logs/prepare_topic.log q prepare --source "$RAW" --out dataset/topic \

@@ -37,7 +37,8 @@ def _jsonl(path):
 def test_reproduce_gpu_smoke_runs_the_recommended_recipe_end_to_end(tmp_path):
     raw, blind, work = _raw_disfl_qa(tmp_path / "raw"), tmp_path / "blind", tmp_path / "work"
     blind.mkdir()
-    inputs = [{"id": f"b{i}", "input": r["input"]} for i, r in enumerate(json.loads((SAMPLE / "valid.json").read_text())[:5])]
+    questions = json.loads((SAMPLE / "valid.json").read_text())[:5]
+    inputs = [{"id": f"b{i}", "input": r["input"]} for i, r in enumerate(questions)]
     (blind / "test_inputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in inputs))
     r = _run("reproduce_gpu.sh", "--smoke", raw, env={"SMOKE_DIR": str(work), "BLIND": str(blind)})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -56,7 +57,7 @@ def test_reproduce_gpu_smoke_runs_the_recommended_recipe_end_to_end(tmp_path):
     # the soup judged on both validation splits: the held-out topics and Disfl-QA dev
     for directory, data in ((outputs / SOUP / "topic", "valid.json"), (outputs / SOUP, "valid_dev.json")):
         metrics = json.loads((directory / "metrics.json").read_text())
-        assert metrics["run"]["data"].endswith(f"dataset/topic/{data}") and metrics["metrics"]["n"] == 8
+        assert metrics["run"]["data_path"].endswith(f"dataset/topic/{data}") and metrics["metrics"]["n"] == 8
     blind_out = _jsonl(outputs / SOUP / "blind" / "test.jsonl")
     assert [row["id"] for row in blind_out] == [row["id"] for row in inputs]
     assert all(isinstance(row["prediction"], str) for row in blind_out)
@@ -123,3 +124,9 @@ def test_paired_bootstrap_interval_is_seeded_and_brackets_the_mean():
     assert d["ci95"][0] < d["mean"] < d["ci95"][1] and 0.04 < d["ci95"][0] and d["ci95"][1] < 0.06
     same = paired_bootstrap(b, b, 1000, seed=0)
     assert same["mean"] == 0 and same["ci95"] == [0.0, 0.0]
+
+
+def test_reproduce_gpu_refuses_a_machine_without_a_gpu_unless_smoke(tmp_path):
+    r = _run("reproduce_gpu.sh", tmp_path / "raw", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: no CUDA GPU")
+    assert not (tmp_path / "raw").exists() and "--smoke" in r.stderr
