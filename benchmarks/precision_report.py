@@ -32,6 +32,8 @@ VARIANTS = {  # name -> what it is, in the report's order
                     "`bf16_stochastic_round=True`)",
     "bf16-bnb-8bit": "(d) pure bf16 + bitsandbytes 8-bit AdamW (`adamw_bnb_8bit`), round-to-nearest: the Qwen2 "
                      "config's setting before this comparison",
+    "bf16-mixed-bnb-8bit": "(e) bf16-mixed with bitsandbytes 8-bit AdamW (`adamw_bnb_8bit`): fp32 master weights, "
+                           "8-bit moments",
 }
 
 

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # The precision comparison of benchmarks/results/precision_cpu.md: SmolLM2-135M-Instruct fine-tuned with the Qwen2
-# full config's optimiser settings in four precisions (configs/precision/: bf16-mixed, pure bf16, pure bf16 with
-# torchao's stochastic rounding, pure bf16 with bitsandbytes' 8-bit AdamW), 160 steps each, one after another;
-# each scored on the first 512 held-out-topics questions, then the figures written. Runs live in runs/precision/
+# full config's optimiser settings in five settings (configs/precision/: bf16-mixed, pure bf16, pure bf16 with
+# torchao's stochastic rounding, pure bf16 with bitsandbytes' 8-bit AdamW, bf16-mixed with it), 160 steps each,
+# one after another; each scored on the first 512 held-out-topics questions, then the figures written. Runs live in runs/precision/
 # (gitignored); each run's log, trainer log and run.json, and its evaluation, in benchmarks/results/precision_cpu/.
-# ~20 min a variant on one slow core.
-#   bash scripts/precision_cpu.sh [VARIANT ...]        (default: all four, then the report)
+# 10-40 min a variant on one shared core (pure bf16 is the fastest). bf16-sr-8bit needs torchao (pip install torchao).
+#   bash scripts/precision_cpu.sh [VARIANT ...]        (default: all five, then the report)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ONLY=" $* "
 . scripts/common.sh  # wanted, q, logged
 ROOT=runs/precision OUT=benchmarks/results/precision_cpu
-for v in bf16-mixed bf16 bf16-sr-8bit bf16-bnb-8bit; do
+for v in bf16-mixed bf16 bf16-sr-8bit bf16-bnb-8bit bf16-mixed-bnb-8bit; do
   wanted $v || continue
   run=$ROOT/precision-$v
   if ! { [ -f $run/run.json ] && grep -q '"complete"' $run/run.json; }; then
