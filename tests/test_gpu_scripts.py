@@ -130,3 +130,45 @@ def test_reproduce_gpu_refuses_a_machine_without_a_gpu_unless_smoke(tmp_path):
     r = _run("reproduce_gpu.sh", tmp_path / "raw", env={"CUDA_VISIBLE_DEVICES": ""})
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: no CUDA GPU")
     assert not (tmp_path / "raw").exists() and "--smoke" in r.stderr
+
+
+RECIPE_FIELDS = ("train_file", "valid_file", "synthetic_copies", "typo_copies", "typo_rate", "typo_rate_max",
+                 "max_steps", "batch_size", "eval_steps", "eval_sample", "max_eval_examples", "best_metric",
+                 "save_steps", "seed", "prompt_format", "max_length")
+
+
+@pytest.mark.parametrize("qwen2,smollm2", [("full-synth", "smollm2-full-synth"),
+                                           ("full-typo-synth", "smollm2-full-typo-synth"),
+                                           ("full-typo-synth-cycle2", "smollm2-full-typo-synth-cycle2")])
+def test_qwen2_ingredients_mirror_the_recommended_recipes(qwen2, smollm2):
+    from qrewrite.config import load_config
+    q, s = load_config(ROOT / f"configs/qwen2/{qwen2}.yaml"), load_config(ROOT / f"configs/topic/{smollm2}.yaml")
+    assert {f: getattr(q, f) for f in RECIPE_FIELDS} == {f: getattr(s, f) for f in RECIPE_FIELDS}
+    full = load_config(ROOT / "configs/qwen2-0.5b-full.yaml")  # Qwen2's own precision, optimizer and learning rate
+    assert (q.precision, q.optim, q.optim_args, q.learning_rate, q.gradient_checkpointing) == \
+        (full.precision, full.optim, full.optim_args, full.learning_rate, full.gradient_checkpointing)
+    if qwen2.endswith("cycle2"):  # continues the second ingredient's kept model
+        assert q.model == f"weights/{load_config(ROOT / 'configs/qwen2/full-typo-synth.yaml').run_name}/model"
+    else:
+        assert q.model == full.model == "Qwen/Qwen2-0.5B-Instruct"
+
+
+def test_qwen2_soup_averages_the_three_ingredients_like_the_recommended_soup():
+    from qrewrite.config import load_average_config, load_config
+    q, s = (load_average_config(ROOT / p) for p in ("configs/qwen2/soup-synth3.yaml",
+                                                     "configs/average/topic-soup-synth3.yaml"))
+    runs = [load_config(ROOT / f"configs/qwen2/{n}.yaml").run_name
+            for n in ("full-synth", "full-typo-synth", "full-typo-synth-cycle2")]
+    assert list(q.models) == [f"weights/{r}" for r in runs] and q.weights() == s.weights()
+    assert q.start_model_weight == s.start_model_weight == 0
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "precision").glob("*.yaml")), ids=lambda p: p.name)
+def test_precision_variants_differ_only_in_precision_and_optimizer(path):
+    from qrewrite.config import load_config
+    cfg, ref = load_config(path), load_config(ROOT / "configs/precision/bf16-mixed.yaml")
+    differ = {k for k, v in cfg.to_dict().items() if ref.to_dict()[k] != v}
+    assert differ <= {"run_name", "precision", "optim", "optim_args"}
+    full = load_config(ROOT / "configs/qwen2-0.5b-full.yaml")
+    assert (cfg.learning_rate, cfg.lr_scheduler, cfg.warmup_ratio, cfg.weight_decay, cfg.max_grad_norm) == \
+        (full.learning_rate, full.lr_scheduler, full.warmup_ratio, full.weight_decay, full.max_grad_norm)

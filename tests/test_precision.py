@@ -126,3 +126,12 @@ def test_optim_args_reach_the_optimizer_settings(tmp_path):
     args = training_arguments(cfg, tmp_path, torch.bfloat16)
     assert (args.optim.value, args.optim_args) == ("adamw_torch_8bit", "bf16_stochastic_round=True")
     assert training_arguments(load_config(None, {}), tmp_path, torch.float32).optim_args is None
+
+
+def test_lora_on_a_bf16_base_trains_fp32_adapters(tiny_model, tmp_path):
+    """What the Qwen2 LoRA config's `precision: auto` means on a GPU: a bf16 base, but peft keeps the adapters in
+    fp32, so their small steps do not round away as pure bf16 weights' do."""
+    seen = TrainableDtypes()
+    train(smoke_config(tiny_model, tmp_path, run_name="lora-bf16", method="lora", max_steps=1, eval_steps=0,
+                       save_steps=0, precision="bf16", merge_after=False), callbacks=(seen,))
+    assert seen.params == {torch.float32}
