@@ -139,6 +139,8 @@ def render_markdown(result: dict) -> str:
                                                                    for n in vs] for s in steps])
     first = next(iter(vs.values()))
     described = "\n".join(f"- {v['variant']}: {v['description']}" for v in vs.values())
+    described += "".join(f"\n- not run: {n} ({VARIANTS[n]}; `bash scripts/precision_cpu.sh {n}`)"
+                         for n in result["not_run"])
     boot, lost = result["bootstrap"], result["rounded_away_share"]
     return f"""# Training precision at learning rate 2e-5 (SmolLM2-135M-Instruct, CPU)
 
@@ -180,11 +182,13 @@ def main(argv=None) -> int:
     p.add_argument("--results", default="benchmarks/results/precision_cpu", help="the variants' copied logs and "
                                                                                  "evaluations")
     p.add_argument("--base", default="weights/base/smollm2-135m-instruct", help="the base model directory")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                   help="default: every variant with a results directory (the others are listed as not run)")
     p.add_argument("--resamples", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results", help="where precision_cpu.{json,md} go")
     args = p.parse_args(argv)
+    args.variants = args.variants or [v for v in VARIANTS if (Path(args.results) / v).is_dir()]
     if REFERENCE not in args.variants:
         p.error(f"--variants must include {REFERENCE} (the reference of the intervals)")
     variants = {v: read_variant(Path(args.results), Path(args.runs), Path(args.base), v) for v in args.variants}
@@ -194,6 +198,7 @@ def main(argv=None) -> int:
             del v[key]
     result = {"benchmark": "precision", "reference": REFERENCE, "variants": variants,
               "rounded_away_share": rounded_away_share(Path(args.base)),
+              "not_run": [v for v in VARIANTS if v not in variants],
               "bootstrap": {"resamples": args.resamples, "seed": args.seed, "interval": "95 % percentile, paired"},
               "machine": common.machine_info(), "load_average_end": common.load_average(),
               "note": "the training runs shared 2 cores with other jobs (one thread each, nice 10)",

@@ -2,9 +2,10 @@
 # The precision comparison of benchmarks/results/precision_cpu.md: SmolLM2-135M-Instruct fine-tuned with the Qwen2
 # full config's optimiser settings in five settings (configs/precision/: bf16-mixed, pure bf16, pure bf16 with
 # torchao's stochastic rounding, pure bf16 with bitsandbytes' 8-bit AdamW, bf16-mixed with it), 160 steps each,
-# one after another; each scored on the first 512 held-out-topics questions, then the figures written. Runs live in runs/precision/
-# (gitignored); each run's log, trainer log and run.json, and its evaluation, in benchmarks/results/precision_cpu/.
-# 10-40 min a variant on one shared core (pure bf16 is the fastest). bf16-sr-8bit needs torchao (pip install torchao).
+# one after another; each scored on the first 512 held-out-topics questions, then the figures written. Runs live
+# in runs/precision/ (gitignored); each run's log, trainer log, run.json and config, and its evaluation, in
+# benchmarks/results/precision_cpu/. 10-40 min a variant on one shared core (pure bf16 is the fastest).
+# bf16-sr-8bit needs torchao (pip install torchao).
 #   bash scripts/precision_cpu.sh [VARIANT ...]        (default: all five, then the report)
 set -euo pipefail
 cd "$(dirname "$0")/.."
