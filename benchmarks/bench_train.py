@@ -86,10 +86,13 @@ def parse_args(argv=None):
     p.add_argument("--pool", type=int, default=0, help="examples grouped by length (default 50 x batch size, "
                                                        "one LengthGroupedSampler mega-batch)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="every side but naive")
-    p.add_argument("--precision", choices=["auto", "bf16-mixed"], default="auto",
+    p.add_argument("--precision", choices=["auto", "bf16-mixed", "bf16", "fp32"], default="auto",
                    help="project, padfree, compiled and trl: auto (the model's dtype: fp32 on CPU) or bf16-mixed (fp32 "
-                        "weights, bf16 autocast; for trl its own default, bf16=True); naive and before stay "
-                        "as the project had them (fp32 on CPU)")
+                        "weights, bf16 autocast; for trl its own default, bf16=True), bf16 (pure bf16 weights), "
+                        "fp32; naive and before stay as the project had them (fp32 on CPU)")
+    p.add_argument("--optim", help="project, padfree and compiled: this transformers optimizer instead of the "
+                                   "project's default (e.g. adamw_bnb_8bit, adamw_torch_8bit)")
+    p.add_argument("--optim-args", default="", help="with --optim: its options (e.g. bf16_stochastic_round=True)")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peak-tflops", type=float, default=0.0,
@@ -180,6 +183,8 @@ def side_config(side: str, args, source: str):
     elif side == "before":  # the project's path before the efficiency issue
         overrides.update(prompt_format="chat", supervised_logits=False, optim="adamw_torch", precision="auto")
     else:
+        if args.optim:
+            overrides.update(optim=args.optim, optim_args=args.optim_args)
         overrides.update(prompt_format="minimal", supervised_logits=True,
                          padding_free=side == "padfree" or (args.padding_free and side == "project"),
                          torch_compile=side == "compiled")
@@ -286,6 +291,8 @@ def worker(args) -> dict:
         "losses": losses[args.warmup:], "mean_loss": sum(losses[args.warmup:]) / max(1, len(losses[args.warmup:])),
         **counts,
         "peak_memory_mb": round(peak, 1), "memory_method": memory_method, **plan_stats,
+        "peak_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20, 1) if torch.cuda.is_available() else None,
+        "optim": trainer.args.optim.value if hasattr(trainer.args.optim, "value") else str(trainer.args.optim),
     }
 
 
@@ -317,6 +324,8 @@ def worker_argv(args, side: str, repeat: int, result: Path) -> list[str]:
             "--data", str(default_data(args, "train")), "--max-length", args.max_length, "--pool", args.pool,
             "--lr", args.lr, "--seed", args.seed, "--precision", args.precision,
             "--_worker", side, "--_repeat", repeat, "--_result", result]
+    if args.optim:
+        argv += ["--optim", args.optim, "--optim-args", args.optim_args]
     for flag in ("gradient_checkpointing", "padding_free"):
         if getattr(args, flag):
             argv.append("--" + flag.replace("_", "-"))

@@ -85,6 +85,9 @@ class TrainConfig:
     max_grad_norm: float = _field(1.0, "gradient clipping norm")
     optim: str = _field("adamw_torch_fused", "transformers optimizer name: adamw_torch_fused (one fused kernel for "
                                          "all parameters, CPU and GPU), adamw_torch, adamw_bnb_8bit, ...")
+    optim_args: str = _field("", "the optimizer's own options as transformers reads them, comma-separated "
+                                 "key=value (e.g. bf16_stochastic_round=True for adamw_torch_8bit: torchao's "
+                                 "8-bit AdamW rounding bf16 weights stochastically); empty = none")
     # memory / speed
     precision: str = _field("auto", "auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | fp32 | "
                                     "bf16-mixed (fp32 weights and optimizer, bf16 autocast: faster on CPUs with "

@@ -8,7 +8,7 @@ q() { echo "+ python -m qrewrite $*"; python -m qrewrite "$@"; }
 # repository (a warning's path to this checkout's qrewrite/ says nothing elsewhere)
 logged() {
   local log=$1; shift; mkdir -p "$(dirname "$log")"
-  { echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)"; "$@"; } 2>&1 | sed -u "s|$PWD/||g" | tee "$log"
+  { echo "# $(date -u +%FT%TZ) commit $(git -C "${REPO:-.}" rev-parse --short HEAD)"; "$@"; } 2>&1 | sed -u "s|$PWD/||g" | tee "$log"
 }
 # trained RUN: weights/RUN holds a finished run
 trained() { [ -f "weights/$1/run.json" ] && grep -q '"complete"' "weights/$1/run.json"; }

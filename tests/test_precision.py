@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import smoke_config
+from conftest import ROOT, smoke_config
 from safetensors import safe_open
 from transformers import TrainerCallback
 
@@ -84,3 +84,54 @@ def test_a_qlora_base_computes_in_fp32_outside_bf16_mixed(tiny_model, tmp_path):
     train(smoke_config(tiny_model, tmp_path, run_name="qlora-fp32", method="qlora", max_steps=1, eval_steps=0,
                        save_steps=0, learning_rate=1e-2, precision="fp32"), callbacks=(seen,))
     assert seen.compute == {torch.float32} and seen.outputs == {torch.float32}
+
+
+class OptimizerState(TrainerCallback):
+    """The dtypes of the parameters and of the optimizer's state tensors, and how many weights each step moved."""
+
+    def __init__(self):
+        self.params, self.state, self.before, self.moved = set(), set(), None, []
+
+    def on_step_begin(self, args, state, control, model=None, **kw):
+        self.before = [p.detach().clone() for p in model.parameters()]
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kw):
+        self.params |= {p.dtype for p in model.parameters()}
+        self.state |= {v.dtype for s in optimizer.state.values() for v in s.values()
+                       if torch.is_tensor(v) and v.dim() > 0}
+        self.moved.append(sum(int((p != b).sum()) for p, b in zip(model.parameters(), self.before)))
+
+
+def test_pure_bf16_updates_bf16_weights_in_place_with_no_fp32_copy(tiny_model, tmp_path):
+    """`precision: bf16` (what the Qwen2 configs' `auto` meant on a GPU): the optimizer steps the bf16 weights
+    themselves, its moments bf16 too; no fp32 master copy exists anywhere. At a learning rate small against the
+    bf16 spacing of the weights (benchmarks/results/precision_cpu.md), most steps round away."""
+    seen = OptimizerState()
+    run_dir = train(smoke_config(tiny_model, tmp_path, run_name="bf16", max_steps=3, eval_steps=0, save_steps=0,
+                                 precision="bf16", optim="adamw_torch", learning_rate=1e-2), callbacks=(seen,))
+    assert seen.params == {torch.bfloat16} and seen.state == {torch.bfloat16}
+    assert all(n > 0 for n in seen.moved)  # a large step moves them (a small one would mostly round away)
+    with safe_open(str(run_dir / "model" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    small = OptimizerState()
+    train(smoke_config(tiny_model, tmp_path, run_name="bf16-small", max_steps=3, eval_steps=0, save_steps=0,
+                       precision="bf16", optim="adamw_torch", learning_rate=2e-5, warmup_ratio=0.0),
+          callbacks=(small,))
+    assert max(small.moved) < min(seen.moved)
+
+
+def test_optim_args_reach_the_optimizer_settings(tmp_path):
+    from qrewrite.train.trainer import training_arguments
+    cfg = load_config(ROOT / "configs" / "precision" / "bf16-sr-8bit.yaml")
+    args = training_arguments(cfg, tmp_path, torch.bfloat16)
+    assert (args.optim.value, args.optim_args) == ("adamw_torch_8bit", "bf16_stochastic_round=True")
+    assert training_arguments(load_config(None, {}), tmp_path, torch.float32).optim_args is None
+
+
+def test_lora_on_a_bf16_base_trains_fp32_adapters(tiny_model, tmp_path):
+    """What the Qwen2 LoRA config's `precision: auto` means on a GPU: a bf16 base, but peft keeps the adapters in
+    fp32, so their small steps do not round away as pure bf16 weights' do."""
+    seen = TrainableDtypes()
+    train(smoke_config(tiny_model, tmp_path, run_name="lora-bf16", method="lora", max_steps=1, eval_steps=0,
+                       save_steps=0, precision="bf16", merge_after=False), callbacks=(seen,))
+    assert seen.params == {torch.float32}

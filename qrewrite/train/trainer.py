@@ -88,7 +88,7 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, dtype: torch.dtype):
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
         # a float below 1 is read by transformers as a share of the total steps: warmup_ratio as a ratio
         lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm, optim=cfg.optim,
+        max_grad_norm=cfg.max_grad_norm, optim=cfg.optim, optim_args=cfg.optim_args or None,
         # bf16-mixed: fp32 weights, bf16 autocast via accelerate (on CPU too)
         bf16=(dtype == torch.bfloat16 and cfg.method != "qlora") or cfg.precision == "bf16-mixed",
         fp16=dtype == torch.float16,
