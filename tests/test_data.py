@@ -107,7 +107,7 @@ def test_prepare_finds_every_format_read_records_reads(tmp_path):
     report = prepare_data(src, tmp_path / "out", typo_eval=False)
     assert report["raw_files"]["train"]["path"].endswith("train.tsv")
     assert report["raw_files"]["valid"]["path"].endswith("dev.ndjson")
-    assert report["counts"] == {"train": 6, "valid": 2}
+    assert report["counts"] == {"train": 6, "valid": 2, "valid_clean": 2}
     assert report["splits"]["train"]["format"] == "tsv" and report["splits"]["valid"]["format"] == "jsonl"
 
 

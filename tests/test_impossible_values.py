@@ -66,9 +66,11 @@ TRAIN_FIELDS = {
     "max_new_tokens": ["0"], "trust_remote_code": ["yes please"], "report_to": ["wandb"],
     # values that are only impossible together with another field
     "system_prompt": [("--prompt-format", "minimal", "--system-prompt", "Fix it.")],
+    "extra_count": ["-1", ("--extra-count", "5")], "extra_mix": ["oops=1", "clean=0", "typo=inf"],
 }
-# paths are tested in test_bad_inputs.py; LoRA targets need the model to judge (test_models.py)
-NOT_SWEPT = {"model", "train_file", "valid_file", "output_root", "lora_targets"}
+# paths are tested in test_bad_inputs.py (extra_questions in test_extra_questions.py); LoRA targets need the model
+# to judge (test_models.py); optim_args are the optimizer's to judge when it is built (test_precision.py)
+NOT_SWEPT = {"model", "train_file", "valid_file", "output_root", "lora_targets", "extra_questions", "optim_args"}
 
 
 def cases():

@@ -177,7 +177,7 @@ def test_ablation_lines_show_differences_to_the_reference_and_targets(tmp_path):
     (tmp_path / "ablations.yaml").write_text(SPEC)
     table = ablation_table(load_spec(tmp_path / "ablations.yaml"), tmp_path)
     new = next(line for line in table.splitlines() if line.startswith("| 1 |"))
-    assert "0.960 (+0.060)" in new and "70.0% (+10.0)" in new and "0.800 (+0.100)" in new and "35.0% (+25.0)" in new
+    assert "0.960 (+0.0600)" in new and "70.0% (+10.0)" in new and "0.800 (+0.1000)" in new and "35.0% (+25.0)" in new
     assert "not evaluated" in next(line for line in table.splitlines() if line.startswith("| 2 |"))
     newer = next(line for line in table.splitlines() if line.startswith("| 3 |"))
     assert "vs line 1: even more steps" in newer and "0.970 (+0.010)" in newer and "40.0% (+5.0)" in newer
