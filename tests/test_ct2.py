@@ -104,7 +104,9 @@ def test_what_the_engine_cannot_do_is_a_clear_error(lively_run, tmp_path):
     with pytest.raises(ConfigError, match="--engine must be one of"):
         load_rewriter(str(lively_run), engine="onnx")
     (tmp_path / "adapter").mkdir()
-    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter" / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    # weights that are whole (an empty safetensors file): an adapter directory, not a broken one
+    (tmp_path / "adapter" / "adapter_model.safetensors").write_bytes((2).to_bytes(8, "little") + b"{}")
     with pytest.raises(ConfigError, match="LoRA adapter"):
         load_rewriter(str(tmp_path / "adapter"), engine="ctranslate2")
     with pytest.raises((ConfigError, ModelLoadError), match="no-model"):

@@ -382,7 +382,7 @@ def test_an_interrupted_evaluation_leaves_the_old_one_intact(tiny_model, many_qu
     proc = Proc("evaluate", "--model", tiny_model, "--data", many_questions, "--out", out, "--batch-size", "4",
                 "--max-new-tokens", "2")
     try:
-        proc.wait_for("rewriting:")
+        proc.wait_for(" q (")  # the first progress line: "rewriting N questions: k/N q (10 %)"
         code, err = proc.stop(sig)
     finally:
         proc.kill()

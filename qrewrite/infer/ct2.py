@@ -58,12 +58,10 @@ def weights_fingerprint(model_dir: Path) -> str:
 
 
 def check_convertible(model_dir: Path) -> None:
-    check_model_dir(model_dir)
     if is_adapter_dir(model_dir) and not (model_dir / "config.json").is_file():
         raise ConfigError(f"{model_dir} is a LoRA adapter; --engine ctranslate2 converts full checkpoints: use the "
                           "run's merged model/ (merge_after: true) or merge the adapter first")
-    if not (model_dir / "config.json").is_file():
-        raise ModelLoadError(f"{model_dir}: not a model directory (no config.json) for --engine ctranslate2")
+    check_model_dir(model_dir)  # no config.json, no weights, no tokenizer: one line naming what is missing
 
 
 def cache_dir_for(model_dir: Path, quantization: str) -> Path:
