@@ -180,7 +180,7 @@ def test_ablation_lines_show_differences_to_the_reference_and_targets(tmp_path):
     assert "0.960 (+0.0600)" in new and "70.0% (+10.0)" in new and "0.800 (+0.1000)" in new and "35.0% (+25.0)" in new
     assert "not evaluated" in next(line for line in table.splitlines() if line.startswith("| 2 |"))
     newer = next(line for line in table.splitlines() if line.startswith("| 3 |"))
-    assert "vs line 1: even more steps" in newer and "0.970 (+0.010)" in newer and "40.0% (+5.0)" in newer
+    assert "vs line 1: even more steps" in newer and "0.970 (+0.0100)" in newer and "40.0% (+5.0)" in newer
     assert "\n- Line 2 has not been trained yet.\n" in table
     assert "clean ROUGE-L >= 0.950: 0.960, met" in table and "typo EM >= 50.0%: 35.0%, **not met**" in table
     written = write_ablations(tmp_path)
