@@ -82,7 +82,7 @@ def test_text_files_and_other_field_names(tmp_path):
     ('{"question": "What?"}\n{"text": "Why?"}\n', r"line 2: no question field"),
     ('{"question": 7}\n', r"line 1, field 'question': expected a string"),
     ("[1, 2]\n", r"line 1: expected an object"),
-    ("\n\n", r"no usable question"),
+    ("\n\n", r"the file is empty"),
 ])
 def test_a_bad_file_is_one_error_naming_file_and_line(tmp_path, content, match):
     path = tmp_path / "bad.jsonl"
@@ -93,7 +93,7 @@ def test_a_bad_file_is_one_error_naming_file_and_line(tmp_path, content, match):
 
 
 def test_missing_file_and_bad_mix_are_config_errors(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="file not found"):
         read_questions(tmp_path / "nope.jsonl")
     for mix, match in [("synthetic=1,oops=2", "oops"), ("clean=-1", ">= 0"), ("clean=0", "above 0"),
                        ("typo=nan", "finite"), ("clean", "KIND=SHARE")]:

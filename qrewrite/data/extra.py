@@ -31,6 +31,7 @@ from pathlib import Path
 
 from qrewrite.config import EXTRA_KINDS, parse_mix
 from qrewrite.data.kinds import SPOKEN_FILLERS
+from qrewrite.data.records import read_text
 from qrewrite.data.sample import lower_first
 from qrewrite.data.synthetic import synthetic_disfluency
 from qrewrite.data.typos import add_typos
@@ -79,14 +80,7 @@ def read_questions(path: str | Path) -> tuple[list[str], dict]:
     """The distinct clean questions of a JSONL (``{"question": ...}`` per line) or text file, and what was
     skipped: ``{"empty": n, "too_long": n, "duplicate": n}``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"extra_questions: {path} does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"extra_questions: {path} is a directory; name a .jsonl or .txt file of questions") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"extra_questions: {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(path).lstrip("\ufeff")
     questions, seen, skipped = [], set(), {"empty": 0, "too_long": 0, "duplicate": 0}
     for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -75,7 +75,9 @@ class DataReport:
 
 # ----------------------------------------------------------------------------------------------------- reading
 
-def _decode(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A data file's text (UTF-8, a BOM allowed), or one DataError naming the file: missing, a directory, not
+    UTF-8, empty."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
@@ -288,7 +290,7 @@ def read_records(path, *, input_field=None, target_field=None, id_field=None, re
     "question n/a") and inputs equal to their target are kept and named in ``report.flagged``.
     """
     path = Path(path)
-    fmt, items, header = _load(path, _decode(path))
+    fmt, items, header = _load(path, read_text(path))
     items = [(k, _strip_keys(r), w) for k, r, w in items]
     if not items:
         raise DataError(f"{path}: no records in the file ({fmt})")

@@ -32,18 +32,25 @@ TABLE_NAME = "ablations.md"
 METRICS = (("rougeL", "ROUGE-L", "rouge"), ("exact_match", "EM", "pct"))
 
 
+def load_yaml_mapping(path: Path, needs: tuple[tuple[str, type], ...]) -> dict:
+    """A hand-written YAML spec under outputs/: a mapping holding each of ``needs`` (key, type); else ValueError
+    naming the file and the field."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a mapping with {', '.join(key for key, _ in needs)}")
+    for key, kind in needs:
+        if not isinstance(doc.get(key), kind):
+            raise ValueError(f"{path}: field '{key}' must be a {kind.__name__}")
+    return doc
+
+
 def load_spec(path: str | Path) -> dict:
     """The ablation spec, checked: a reference run, split labels, optional targets and a list of lines."""
     path = Path(path)
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML ({e})") from e
-    if not isinstance(spec, dict):
-        raise ValueError(f"{path}: expected a mapping with reference, splits and lines")
-    for key, kind in (("reference", str), ("splits", dict), ("lines", list)):
-        if not isinstance(spec.get(key), kind):
-            raise ValueError(f"{path}: field '{key}' must be a {kind.__name__}")
+    spec = load_yaml_mapping(path, (("reference", str), ("splits", dict), ("lines", list)))
     for n, line in enumerate(spec["lines"], 1):
         if not isinstance(line, dict) or not isinstance(line.get("run"), str) or not line.get("change"):
             raise ValueError(f"{path}: line {n} needs 'run' (a run name) and 'change' (what it changes)")

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from qrewrite.eval.ablations import load_yaml_mapping
 from qrewrite.eval.collect import MISSING, _cell, _fmt, _is_number, collect_runs
 from qrewrite.files import atomic_write_text
 
@@ -31,23 +30,10 @@ TABLE_NAME = "headline.md"
 TEST_SPLITS = {False: "test", True: "test_typo"}  # blind_scores.yaml's split per table (typo'd or not)
 
 
-def _load_yaml(path: Path, needs: tuple[tuple[str, type], ...]) -> dict:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML ({e})") from e
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a mapping")
-    for key, kind in needs:
-        if not isinstance(doc.get(key), kind):
-            raise ValueError(f"{path}: field '{key}' must be a {kind.__name__}")
-    return doc
-
-
 def load_headline_spec(path: str | Path) -> dict:
     """The headline spec, checked: split labels, rows that each name a run or quote their figures, training runs."""
     path = Path(path)
-    spec = _load_yaml(path, (("splits", dict), ("rows", list), ("training", dict)))
+    spec = load_yaml_mapping(path, (("splits", dict), ("rows", list), ("training", dict)))
     for n, row in enumerate(spec["rows"], 1):
         if not isinstance(row, dict) or not isinstance(row.get("label"), str) or not row["label"].strip():
             raise ValueError(f"{path}: row {n} needs a 'label'")
@@ -62,7 +48,7 @@ def load_headline_spec(path: str | Path) -> dict:
 def load_blind_scores(path: str | Path) -> dict:
     """The independent test scores of committed blind predictions: run -> split -> {rougeL, exact_match}."""
     path = Path(path)
-    doc = _load_yaml(path, (("source", str), ("command", str), ("runs", dict)))
+    doc = load_yaml_mapping(path, (("source", str), ("command", str), ("runs", dict)))
     for run, splits in doc["runs"].items():
         for split, scores in (splits or {}).items():
             if split not in TEST_SPLITS.values() or not isinstance(scores, dict) or not all(
