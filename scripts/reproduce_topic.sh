@@ -110,13 +110,16 @@ if wanted topic-smollm2-full-synth; then
 fi
 # hundreds of topics (extra_questions): the clean synthetic recipe plus 4,000 clean SQuAD-train questions (~440
 # other articles) made training pairs (synthetic disfluencies, typo'd, fillers, left clean), 1,300 steps so that
-# Disfl-QA keeps its exposure (~65 min); held-out topics clean, typo'd, and their references as inputs (clean kept?)
+# Disfl-QA keeps its exposure (~65 min); held-out topics clean, typo'd, and their references as inputs (clean kept?),
+# and dev; then decoded with the copy bonus on the held-out topics, clean and kept clean
 if wanted topic-smollm2-full-synth-squad4k; then
   trained topic-smollm2-full-synth-squad4k || logged outputs/topic-smollm2-full-synth-squad4k/train.log \
     q train --config configs/topic/smollm2-full-synth-squad4k.yaml \
     $([ -d weights/topic-smollm2-full-synth-squad4k ] && echo --resume)
-  TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k weights/topic-smollm2-full-synth-squad4k
+  TYPO=1 CLEAN=1 evaluate topic-smollm2-full-synth-squad4k weights/topic-smollm2-full-synth-squad4k
 fi
+wanted topic-smollm2-full-synth-squad4k-copy1 && CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k-copy1 \
+  weights/topic-smollm2-full-synth-squad4k --copy-bonus 1
 # the copy bonus (chosen on the held-out topics: 1) on it
 wanted topic-smollm2-full-synth-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-synth-copy1 weights/topic-smollm2-full-synth --copy-bonus 1
