@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 from benchmarks.common import default_data, fmt_ratio, markdown_table, median, ratio  # noqa: E402
-from qrewrite.config import GENERATION_BATCH_SIZE  # noqa: E402
+from qrewrite.infer.decoding import GENERATION_BATCH_SIZE  # noqa: E402
 
 CPU_TARGET = 5.0  # project questions/s >= 5 x baseline on CPU
 
@@ -112,7 +112,8 @@ def chunk_bounds(args, n: int, baseline_n: int) -> tuple[list[tuple[int, int]], 
     return project, [b for b in base if b[1] > b[0]] or [(0, baseline_n)]
 
 
-def render_markdown(result: dict) -> str:
+def _table(result: dict) -> str:
+    """The sides' figures side by side, with their ratios to the baseline."""
     s, r, setup = result["summary"], result["summary"]["ratios"], result["setup"]
     b, p, a = s["baseline"], s["project"], s.get("ablation")
     mem = "peak GPU memory allocated (MB)" if setup["device"] == "cuda" else "peak RSS (MB)"
@@ -136,18 +137,26 @@ def render_markdown(result: dict) -> str:
     header = ["metric", "baseline (one at a time)", "project (batched, shared prefix)"]
     header += ["ablation (batched, whole prompts)"] if a else []
     header += ["project / baseline"] + (["ablation / baseline"] if a else [])
-    table = markdown_table(header, rows)
-    ag = result["agreement"]
+    return markdown_table(header, rows)
+
+
+def _verdict(setup: dict, r: dict) -> str:
+    """The speed target's verdict (none for a smoke run or on a GPU)."""
     if setup["smoke"]:
-        verdict = "smoke run: plumbing check only, no timing claim"
-    elif setup["device"] == "cpu":
+        return "smoke run: plumbing check only, no timing claim"
+    if setup["device"] == "cpu":
         met = r["questions_per_s"] is not None and r["questions_per_s"] >= CPU_TARGET
-        verdict = (f"target: project >= {CPU_TARGET:g}x the baseline's questions/s on CPU -> "
-                   f"{'met' if met else 'NOT met'} ({fmt_ratio(r['questions_per_s'])} on chunk medians; "
-                   f"{fmt_ratio(r['questions_per_s_overall'])} overall; paired-chunk median "
-                   f"{fmt_ratio(r['questions_per_s_paired_median'])})")
-    else:
-        verdict = f"CPU target ({CPU_TARGET:g}x) does not apply on GPU; measured {fmt_ratio(r['questions_per_s'])}"
+        return (f"target: project >= {CPU_TARGET:g}x the baseline's questions/s on CPU -> "
+                f"{'met' if met else 'NOT met'} ({fmt_ratio(r['questions_per_s'])} on chunk medians; "
+                f"{fmt_ratio(r['questions_per_s_overall'])} overall; paired-chunk median "
+                f"{fmt_ratio(r['questions_per_s_paired_median'])})")
+    return f"CPU target ({CPU_TARGET:g}x) does not apply on GPU; measured {fmt_ratio(r['questions_per_s'])}"
+
+
+def render_markdown(result: dict) -> str:
+    s, setup = result["summary"], result["setup"]
+    b, p, a = s["baseline"], s["project"], s.get("ablation")
+    table, verdict, ag = _table(result), _verdict(setup, s["ratios"]), result["agreement"]
     stopped = (f"\n- stopped early by --max-minutes {setup['max_minutes']:g}: {p['questions']} of "
                f"{setup['n_requested']} (project) and {b['questions']} of {setup['baseline_n_requested']} (baseline) "
                "questions done" if setup.get("stopped_early") else "")

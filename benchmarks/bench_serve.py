@@ -350,7 +350,8 @@ def side_name(side: str, setup: dict) -> str:
                                              ct2_quantization=setup.get("ct2_quantization", "int8"))
 
 
-def render_markdown(result: dict) -> str:
+def _tables(result: dict) -> tuple[str, str]:
+    """The load table (every server at every concurrency) and the single-question table."""
     setup, load, single = result["setup"], result["load"], result["single"]
     rows = []
     for c in setup["concurrency"]:
@@ -368,6 +369,12 @@ def render_markdown(result: dict) -> str:
                    for side in single["sides"]]
     single_table = markdown_table(["single question", "p50 ms", "p95 ms", "mean ms", "same answer as plain greedy"],
                                   single_rows)
+    return table, single_table
+
+
+def render_markdown(result: dict) -> str:
+    setup, single = result["setup"], result["single"]
+    table, single_table = _tables(result)
     t, met = result["targets"], result["met"]
     if setup["smoke"]:
         verdict = "smoke run: plumbing check only, no timing claim"

@@ -398,7 +398,8 @@ def precision_text(run: dict) -> str:
     return run["dtype"] + ("" if autocast == "no" else f", {autocast} autocast")
 
 
-def render_markdown(result: dict) -> str:
+def _table(result: dict) -> str:
+    """Each side's medians side by side, with their ratios to the reference side."""
     setup, summary = result["setup"], result["summary"]
     sides, ref = summary["sides"], summary["reference"]
     mem = "peak GPU memory allocated (MB)" if setup["device"] == "cuda" else "peak RSS (MB)"
@@ -422,19 +423,28 @@ def render_markdown(result: dict) -> str:
     if all("mfu_median" in s for s in sides.values()):
         rows.append(row(f"MFU (6 x params x tokens / time / {setup['peak_tflops']} TFLOP/s)", "mfu_median",
                         lambda v: f"{v:.1%}", "mfu"))
-    table = markdown_table(header, rows)
+    return markdown_table(header, rows)
+
+
+def _verdicts(setup: dict, sides: dict) -> list[str]:
+    """The speed targets' verdicts (none for a smoke run; no target on a GPU)."""
+    if setup["smoke"]:
+        return ["- smoke run: plumbing check only, no timing claim"]
     verdicts = []
     for side, target in CPU_TARGETS.items():
         if side in sides and "project" in sides and side != "project":
             got = ratio(sides["project"]["examples_per_s_median"], sides[side]["examples_per_s_median"])
-            if setup["smoke"]:
-                continue
             status = "met" if got is not None and got >= target else "NOT met"
             verdicts.append(f"- project >= {target:g}x {side}'s examples/s on CPU: **{status}** ({fmt_ratio(got)})"
                             if setup["device"] == "cpu" else f"- project / {side}: {fmt_ratio(got)} (CPU target "
                             f"{target:g}x does not apply on GPU)")
-    if setup["smoke"]:
-        verdicts = ["- smoke run: plumbing check only, no timing claim"]
+    return verdicts
+
+
+def render_markdown(result: dict) -> str:
+    setup, summary = result["setup"], result["summary"]
+    sides, ref = summary["sides"], summary["reference"]
+    table, verdicts = _table(result), _verdicts(setup, sides)
     first = result["runs"][ref][0]
     padding = "padding-free batches" if setup["padding_free"] else "dynamic padding of length-grouped batches"
     described = "\n".join(f"- {s}: " + SIDE_TEXT[s].format(max_length=setup["max_length"], padding=padding)

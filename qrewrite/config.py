@@ -13,13 +13,15 @@ import difflib
 import math
 import re
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from qrewrite import flags
 from qrewrite.errors import ConfigError  # also importable from here, as before
 from qrewrite.files import atomic_write_text, project_path, safe_join
+from qrewrite.flags import option
 from qrewrite.prompt import PROMPT_FORMATS
 
 QWEN2_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -27,8 +29,6 @@ METHODS = ("full", "lora", "qlora")
 # bf16-mixed is for training only: the weights a run saves (and rewrites with) stay fp32
 PRECISIONS = ("auto", "bf16", "fp16", "fp32", "bf16-mixed")
 ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
-# questions per rewriting batch: the CPU sweet spot for a 135M model (benchmarks/results/generate_cpu.md)
-GENERATION_BATCH_SIZE = 64
 BEST_METRICS = ("loss", "rougeL_sample", "rougeL_sample_typo", "rougeL_sample_mean")
 # the kinds of training pair made from clean extra questions (qrewrite.data.extra)
 EXTRA_KINDS = ("synthetic", "typo", "filler", "clean")
@@ -56,98 +56,93 @@ def parse_mix(mix: str) -> dict[str, float]:
     return {k: shares.get(k, 0.0) / total for k in EXTRA_KINDS}
 
 
-def _field(default, help: str, **kw):
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
-
-
 @dataclass
 class TrainConfig:
     # what to train
-    model: str = _field("smollm2", "hub id (e.g. Qwen/Qwen2-0.5B-Instruct), local checkpoint dir, or 'smollm2' "
-                               "for the offline SmolLM2-135M-Instruct")
-    method: str = _field("full", "full | lora | qlora")
-    train_file: str = _field("dataset/train.json", "training split (canonical JSON from `qrewrite prepare`)")
-    valid_file: str = _field("dataset/valid.json", "validation split")
-    run_name: str = _field("", "run directory name under output_root (default: derived from model and method)")
-    output_root: str = _field("weights", "where run directories are created")
-    seed: int = _field(0, "seed for data order, init of LoRA weights and dropout")
+    model: str = option("smollm2", "hub id (e.g. Qwen/Qwen2-0.5B-Instruct), local checkpoint dir, or 'smollm2' "
+                              "for the offline SmolLM2-135M-Instruct")
+    method: str = option("full", "full | lora | qlora")
+    train_file: str = option("dataset/train.json", "training split (canonical JSON from `qrewrite prepare`)")
+    valid_file: str = option("dataset/valid.json", "validation split")
+    run_name: str = option("", "run directory name under output_root (default: derived from model and method)")
+    output_root: str = option("weights", "where run directories are created")
+    seed: int = option(0, "seed for data order, init of LoRA weights and dropout")
     # optimisation
-    max_steps: int = _field(-1, "optimizer steps; -1 = num_epochs over the training split")
-    num_epochs: float = _field(1.0, "epochs when max_steps is -1")
-    batch_size: int = _field(16, "examples per device per micro-batch")
-    grad_accum: int = _field(1, "micro-batches per optimizer step")
-    learning_rate: float = _field(5e-5, "peak learning rate")
-    lr_scheduler: str = _field("cosine", "transformers scheduler name (linear, cosine, constant_with_warmup, ...)")
-    warmup_ratio: float = _field(0.03, "share of steps used for linear warm-up")
-    weight_decay: float = _field(0.0, "AdamW weight decay")
-    max_grad_norm: float = _field(1.0, "gradient clipping norm")
-    optim: str = _field("adamw_torch_fused", "transformers optimizer name: adamw_torch_fused (one fused kernel for "
-                                         "all parameters, CPU and GPU), adamw_torch, adamw_bnb_8bit, ...")
-    optim_args: str = _field("", "the optimizer's own options as transformers reads them, comma-separated "
-                                 "key=value (e.g. bf16_stochastic_round=True for adamw_torch_8bit: torchao's "
-                                 "8-bit AdamW rounding bf16 weights stochastically); empty = none")
+    max_steps: int = option(-1, "optimizer steps; -1 = num_epochs over the training split")
+    num_epochs: float = option(1.0, "epochs when max_steps is -1")
+    batch_size: int = option(16, "examples per device per micro-batch")
+    grad_accum: int = option(1, "micro-batches per optimizer step")
+    learning_rate: float = option(5e-5, "peak learning rate")
+    lr_scheduler: str = option("cosine", "transformers scheduler name (linear, cosine, constant_with_warmup, ...)")
+    warmup_ratio: float = option(0.03, "share of steps used for linear warm-up")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    max_grad_norm: float = option(1.0, "gradient clipping norm")
+    optim: str = option("adamw_torch_fused", "transformers optimizer name: adamw_torch_fused (one fused kernel for "
+                                        "all parameters, CPU and GPU), adamw_torch, adamw_bnb_8bit, ...")
+    optim_args: str = option("", "the optimizer's own options as transformers reads them, comma-separated "
+                                "key=value (e.g. bf16_stochastic_round=True for adamw_torch_8bit: torchao's "
+                                "8-bit AdamW rounding bf16 weights stochastically); empty = none")
     # memory / speed
-    precision: str = _field("auto", "auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | fp32 | "
-                                    "bf16-mixed (fp32 weights and optimizer, bf16 autocast: faster on CPUs with "
-                                    "avx512_bf16 / AMX; the saved model is fp32)")
-    gradient_checkpointing: bool = _field(False, "recompute activations in backward to save memory")
-    attn_implementation: str = _field("sdpa", "sdpa | eager | flash_attention_2")
-    max_length: int = _field(256, "max tokens of prompt + answer; longer examples are truncated and counted")
-    group_by_length: bool = _field(True, "batch examples of similar length together (less padding)")
-    dataloader_workers: int = _field(0, "DataLoader worker processes")
-    supervised_logits: bool = _field(True, "apply the output layer only at positions whose next token carries loss "
-                                           "(same loss and gradients, far fewer vocabulary-sized products)")
-    torch_compile: bool = _field(False, "compile the model with torch.compile (inductor); the first steps pay "
-                                        "for the compilation")
-    padding_free: bool = _field(False, "concatenate each batch into one row with position_ids instead of padding")
-    freeze_embeddings: bool = _field(False, "full fine-tune: keep the token embeddings (and the output layer, when "
-                                            "tied to them, as in SmolLM2) at the base model's values: the loss "
-                                            "cannot push down tokens that training targets never use")
+    precision: str = option("auto", "auto (bf16 on GPUs that support it, else fp32) | bf16 | fp16 | fp32 | "
+                                   "bf16-mixed (fp32 weights and optimizer, bf16 autocast: faster on CPUs with "
+                                   "avx512_bf16 / AMX; the saved model is fp32)")
+    gradient_checkpointing: bool = option(False, "recompute activations in backward to save memory")
+    attn_implementation: str = option("sdpa", "sdpa | eager | flash_attention_2")
+    max_length: int = option(256, "max tokens of prompt + answer; longer examples are truncated and counted")
+    group_by_length: bool = option(True, "batch examples of similar length together (less padding)")
+    dataloader_workers: int = option(0, "DataLoader worker processes")
+    supervised_logits: bool = option(True, "apply the output layer only at positions whose next token carries loss "
+                                          "(same loss and gradients, far fewer vocabulary-sized products)")
+    torch_compile: bool = option(False, "compile the model with torch.compile (inductor); the first steps pay "
+                                       "for the compilation")
+    padding_free: bool = option(False, "concatenate each batch into one row with position_ids instead of padding")
+    freeze_embeddings: bool = option(False, "full fine-tune: keep the token embeddings (and the output layer, when "
+                                           "tied to them, as in SmolLM2) at the base model's values: the loss "
+                                           "cannot push down tokens that training targets never use")
     # data
-    typo_copies: int = _field(0, "add this many typo'd copies of each training input (seeded)")
-    typo_rate: float = _field(0.05, "per-character typo probability for typo augmentation")
-    typo_rate_max: float = _field(0.0, "if > typo_rate: the typo'd copies get rates spaced evenly from typo_rate "
-                                       "to typo_rate_max (heavier noise for later copies); 0 = all at typo_rate")
-    typo_nonwords: bool = _field(False, "typo'd copies never spell another real word (a word of the training "
-                                        "inputs or targets): an edit that would is drawn again (qrewrite.data.typos)")
-    synthetic_copies: int = _field(0, "add this many synthetic disfluent copies of each training question, built "
-                                      "from its clean target (qrewrite.data.synthetic: corrections and restarts)")
-    name_swap_copies: int = _field(0, "add this many copies of each training pair with its names and numbers "
-                                      "replaced consistently in input and target (qrewrite.data.name_swap: copy what "
-                                      "is new)")
-    extra_questions: str = _field("", "a .jsonl ({\"question\": ...} per line) or .txt file of clean questions on "
-                                      "other topics, each made a training pair (qrewrite.data.extra): a synthetic "
-                                      "disfluency, typos, fillers, or left clean (empty = none)")
-    extra_count: int = _field(0, "questions drawn (seeded) from extra_questions; 0 = all of them")
-    extra_mix: str = _field("synthetic=0.55,typo=0.15,filler=0.1,clean=0.2",
-                            "shares of the kinds of pair made from extra_questions (synthetic, typo, filler, clean)")
-    max_train_examples: int = _field(0, "use only the first N training examples after shuffling (0 = all)")
-    prompt_format: str = _field("chat", "chat (system instruction + the model's chat template) | minimal (user and "
-                                        "assistant turns only: ~40 percent fewer tokens per example)")
-    system_prompt: str = _field("", "chat format: override the system instruction (empty = "
-                                    "qrewrite.prompt.SYSTEM_PROMPT)")
+    typo_copies: int = option(0, "add this many typo'd copies of each training input (seeded)")
+    typo_rate: float = option(0.05, "per-character typo probability for typo augmentation")
+    typo_rate_max: float = option(0.0, "if > typo_rate: the typo'd copies get rates spaced evenly from typo_rate "
+                                      "to typo_rate_max (heavier noise for later copies); 0 = all at typo_rate")
+    typo_nonwords: bool = option(False, "typo'd copies never spell another real word (a word of the training "
+                                       "inputs or targets): an edit that would is drawn again (qrewrite.data.typos)")
+    synthetic_copies: int = option(0, "add this many synthetic disfluent copies of each training question, built "
+                                     "from its clean target (qrewrite.data.synthetic: corrections and restarts)")
+    name_swap_copies: int = option(0, "add this many copies of each training pair with its names and numbers "
+                                     "replaced consistently in input and target (qrewrite.data.name_swap: copy what "
+                                     "is new)")
+    extra_questions: str = option("", "a .jsonl ({\"question\": ...} per line) or .txt file of clean questions on "
+                                     "other topics, each made a training pair (qrewrite.data.extra): a synthetic "
+                                     "disfluency, typos, fillers, or left clean (empty = none)")
+    extra_count: int = option(0, "questions drawn (seeded) from extra_questions; 0 = all of them")
+    extra_mix: str = option("synthetic=0.55,typo=0.15,filler=0.1,clean=0.2",
+                           "shares of the kinds of pair made from extra_questions (synthetic, typo, filler, clean)")
+    max_train_examples: int = option(0, "use only the first N training examples after shuffling (0 = all)")
+    prompt_format: str = option("chat", "chat (system instruction + the model's chat template) | minimal (user and "
+                                       "assistant turns only: ~40 percent fewer tokens per example)")
+    system_prompt: str = option("", "chat format: override the system instruction (empty = "
+                                   "qrewrite.prompt.SYSTEM_PROMPT)")
     # LoRA / QLoRA
-    lora_r: int = _field(16, "LoRA rank")
-    lora_alpha: int = _field(32, "LoRA alpha (scale = alpha / r)")
-    lora_dropout: float = _field(0.05, "LoRA dropout")
-    lora_targets: list = _field(QWEN2_TARGETS, "module names to adapt; each must match a module of the model")
-    merge_after: bool = _field(True, "after LoRA/QLoRA training also save a merged full checkpoint")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    lora_targets: list = option(help="module names to adapt; each must match a module of the model",
+                                default_factory=lambda: list(QWEN2_TARGETS))
+    merge_after: bool = option(True, "after LoRA/QLoRA training also save a merged full checkpoint")
     # evaluation, checkpoints, logging
-    eval_steps: int = _field(50, "evaluate (loss + sampled ROUGE-L) every N steps; 0 = only at the end")
-    eval_sample: int = _field(32, "validation questions rewritten for ROUGE-L at each evaluation (and a typo'd "
-                                  "copy of them when training on typo'd copies or selecting on it)")
-    best_metric: str = _field("loss", "which checkpoint is kept as the final model: loss (eval loss) | "
-                                      "rougeL_sample (ROUGE-L on the validation sample) | rougeL_sample_typo (on "
-                                      "its typo'd copy) | rougeL_sample_mean (mean of the two)")
-    max_eval_examples: int = _field(0, "cap the validation split used for eval loss (0 = all)")
-    save_steps: int = _field(50, "checkpoint every N steps (a multiple of eval_steps keeps the best one)")
-    save_total_limit: int = _field(2, "checkpoints kept (the best is always kept)")
-    logging_steps: int = _field(10, "log loss every N steps")
-    max_new_tokens: int = _field(64, "generation budget when rewriting")
-    trust_remote_code: bool = _field(False, "allow the model repo's own Python code to run (off unless asked)")
-    report_to: str = _field("tensorboard", "tensorboard | none")
+    eval_steps: int = option(50, "evaluate (loss + sampled ROUGE-L) every N steps; 0 = only at the end")
+    eval_sample: int = option(32, "validation questions rewritten for ROUGE-L at each evaluation (and a typo'd "
+                                 "copy of them when training on typo'd copies or selecting on it)")
+    best_metric: str = option("loss", "which checkpoint is kept as the final model: loss (eval loss) | "
+                                     "rougeL_sample (ROUGE-L on the validation sample) | rougeL_sample_typo (on "
+                                     "its typo'd copy) | rougeL_sample_mean (mean of the two)")
+    max_eval_examples: int = option(0, "cap the validation split used for eval loss (0 = all)")
+    save_steps: int = option(50, "checkpoint every N steps (a multiple of eval_steps keeps the best one)")
+    save_total_limit: int = option(2, "checkpoints kept (the best is always kept)")
+    logging_steps: int = option(10, "log loss every N steps")
+    max_new_tokens: int = option(64, "generation budget when rewriting")
+    trust_remote_code: bool = option(False, "allow the model repo's own Python code to run (off unless asked)")
+    report_to: str = option("tensorboard", "tensorboard | none")
 
     # ---- derived helpers -------------------------------------------------------------------------------
     def typo_copy_rates(self) -> list[float]:
@@ -184,27 +179,13 @@ class TrainConfig:
             errors.append(f"max_steps: must be -1 (use num_epochs) or >= 1, got {self.max_steps}")
         if self.max_steps == -1 and not self.num_epochs > 0:
             errors.append(f"num_epochs: must be > 0, got {self.num_epochs}")
-        if self.method in ("lora", "qlora"):
-            if self.lora_r < 1:
-                errors.append(f"lora_r: must be >= 1, got {self.lora_r}")
-            if self.lora_alpha <= 0:
-                errors.append(f"lora_alpha: must be > 0, got {self.lora_alpha}")
-            if not self.lora_targets:
-                errors.append("lora_targets: name at least one module (e.g. q_proj v_proj)")
-        if not 0 <= self.lora_dropout < 1:
-            errors.append(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
+        errors += self._adapter_errors()
         if not 0 <= self.warmup_ratio < 1:
             errors.append(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
-        if not 0 <= self.typo_rate <= 1 or self.typo_copies < 0:
-            errors.append("typo_rate must be in [0, 1] and typo_copies >= 0")
+        errors += self._augmentation_errors()
         if self.freeze_embeddings and self.method != "full":
             errors.append(f"freeze_embeddings: only for method full ({self.method} trains adapters only; the "
                           "embeddings stay frozen already)")
-        if self.typo_nonwords and not self.typo_copies:
-            errors.append("typo_nonwords: set typo_copies >= 1 too (it shapes the typo'd copies; there are none)")
-        if not (self.typo_rate_max == 0 or self.typo_rate <= self.typo_rate_max <= 1):
-            errors.append(f"typo_rate_max: must be 0 (off) or between typo_rate ({self.typo_rate}) and 1, "
-                          f"got {self.typo_rate_max}")
         if self.best_metric not in BEST_METRICS:
             errors.append(f"best_metric: {self.best_metric!r} is not one of {', '.join(BEST_METRICS)}")
         elif self.best_metric != "loss" and self.eval_sample < 1:
@@ -214,12 +195,6 @@ class TrainConfig:
                      "extra_count"):
             if getattr(self, name) < 0:
                 errors.append(f"{name}: must be >= 0, got {getattr(self, name)}")
-        try:
-            parse_mix(self.extra_mix)
-        except ValueError as e:
-            errors.append(f"extra_mix: {e}")
-        if self.extra_count and not self.extra_questions:
-            errors.append("extra_count: set extra_questions too (the file the questions are drawn from)")
         if self.attn_implementation not in ATTENTION:
             errors.append(f"attn_implementation: {self.attn_implementation!r} is not one of {', '.join(ATTENTION)}")
         for name in ("weight_decay", "max_grad_norm"):
@@ -240,6 +215,36 @@ class TrainConfig:
             raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
         return self
 
+    def _adapter_errors(self) -> list[str]:
+        errors = []
+        if self.method in ("lora", "qlora"):
+            if self.lora_r < 1:
+                errors.append(f"lora_r: must be >= 1, got {self.lora_r}")
+            if self.lora_alpha <= 0:
+                errors.append(f"lora_alpha: must be > 0, got {self.lora_alpha}")
+            if not self.lora_targets:
+                errors.append("lora_targets: name at least one module (e.g. q_proj v_proj)")
+        if not 0 <= self.lora_dropout < 1:
+            errors.append(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
+        return errors
+
+    def _augmentation_errors(self) -> list[str]:
+        """The typo'd copies' and the extra questions' settings."""
+        errors = []
+        if not 0 <= self.typo_rate <= 1 or self.typo_copies < 0:
+            errors.append("typo_rate must be in [0, 1] and typo_copies >= 0")
+        if self.typo_nonwords and not self.typo_copies:
+            errors.append("typo_nonwords: set typo_copies >= 1 too (it shapes the typo'd copies; there are none)")
+        if not (self.typo_rate_max == 0 or self.typo_rate <= self.typo_rate_max <= 1):
+            errors.append(f"typo_rate_max: must be 0 (off) or between typo_rate ({self.typo_rate}) and 1, "
+                          f"got {self.typo_rate_max}")
+        try:
+            parse_mix(self.extra_mix)
+        except ValueError as e:
+            errors.append(f"extra_mix: {e}")
+        if self.extra_count and not self.extra_questions:
+            errors.append("extra_count: set extra_questions too (the file the questions are drawn from)")
+        return errors
 
     def _out_of_range(self) -> list[str]:
         """Numbers no field can take: a float that is not finite (``.inf`` passes ``> 0``; ``.nan`` passes
@@ -270,37 +275,7 @@ def _field_type(f: dataclasses.Field):
 
 def coerce(key: str, value):
     """Convert ``value`` (from YAML or the command line) to the type of config field ``key``."""
-    typ = _field_type(FIELDS[key])
-    try:
-        if typ is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if typ is list:
-            if isinstance(value, str):
-                return [v for v in value.replace(",", " ").split() if v]
-            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-                return list(value)
-            raise ValueError
-        if typ is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if typ is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if typ is str:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise ValueError
-            return str(value)
-    except (TypeError, ValueError, OverflowError):
-        pass
-    raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}")
+    return flags.coerce(key, _field_type(FIELDS[key]), value)
 
 
 def unknown_key_error(key: str, source: str) -> ConfigError:
@@ -403,20 +378,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (see configs/); options below override it")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint in the run directory")
-    group = parser.add_argument_group("config fields (override the config file)")
-    for f in dataclasses.fields(TrainConfig):
-        typ = _field_type(f)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        text = f.metadata["help"]  # a help that says its default itself keeps it
-        kw = dict(dest=f"cfg_{f.name}", default=None,
-                  help=text if "(default" in text else f"{text} (default: {default!r})")
-        if typ is list:
-            kw["nargs"] = "+"
-        elif typ is bool:
-            kw["metavar"] = "{true,false}"
-        else:
-            kw["metavar"] = typ.__name__.upper()
-        group.add_argument("--" + f.name.replace("_", "-"), **kw)
+    flags.add_override_options(parser.add_argument_group("config fields (override the config file)"), TrainConfig,
+                               dest_prefix="cfg_")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

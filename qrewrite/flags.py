@@ -5,7 +5,8 @@ of its value or its choices); :func:`add_options` turns the dataclass into ``--f
 :func:`from_args` turns the parsed namespace back into the dataclass, and the function behind the command takes
 the dataclass (or the same names as keywords). A field whose type is itself such a dataclass (the decoding, the
 server's limits) adds its own fields' flags, so groups shared by several commands are declared once too. The
-training config keeps its own, older form of the same idea (:mod:`qrewrite.config`: YAML files and ``base:``).
+training config's fields are declared the same way; its flags override a YAML file instead of carrying defaults
+(:func:`add_override_options`, :func:`coerce`: the config file and the command line read a value alike).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import types
 import typing
 from dataclasses import MISSING
+
+from qrewrite.errors import ConfigError
 
 
 def option(default=MISSING, help: str = "", *, parse=None, choices=None, flag: str | None = None,
@@ -108,6 +111,54 @@ def from_args(cls, args: argparse.Namespace):
         elif hasattr(args, f.name):
             values[f.name] = getattr(args, f.name)
     return cls(**values)
+
+
+def add_override_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls, dest_prefix: str) -> None:
+    """One ``--flag`` per option field of ``cls`` whose value overrides another source (a config file): nothing
+    is set unless given (``dest_prefix + name``, default None), and the value stays text for :func:`coerce`."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        typ, default, text = hints[f.name], _default(f), f.metadata.get("help", "")
+        kw = dict(dest=dest_prefix + f.name, default=None,  # a help that says its default itself keeps it
+                  help=(text if "(default" in text else f"{text} (default: {default!r})").replace("%", "%%"))
+        if typ is list:
+            kw.update(nargs="+", metavar="NAME")
+        else:
+            kw["metavar"] = "{true,false}" if typ is bool else typ.__name__.upper()
+        parser.add_argument(flag(f), **kw)
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def coerce(name: str, typ: type, value):
+    """``value`` (from YAML or the command line) as field ``name`` of type ``typ`` (bool, list of str, int, float,
+    str) holds it; a ConfigError naming the field otherwise (``2.5`` is no int, ``"yes"`` is a bool)."""
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+                return value.lower() in _TRUE
+        elif typ is list:
+            if isinstance(value, str):
+                return [v for v in value.replace(",", " ").split() if v]
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return list(value)
+        elif typ is int:
+            if not isinstance(value, bool) and not (isinstance(value, float) and not value.is_integer()):
+                return int(value)
+        elif typ is float:
+            if not isinstance(value, bool):
+                return float(value)
+        elif typ is str:
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                return str(value)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise ConfigError(f"{name}: expected {typ.__name__}, got {value!r}")
 
 
 # value parsers for options (argparse types): a clear message names the bound that was broken

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 import yaml
-from conftest import ROOT, SAMPLE, run_cli, smoke_config
+from helpers import ROOT, SAMPLE, run_cli, smoke_config
 from safetensors.torch import load_file, save_file
 
 from qrewrite.config import AverageConfig, load_average_config

@@ -13,26 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLE, run_cli
+from helpers import ROOT, SAMPLE, SMOKE, canon, run_cli, write
 
 BOM = "\ufeff"
-SMOKE = ROOT / "configs" / "smoke.yaml"
-
-
-def write(path: Path, content) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif isinstance(content, str):
-        path.write_text(content, encoding="utf-8")
-    else:
-        path.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
-    return path
-
-
-def canon(n, prefix="g"):
-    return [{"id": f"{prefix}{i}", "input": f"Um what uh is {prefix} question {i}?",
-             "target": f"What is {prefix} question {i}?"} for i in range(n)]
 
 
 def run_parallel(calls: dict, workers: int = 4) -> dict:
@@ -102,7 +85,7 @@ def test_unusable_file_prepare(tmp_path, case):
     assert_error(r, re.escape(src.name), *UNUSABLE[case][2])
     assert leftovers(out, SPLITS) == []
     # also as the --valid file next to a good training file: still nothing written
-    good = write(tmp_path / "good-train.json", canon(6))
+    good = write(tmp_path / "good-train.json", canon(6, prefix="g"))
     r = run_cli("prepare", "--source", good, "--valid", src, "--out", out)
     assert_error(r, re.escape(src.name))
     assert leftovers(out, SPLITS) == []
@@ -149,7 +132,7 @@ BAD_RECORDS = {
 
 
 def _file_with(records, n_good=6):
-    good = canon(n_good)
+    good = canon(n_good, prefix="g")
     return good[:2] + records + good[2:]
 
 
@@ -229,7 +212,7 @@ def test_bad_records_skipped_and_named_rewrite(messy_rewrite):
 # ===================================================================================================== BOM
 
 def test_bom_prepare(tmp_path):
-    rows = canon(8)
+    rows = canon(8, prefix="g")
     rows[3]["input"] = BOM + "Um what " + BOM + "is it?"
     src = write(tmp_path / "bom.json", (BOM + json.dumps(rows)).encode("utf-8"))
     csv = write(tmp_path / "bom.csv", (BOM + "id,input,target\nv1,Er who is it?,Who is it?\n"

@@ -3,7 +3,7 @@
 import json
 import re
 
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 BENCH = ROOT / "benchmarks"
 

@@ -2,21 +2,15 @@
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli, write
 
 from qrewrite.config import BASE_KEY, FIELDS, QWEN2_TARGETS, TrainConfig, add_config_arguments, coerce, load_config
 from qrewrite.errors import ConfigError
 
 CONFIGS = sorted([*(ROOT / "configs").glob("*.yaml"), *(ROOT / "configs").glob("topic/*.yaml")])
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_defaults():

@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from conftest import SAMPLE, run_cli
+from helpers import SAMPLE, run_cli
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 

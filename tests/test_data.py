@@ -7,6 +7,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import canon, write
 
 from qrewrite.data.prepare import prepare_data
 from qrewrite.data.records import DataReport, load_split, read_records
@@ -15,21 +16,6 @@ from qrewrite.files import file_fingerprint, file_sha256
 
 DISFL_QA = Path(os.environ.get("QREWRITE_DISFL_QA", "/work/shared/data/disfl-qa"))
 BOM = "\ufeff"
-
-
-def write(path: Path, content) -> Path:
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif isinstance(content, str):
-        path.write_text(content, encoding="utf-8")
-    else:
-        path.write_text(json.dumps(content), encoding="utf-8")
-    return path
-
-
-def canon(n, prefix="t", start=0):
-    return [{"id": f"{prefix}{i}", "input": f"Um what uh is {prefix} question {i}?",
-             "target": f"What is {prefix} question {i}?"} for i in range(start, start + n)]
 
 
 def no_splits_left(out: Path) -> bool:

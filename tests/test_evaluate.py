@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-from conftest import SAMPLE, run_cli
+from helpers import SAMPLE, read_jsonl, run_cli
 
 from qrewrite.eval.bootstrap import metric_intervals
 from qrewrite.files import file_fingerprint
@@ -17,10 +17,6 @@ TRAIN = SAMPLE / "train.json"
 
 def load(path):
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def jsonl(path):
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +44,7 @@ def test_metrics_json(evaluated, tiny_run):
     assert set(m) == {"metrics", "run", "eval", "intervals"}
     assert set(m["metrics"]) == {"n", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "exact_match",
                                  "changed_input", "negation_dropped", "rougeL_ci", "exact_match_ci"}
-    rows = jsonl(outs / "tiny-full" / "predictions.jsonl")
+    rows = read_jsonl(outs / "tiny-full" / "predictions.jsonl")
     assert m["metrics"]["rougeL_ci"] == metric_intervals([r["rougeL"] for r in rows],
                                                          [r["exact_match"] for r in rows])["rougeL_ci"]
     assert m["metrics"]["rougeL_ci"][0] <= m["metrics"]["rougeL"] <= m["metrics"]["rougeL_ci"][1]
@@ -72,7 +68,7 @@ def test_metrics_json(evaluated, tiny_run):
 def test_predictions_and_io_files(evaluated):
     outs, _ = evaluated
     valid = load(VALID)
-    rows = jsonl(outs / "tiny-full" / "predictions.jsonl")
+    rows = read_jsonl(outs / "tiny-full" / "predictions.jsonl")
     assert [list(r) for r in rows] == [["id", "input", "prediction", "reference", "rougeL", "exact_match"]] * len(valid)
     assert [(r["id"], r["input"], r["reference"]) for r in rows] == [(v["id"], v["input"], v["target"]) for v in valid]
     assert all(0 <= r["rougeL"] <= 1 and isinstance(r["exact_match"], bool) for r in rows)
@@ -114,7 +110,7 @@ def test_copy_baseline(evaluated):
     assert m["metrics"]["changed_input"] == 0
     inputs, targets = [v["input"] for v in valid], [v["target"] for v in valid]
     assert m["metrics"]["exact_match"] == pytest.approx(sum(i == t for i, t in zip(inputs, targets)) / len(valid))
-    for row in jsonl(outs / "copy-baseline" / "predictions.jsonl"):
+    for row in read_jsonl(outs / "copy-baseline" / "predictions.jsonl"):
         assert row["prediction"] == row["input"]
         assert row["exact_match"] == (row["input"] == row["reference"])
     expected = rouge_scores(inputs, targets)

@@ -4,7 +4,7 @@ import json
 import random
 
 import pytest
-from conftest import SAMPLE, run_cli, smoke_config
+from helpers import SAMPLE, run_cli, smoke_config
 
 from qrewrite.config import load_config, parse_mix
 from qrewrite.data.extra import extra_pairs, normalise, read_questions

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, SAMPLE
+from helpers import ROOT, SAMPLE, read_jsonl
 
 sys.path.insert(0, str(ROOT))
 
@@ -28,10 +28,6 @@ def _raw_disfl_qa(directory):
 def _run(script, *args, env=None, timeout=600):
     return subprocess.run(["bash", str(ROOT / "scripts" / script), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-
-
-def _jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_reproduce_gpu_smoke_runs_the_recommended_recipe_end_to_end(tmp_path):
@@ -58,7 +54,7 @@ def test_reproduce_gpu_smoke_runs_the_recommended_recipe_end_to_end(tmp_path):
     for directory, data in ((outputs / SOUP / "topic", "valid.json"), (outputs / SOUP, "valid_dev.json")):
         metrics = json.loads((directory / "metrics.json").read_text())
         assert metrics["run"]["data_path"].endswith(f"dataset/topic/{data}") and metrics["metrics"]["n"] == 8
-    blind_out = _jsonl(outputs / SOUP / "blind" / "test.jsonl")
+    blind_out = read_jsonl(outputs / SOUP / "blind" / "test.jsonl")
     assert [row["id"] for row in blind_out] == [row["id"] for row in inputs]
     assert all(isinstance(row["prediction"], str) for row in blind_out)
     assert not any((ROOT / "weights" / run).exists() for run in (*RUNS, SOUP))  # the repository is untouched

@@ -5,7 +5,7 @@ Runs the CLI in-process (the errors come before any model is loaded), so the who
 import argparse
 
 import pytest
-from conftest import ROOT, SAMPLE
+from helpers import ROOT, SAMPLE
 
 from qrewrite.cli.main import build_parser, main
 from qrewrite.config import FIELDS

@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import ROOT, SAMPLE, run_cli
+from helpers import ROOT, SAMPLE, run_cli
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLE, smoke_config
+from helpers import ROOT, SAMPLE, smoke_config
 
 from qrewrite.cli.main import main
 from qrewrite.config import load_average_config, load_config, save_config

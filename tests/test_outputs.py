@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 from qrewrite.eval.ablations import SPEC_NAME, TABLE_NAME, ablation_table, load_spec
 from qrewrite.eval.collect import collect_runs

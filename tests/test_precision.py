@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import ROOT, smoke_config
+from helpers import ROOT, smoke_config
 from safetensors import safe_open
 from transformers import TrainerCallback
 

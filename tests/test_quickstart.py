@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def test_quickstart_prepares_trains_evaluates_and_writes_results(tiny_model, tmp_path):

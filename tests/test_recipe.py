@@ -4,7 +4,7 @@ prompts for an untuned model, blind-test output without inputs, and the ablation
 import json
 
 import pytest
-from conftest import SAMPLE, run_cli, smoke_config
+from helpers import SAMPLE, run_cli, smoke_config
 
 from qrewrite.config import load_config
 from qrewrite.data.records import load_split

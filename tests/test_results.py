@@ -311,3 +311,27 @@ def test_the_clean_column_shows_questions_kept_unchanged_and_negations_lost(tmp_
     assert rows["kept"][-2] == "100.0%, 0 lost a negation"
     assert rows["damaging"][-2] == "75.0%, 50 lost a negation"
     assert rows["ref"][-2] == "not evaluated"
+
+
+def test_the_plots_mark_the_recommended_decoding_and_the_greedy_model_apart():
+    """metrics.png's labels: the recommended decoding's evaluation is "recommended", the same model decoded greedily
+    says so; without recommended_decoding the model's own evaluation is the recommended one."""
+    from qrewrite.eval.plots import _recommended_label
+    spec = {"recommended": "soup", "recommended_decoding": "soup-copy1"}
+    assert _recommended_label("soup-copy1", spec) == " (recommended)"
+    assert _recommended_label("soup", spec) == " (recommended model, greedy)"
+    assert _recommended_label("other", spec) == ""
+    assert _recommended_label("soup", {"recommended": "soup"}) == " (recommended)"
+    assert _recommended_label("soup", None) == ""
+
+
+@pytest.mark.parametrize("value", ["", 3, ["a"]])
+def test_a_recommended_decoding_that_is_not_a_run_name_is_refused(tmp_path, value):
+    import yaml
+
+    from qrewrite.eval.ablations import load_spec
+    path = tmp_path / "ablations.yaml"
+    path.write_text(yaml.safe_dump({"reference": "a", "splits": {"clean": "dev"}, "lines": [],
+                                    "recommended_decoding": value}))
+    with pytest.raises(ValueError, match="recommended_decoding"):
+        load_spec(path)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLE, run_cli, smoke_config
+from helpers import ROOT, SAMPLE, run_cli, smoke_config
 
 QUESTIONS = [
     "Um who wrote, no, who painted the portrait?",

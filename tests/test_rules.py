@@ -173,7 +173,7 @@ def test_deterministic_across_calls_and_processes():
 
 
 def test_rules_from_the_command_line():
-    from conftest import run_cli
+    from helpers import run_cli
     r = run_cli("rewrite", "--model", "rules", "What is the capital of France no Germany?")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "What is the capital of Germany?"

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import SAMPLE, run_cli, smoke_config
+from helpers import SAMPLE, run_cli, smoke_config
 
 from qrewrite.errors import ConfigError, RunStateError
 from qrewrite.files import git_commit

@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from conftest import SAMPLE
+from helpers import SAMPLE
 
 from qrewrite.config import load_config
 from qrewrite.data.records import load_split

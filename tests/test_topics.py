@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from qrewrite.data.name_swap import name_swap_variant, swappable_words
 from qrewrite.data.prepare import prepare_data

@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, SAMPLE, run_cli, smoke_config
+from helpers import ROOT, SAMPLE, run_cli, smoke_config
 from safetensors.torch import load_file
 
 from qrewrite.models import load_tokenizer
@@ -139,7 +139,7 @@ KILL_AT_SAVE = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
     from transformers import TrainerCallback
-    from conftest import smoke_config
+    from helpers import smoke_config
     from qrewrite.train.trainer import train
 
     class Kill(TrainerCallback):

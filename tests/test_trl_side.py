@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, SAMPLE
+from helpers import ROOT, SAMPLE
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

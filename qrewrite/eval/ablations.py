@@ -63,6 +63,9 @@ def load_spec(path: str | Path) -> dict:
     earlier = spec.get("previously_recommended", [])
     if not isinstance(earlier, list) or not all(isinstance(n, str) and n for n in earlier):
         raise ValueError(f"{path}: field 'previously_recommended' must be a list of run names")
+    for key in ("recommended", "recommended_decoding"):
+        if key in spec and not (isinstance(spec[key], str) and spec[key]):
+            raise ValueError(f"{path}: field '{key}' must be a run name (metrics.json run.name)")
     if "clean_split" in spec and not (isinstance(spec["clean_split"], str) and spec["clean_split"]):
         raise ValueError(f"{path}: field 'clean_split' must be a data label (metrics.json run.data)")
     for split, targets in (spec.get("targets") or {}).items():

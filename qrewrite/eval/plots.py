@@ -63,6 +63,20 @@ def _label_points(ax, points: dict[str, tuple[float, float]], x_text: float, gap
         y_last = y_text
 
 
+def _recommended(spec: dict | None) -> tuple[str | None, str | None]:
+    """The recommended model's evaluation as recommended (``recommended_decoding`` in ablations.yaml, e.g. with a
+    copy bonus) and its greedy one (``recommended``)."""
+    model = (spec or {}).get("recommended")
+    return (spec or {}).get("recommended_decoding", model), model
+
+
+def _recommended_label(name: str, spec: dict | None) -> str:
+    decoded, model = _recommended(spec)
+    if name == decoded:
+        return " (recommended)"
+    return " (recommended model, greedy)" if name == model else ""
+
+
 def _scatter(ax, runs, spec: dict | None) -> None:
     dev_label, topic_label = _splits(spec)
     dev, topic = _by_data(runs, dev_label), _by_data(runs, topic_label)
@@ -70,7 +84,8 @@ def _scatter(ax, runs, spec: dict | None) -> None:
     if not names:
         _placeholder(ax, f"no run evaluated on both\n{dev_label} and {topic_label}")
         return
-    recommended = (spec or {}).get("recommended")
+    decoded, model = _recommended(spec)
+    recommended = decoded if decoded in names else model  # the recommended decoding where it was also run on dev
     xs = {n: 100 * dev[n]["metrics"]["exact_match"] for n in names}
     ys = {n: 100 * topic[n]["metrics"]["exact_match"] for n in names}
     baseline = [n for n in names if topic[n]["run"]["method"] in BASELINES]
@@ -84,7 +99,7 @@ def _scatter(ax, runs, spec: dict | None) -> None:
     ax.scatter([xs[n] for n in shown], [ys[n] for n in shown], s=40, color="C7", marker="s", label="baselines")
     if recommended in names:
         ax.scatter([xs[recommended]], [ys[recommended]], s=160, color="C3", marker="*", zorder=3,
-                   label="recommended")
+                   label="recommended" if recommended == decoded else "recommended model (greedy)")
     best = sorted(trained, key=lambda n: -ys[n])[:3]
     labelled = dict.fromkeys([*shown, *best, *([recommended] if recommended in names else [])])
     span = high - low
@@ -100,20 +115,19 @@ def _scatter(ax, runs, spec: dict | None) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
-def _interval_panel(ax, top: list[dict], key: str, title: str, scale: float, recommended) -> None:
+def _interval_panel(ax, top: list[dict], key: str, title: str, scale: float, spec: dict | None) -> None:
     ys = list(range(len(top)))[::-1]
     for y, run in zip(ys, top):
         m = run["metrics"]
         value, ci = scale * m[key], m.get(f"{key}_ci")
-        color = "C3" if run["run"]["name"] == recommended else "C0"
+        color = "C3" if _recommended_label(run["run"]["name"], spec) else "C0"
         if ci:
             ax.errorbar(value, y, xerr=[[value - scale * ci[0]], [scale * ci[1] - value]], fmt="o", color=color,
                         capsize=3, markersize=5)
         else:
             ax.plot(value, y, "o", color=color, markersize=5)
     ax.set_yticks(ys)
-    ax.set_yticklabels([r["run"]["name"] + (" (recommended)" if r["run"]["name"] == recommended else "")
-                        for r in top], fontsize=8)
+    ax.set_yticklabels([r["run"]["name"] + _recommended_label(r["run"]["name"], spec) for r in top], fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
 
@@ -136,13 +150,12 @@ def plot_metrics(runs, path, spec: dict | None = None) -> Path:
     grid = fig.add_gridspec(1, 3, width_ratios=[1.1, 1, 1])
     _scatter(fig.add_subplot(grid[0, 0]), runs, spec)
     label, top = _top_runs(runs, spec)
-    recommended = (spec or {}).get("recommended")
     rouge = fig.add_subplot(grid[0, 1])
     _interval_panel(rouge, top, "rougeL", f"top {len(top)} by ROUGE-L on {label}\n(95 % bootstrap intervals)",
-                    1.0, recommended)
+                    1.0, spec)
     em = fig.add_subplot(grid[0, 2], sharey=rouge)
     _interval_panel(em, top, "exact_match", f"their exact match on {label} (%)\n(95 % bootstrap intervals)",
-                    100.0, recommended)
+                    100.0, spec)
     em.tick_params(labelleft=False)
     return _save_png(fig, Path(path))
 

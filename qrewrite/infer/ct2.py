@@ -19,11 +19,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from qrewrite.config import GENERATION_BATCH_SIZE
 from qrewrite.errors import ConfigError, ModelLoadError
 from qrewrite.files import PROJECT_ROOT, atomic_write_json, file_fingerprint, output_dir_targets, read_json
 from qrewrite.infer.base import Rewriter
-from qrewrite.infer.decoding import GREEDY, Decoding
+from qrewrite.infer.decoding import GENERATION_BATCH_SIZE, GREEDY, Decoding
 from qrewrite.infer.generate import SORT_WINDOW_BATCHES, prompt_ids
 from qrewrite.models import check_model_dir, is_adapter_dir
 from qrewrite.prompt import SYSTEM_PROMPT, PromptSpec, end_of_turn_ids

@@ -21,6 +21,8 @@ from qrewrite.errors import ConfigError
 from qrewrite.flags import flags_of, non_negative_float, option, positive_int
 from qrewrite.prompt import end_of_turn_ids
 
+# questions per rewriting batch: the CPU sweet spot for a 135M model (benchmarks/results/generate_cpu.md)
+GENERATION_BATCH_SIZE = 64
 # the fields that add to the logits (each needs a logits processor: engines that cannot run one refuse them)
 BONUSES = ("copy_bonus", "order_bonus")
 

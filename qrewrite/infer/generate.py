@@ -27,10 +27,9 @@ from pathlib import Path
 
 import torch
 
-from qrewrite.config import GENERATION_BATCH_SIZE
 from qrewrite.errors import Interrupted, RunStateError
 from qrewrite.files import partial_path
-from qrewrite.infer.decoding import GREEDY, PROMPT_LOOKUP_TOKENS, Decoding
+from qrewrite.infer.decoding import GENERATION_BATCH_SIZE, GREEDY, PROMPT_LOOKUP_TOKENS, Decoding
 from qrewrite.prompt import PromptSpec, build_prompt, end_of_turn_ids
 
 # Questions are sorted by length within windows of this many batches: less padding, results still stream in order.

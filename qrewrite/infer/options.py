@@ -7,10 +7,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from qrewrite.config import GENERATION_BATCH_SIZE
 from qrewrite.errors import ConfigError
 from qrewrite.flags import option, positive_int
-from qrewrite.infer.decoding import ENGINES, GREEDY, QUANTIZATIONS, Decoding
+from qrewrite.infer.decoding import ENGINES, GENERATION_BATCH_SIZE, GREEDY, QUANTIZATIONS, Decoding
 
 INFERENCE_PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 

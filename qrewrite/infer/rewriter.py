@@ -13,11 +13,10 @@ import dataclasses
 import functools
 from pathlib import Path
 
-from qrewrite.config import GENERATION_BATCH_SIZE
 from qrewrite.errors import ConfigError
 from qrewrite.infer.base import BASELINES, COPY, RULES, Rewriter
 from qrewrite.infer.ct2 import check_convertible, load_ct2_rewriter
-from qrewrite.infer.decoding import ENGINES, GREEDY, Decoding
+from qrewrite.infer.decoding import ENGINES, GENERATION_BATCH_SIZE, GREEDY, Decoding
 from qrewrite.infer.generate import Replicas, rewrite, rewrite_batch, shared_prefix
 from qrewrite.infer.rules import RulesRewriter
 from qrewrite.models import load_for_inference, load_tokenizer, resolve_model_source
