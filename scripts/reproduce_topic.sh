@@ -120,6 +120,13 @@ if wanted topic-smollm2-full-synth-squad4k; then
 fi
 wanted topic-smollm2-full-synth-squad4k-copy1 && CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k-copy1 \
   weights/topic-smollm2-full-synth-squad4k --copy-bonus 1
+# a short second cycle from it with half of the SQuAD pairs left clean: are clean questions then left alone?
+if wanted topic-smollm2-full-synth-squad4k-clean; then
+  trained topic-smollm2-full-synth-squad4k-clean || logged outputs/topic-smollm2-full-synth-squad4k-clean/train.log \
+    q train --config configs/topic/smollm2-full-synth-squad4k-clean.yaml \
+    $([ -d weights/topic-smollm2-full-synth-squad4k-clean ] && echo --resume)
+  TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k-clean weights/topic-smollm2-full-synth-squad4k-clean
+fi
 # the copy bonus (chosen on the held-out topics: 1) on it
 wanted topic-smollm2-full-synth-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-synth-copy1 weights/topic-smollm2-full-synth --copy-bonus 1
