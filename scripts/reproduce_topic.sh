@@ -127,6 +127,14 @@ if wanted topic-smollm2-full-synth-squad4k-clean; then
     $([ -d weights/topic-smollm2-full-synth-squad4k-clean ] && echo --resume)
   TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k-clean weights/topic-smollm2-full-synth-squad4k-clean
 fi
+# the same, with the SQuAD questions that hold a plain "or" / "not" / "no" (scripts/cue_word_questions.py)
+if wanted topic-smollm2-full-synth-squad4k-cues; then
+  python scripts/cue_word_questions.py ../shared/data/squad-train/questions.jsonl dataset/extra/squad-cue-words.jsonl
+  trained topic-smollm2-full-synth-squad4k-cues || logged outputs/topic-smollm2-full-synth-squad4k-cues/train.log \
+    q train --config configs/topic/smollm2-full-synth-squad4k-cues.yaml \
+    $([ -d weights/topic-smollm2-full-synth-squad4k-cues ] && echo --resume)
+  TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k-cues weights/topic-smollm2-full-synth-squad4k-cues
+fi
 # the copy bonus (chosen on the held-out topics: 1) on it
 wanted topic-smollm2-full-synth-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-synth-copy1 weights/topic-smollm2-full-synth --copy-bonus 1

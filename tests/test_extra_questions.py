@@ -135,3 +135,15 @@ def test_a_bad_extra_file_stops_train_with_one_error_line(tiny_model, tmp_path):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error:") and f"{bad}: line 2" in lines[-1] and "Traceback" not in result.stderr
+
+
+def test_cue_word_questions_script_keeps_exactly_the_questions_with_a_plain_cue_word(tmp_path):
+    """scripts/cue_word_questions.py: the questions holding "no" / "not" / "or" ..., in the source's order, one
+    {"question"} per line, readable again as extra questions; the others left out."""
+    source, out = _jsonl(tmp_path / "q.jsonl", QUESTIONS), tmp_path / "extra" / "cues.jsonl"
+    result = run_cli("scripts/cue_word_questions.py", source, out)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["question"] for line in out.read_text(encoding="utf-8").splitlines()] == \
+        ["What do no online pharmacies allow?", "Is the river not navigable or closed in winter?"]
+    assert read_questions(out)[0] == QUESTIONS[-2:]
+    assert "2 of 66 questions hold a cue word" in result.stdout
