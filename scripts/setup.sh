@@ -17,7 +17,11 @@ fi
 START=$SECONDS
 step() { echo "setup: $* ($("$PY" -c 'import sys; print(sys.prefix)'))"; }
 took() { echo "setup:   done in $((SECONDS - T0)) s"; }
-pip_install() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
+# pip's warnings about a machine's configured package folders that do not exist say nothing about the install
+pip_install() {
+  "$PY" -m pip install -q --disable-pip-version-check "$@" \
+    2> >(grep -v "^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$" >&2)
+}
 installed() { "$PY" -c "import importlib.metadata as m, sys; m.version(sys.argv[1])" "$1" 2>/dev/null; }
 # torch first and pinned: an unpinned torch pulls the multi-GB CUDA build. On a GPU box install your CUDA
 # build of torch before running this; it is kept as long as it satisfies requirements.txt.
