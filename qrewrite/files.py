@@ -23,6 +23,25 @@ from qrewrite.errors import ConfigError, OutputError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+@contextlib.contextmanager
+def exclusive(lock_path: str | os.PathLike):
+    """Hold an exclusive lock on ``lock_path`` (created), waiting while another process holds it: what it guards
+    runs one process at a time (the kernel's ``flock``: released when the holder exits, however it exits).
+    Without flock (Windows) nothing is held."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

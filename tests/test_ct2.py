@@ -2,10 +2,13 @@
 the transformers path's token ids, rewriting as the transformers engine does; ``qrewrite export``; the refusals."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
-from helpers import SAMPLE, run_cli
+from helpers import ROOT, SAMPLE, run_cli
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
@@ -87,7 +90,25 @@ def test_conversion_is_cached_and_rebuilt_when_the_weights_change(lively_run, tm
     save_file(tensors, run / "model" / "model.safetensors", metadata={"format": "pt"})
     converted_model(run / "model", "int8")
     assert json.loads((first / STAMP).read_text())["weights_fingerprint"] != stamp["weights_fingerprint"]
-    assert not list(run.glob(".ctranslate2-*"))  # no temporary directory left behind
+    assert not [p for p in run.glob(".ctranslate2-*") if p.is_dir()]  # no temporary directory left behind
+
+
+def test_two_processes_converting_one_model_at_once_convert_it_once(lively_run, tmp_path):
+    """Servers started together on one model (bench_serve starts several) used to race in the conversion cache
+    (one deleting what the other was renaming into place); the second now waits and reuses the first's."""
+    run = tmp_path / "run"
+    shutil.copytree(lively_run, run, ignore=shutil.ignore_patterns("ctranslate2-*"))
+    from qrewrite.infer.ct2 import STAMP
+    code = ("import sys; from qrewrite.infer.ct2 import STAMP, converted_model; "
+            "out = converted_model(sys.argv[1], 'int8'); print(out / STAMP)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(run / "model")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+             for _ in range(3)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    assert all(rc == 0 for rc, _, _ in results), [err[-2000:] for _, _, err in results]
+    assert {out.strip() for _, out, _ in results} == {str(run / "ctranslate2-int8" / STAMP)}
+    assert (run / "ctranslate2-int8" / "model.bin").is_file()
+    assert not [p for p in run.glob(".ctranslate2-int8.*") if p.is_dir()]  # no temporary directory left behind
 
 
 def test_what_the_engine_cannot_do_is_a_clear_error(lively_run, tmp_path):

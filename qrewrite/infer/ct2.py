@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from qrewrite.errors import ConfigError, ModelLoadError
-from qrewrite.files import PROJECT_ROOT, atomic_write_json, file_fingerprint, output_dir_targets, read_json
+from qrewrite.files import PROJECT_ROOT, atomic_write_json, exclusive, file_fingerprint, output_dir_targets, read_json
 from qrewrite.infer.base import Rewriter
 from qrewrite.infer.decoding import GENERATION_BATCH_SIZE, GREEDY, Decoding
 from qrewrite.infer.generate import SORT_WINDOW_BATCHES, prompt_ids
@@ -98,9 +98,11 @@ def converted_model(model_dir: str | Path, quantization: str | None = None) -> P
     out = cache_dir_for(model_dir, quantization)
     fingerprint = weights_fingerprint(model_dir)
     stamp = out / STAMP
-    if stamp.is_file() and read_json(stamp).get("weights_fingerprint") == fingerprint:
-        return out
-    return _convert(model_dir, out, quantization, fingerprint)
+    # two servers started on one model (bench_serve starts several) convert it once: the second waits, then reuses
+    with exclusive(out.parent / f".{out.name}.lock"):
+        if stamp.is_file() and read_json(stamp).get("weights_fingerprint") == fingerprint:
+            return out
+        return _convert(model_dir, out, quantization, fingerprint)
 
 
 def export_ctranslate2(model_arg: str | Path, out_dir: str | Path, quantization: str | None = None) -> Path:
