@@ -18,10 +18,10 @@ from pathlib import Path
 
 import yaml
 
-from qrewrite import flags
 from qrewrite.errors import ConfigError  # also importable from here, as before
 from qrewrite.files import atomic_write_text, project_path, safe_join
-from qrewrite.flags import option
+from qrewrite.flags import add_override_options, option
+from qrewrite.flags import coerce as coerce_as
 from qrewrite.prompt import PROMPT_FORMATS
 
 QWEN2_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -275,7 +275,7 @@ def _field_type(f: dataclasses.Field):
 
 def coerce(key: str, value):
     """Convert ``value`` (from YAML or the command line) to the type of config field ``key``."""
-    return flags.coerce(key, _field_type(FIELDS[key]), value)
+    return coerce_as(key, _field_type(FIELDS[key]), value)
 
 
 def unknown_key_error(key: str, source: str) -> ConfigError:
@@ -378,8 +378,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (see configs/); options below override it")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint in the run directory")
-    flags.add_override_options(parser.add_argument_group("config fields (override the config file)"), TrainConfig,
-                               dest_prefix="cfg_")
+    add_override_options(parser.add_argument_group("config fields (override the config file)"), TrainConfig,
+                         dest_prefix="cfg_")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
