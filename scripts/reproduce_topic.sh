@@ -135,6 +135,29 @@ if wanted topic-smollm2-full-synth-squad4k-cues; then
     $([ -d weights/topic-smollm2-full-synth-squad4k-cues ] && echo --resume)
   TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k-cues weights/topic-smollm2-full-synth-squad4k-cues
 fi
+# recipe (c): the cue-word questions (+ 1,000 others) from the first cycle on, 1,300 steps (~62 min), then a typo'd
+# 400-step second cycle from it (~20 min) and the soup of the two halves; each judged on the held-out topics
+if wanted topic-smollm2-full-synth-squad-cues; then
+  python scripts/cue_word_questions.py ../shared/data/squad-train/questions.jsonl dataset/extra/squad-cues-others1k.jsonl \
+    --others 1000
+  trained topic-smollm2-full-synth-squad-cues || logged outputs/topic-smollm2-full-synth-squad-cues/train.log \
+    q train --config configs/topic/smollm2-full-synth-squad-cues.yaml \
+    $([ -d weights/topic-smollm2-full-synth-squad-cues ] && echo --resume)
+  TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad-cues weights/topic-smollm2-full-synth-squad-cues
+fi
+if wanted topic-smollm2-full-typo-synth-squad-cues; then
+  trained topic-smollm2-full-typo-synth-squad-cues || logged outputs/topic-smollm2-full-typo-synth-squad-cues/train.log \
+    q train --config configs/topic/smollm2-full-typo-synth-squad-cues.yaml \
+    $([ -d weights/topic-smollm2-full-typo-synth-squad-cues ] && echo --resume)
+  TYPO=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-typo-synth-squad-cues weights/topic-smollm2-full-typo-synth-squad-cues
+fi
+if wanted topic-soup-squad-cues; then
+  trained topic-soup-squad-cues || \
+    logged outputs/topic-soup-squad-cues/average.log q average --config configs/average/topic-soup-squad-cues.yaml
+  TYPO=1 CLEAN=1 evaluate topic-soup-squad-cues weights/topic-soup-squad-cues
+fi
+wanted topic-soup-squad-cues-copy1 && TYPO=1 CLEAN=1 TOPIC_ONLY=1 \
+  evaluate topic-soup-squad-cues-copy1 weights/topic-soup-squad-cues --copy-bonus 1
 # the copy bonus (chosen on the held-out topics: 1) on it
 wanted topic-smollm2-full-synth-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-synth-copy1 weights/topic-smollm2-full-synth --copy-bonus 1

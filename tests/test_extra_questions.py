@@ -147,3 +147,21 @@ def test_cue_word_questions_script_keeps_exactly_the_questions_with_a_plain_cue_
         ["What do no online pharmacies allow?", "Is the river not navigable or closed in winter?"]
     assert read_questions(out)[0] == QUESTIONS[-2:]
     assert "2 of 66 questions hold a cue word" in result.stdout
+
+
+def test_cue_word_questions_script_adds_a_seeded_order_independent_draw_of_others(tmp_path):
+    """--others N: every cue-word question plus N others, the same N whatever the source's order, other N for
+    another seed; more than the source has: one error naming the flag."""
+    def written(source, *flags):
+        out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}.jsonl"
+        result = run_cli("scripts/cue_word_questions.py", source, out, *flags)
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line)["question"] for line in out.read_text(encoding="utf-8").splitlines()]
+
+    source = _jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    shuffled = _jsonl(tmp_path / "s.jsonl", random.Random(3).sample(QUESTIONS, len(QUESTIONS)))
+    a, b = written(source, "--others", "10"), written(shuffled, "--others", "10")
+    assert len(a) == 12 and set(QUESTIONS[-2:]) <= set(a) and set(a) == set(b)
+    assert set(written(source, "--others", "10", "--seed", "1")) != set(a)
+    result = run_cli("scripts/cue_word_questions.py", source, tmp_path / "x.jsonl", "--others", "65")
+    assert result.returncode == 2 and "--others 65" in result.stderr and "only 64" in result.stderr

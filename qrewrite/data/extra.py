@@ -38,7 +38,7 @@ from qrewrite.data.typos import add_typos
 from qrewrite.errors import DataError
 from qrewrite.files import file_fingerprint, repo_relative
 
-__all__ = ["read_questions", "extra_pairs", "normalise"]
+__all__ = ["read_questions", "extra_pairs", "normalise", "draw_key", "has_cue_word"]
 
 QUESTION_FIELDS = ("question", "target", "clean", "original")
 # words that are correction cues in some questions and plain words in others
@@ -101,8 +101,14 @@ def read_questions(path: str | Path) -> tuple[list[str], dict]:
     return questions, skipped
 
 
-def _rank(seed: int, question: str) -> str:
+def draw_key(seed: int, question: str) -> str:
+    """The order questions are drawn in: a hash of seed and text, so a draw does not depend on the file's order."""
     return hashlib.sha256(f"{seed}:{question}".encode()).hexdigest()
+
+
+def has_cue_word(question: str) -> bool:
+    """Whether the question holds a word correction cues are made of ("no", "or", "rather", ...)."""
+    return bool(CUE_WORDS & set(normalise(question).split()))
 
 
 def _filler(clean: str, rng: random.Random) -> str:
@@ -118,7 +124,7 @@ def _filler(clean: str, rng: random.Random) -> str:
 
 
 def _kind(question: str, mix: dict[str, float], rng: random.Random) -> str:
-    if CUE_WORDS & set(normalise(question).split()) and rng.random() < CUE_WORD_CLEAN_SHARE:
+    if has_cue_word(question) and rng.random() < CUE_WORD_CLEAN_SHARE:
         return "clean"
     return rng.choices(EXTRA_KINDS, weights=[mix[k] for k in EXTRA_KINDS])[0]
 
@@ -147,12 +153,12 @@ def extra_pairs(path: str | Path, *, count: int, mix: str, seed: int, typo_rate:
             skipped[reason] = skipped.get(reason, 0) + 1
         else:
             kept.append(q)
-    drawn = sorted(kept, key=lambda q: _rank(seed, q))[:count or None]
+    drawn = sorted(kept, key=lambda q: draw_key(seed, q))[:count or None]
     pool = sorted(drawn)
     shares = parse_mix(mix)
     pairs, kinds = [], dict.fromkeys(EXTRA_KINDS, 0)
     for q in drawn:
-        qid = f"extra-{_rank(0, q)[:12]}"
+        qid = f"extra-{draw_key(0, q)[:12]}"
         rng = random.Random(f"{seed}:{qid}")
         kind = _kind(q, shares, rng)
         messy = _messy(kind, q, pool, rng, typo_rate)
@@ -163,7 +169,7 @@ def extra_pairs(path: str | Path, *, count: int, mix: str, seed: int, typo_rate:
     report = {"file": repo_relative(path), "fingerprint": file_fingerprint(path), "n_questions": len(questions),
               "n_pairs": len(pairs), "asked": count, "mix": shares, "kinds": kinds,
               "clean_with_cue_words": sum(1 for p in pairs if p["id"].endswith("#clean")
-                                          and CUE_WORDS & set(normalise(p["target"]).split())),
+                                          and has_cue_word(p["target"])),
               "skipped": skipped}
     if count and len(pairs) < count:
         report["short_by"] = count - len(pairs)
