@@ -158,6 +158,9 @@ if wanted topic-soup-squad-cues; then
 fi
 wanted topic-soup-squad-cues-copy1 && TYPO=1 CLEAN=1 TOPIC_ONLY=1 \
   evaluate topic-soup-squad-cues-copy1 weights/topic-soup-squad-cues --copy-bonus 1
+# a stronger copy bonus: does decoding keep more clean questions clean, and at what cost?
+wanted topic-soup-squad-cues-copy2 && TYPO=1 CLEAN=1 TOPIC_ONLY=1 \
+  evaluate topic-soup-squad-cues-copy2 weights/topic-soup-squad-cues --copy-bonus 2
 # the copy bonus (chosen on the held-out topics: 1) on it
 wanted topic-smollm2-full-synth-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-synth-copy1 weights/topic-smollm2-full-synth --copy-bonus 1
