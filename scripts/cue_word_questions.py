@@ -35,12 +35,12 @@ def main(argv=None) -> int:
     if args.others < 0:
         p.error(f"--others: expected a count >= 0, got {args.others}")
     questions, skipped = read_questions(args.source)
-    with_cue = [q for q in questions if has_cue_word(q)]
-    without = [q for q in questions if not has_cue_word(q)]
+    with_cue = {q for q in questions if has_cue_word(q)}
+    without = [q for q in questions if q not in with_cue]
     if args.others > len(without):
         p.error(f"--others {args.others}: {args.source} has only {len(without)} questions without a cue word")
     drawn = set(sorted(without, key=lambda q: draw_key(args.seed, q))[:args.others])
-    kept = [q for q in questions if q in drawn or has_cue_word(q)]  # the source's order
+    kept = [q for q in questions if q in with_cue or q in drawn]  # the source's order
     atomic_write_text(args.out, "".join(json.dumps({"question": q}, ensure_ascii=False) + "\n" for q in kept))
     others = f" + {len(drawn)} others drawn with seed {args.seed}" if args.others else ""
     print(f"{len(with_cue)} of {len(questions)} questions hold a cue word{others} -> {args.out} "

@@ -45,6 +45,13 @@ evaluate() {
   fi
 }
 
+# train_topic RUN: train configs/topic/<RUN without "topic-">.yaml unless weights/RUN holds a finished run (resumed
+# when it holds a partial one), logged to outputs/RUN/train.log
+train_topic() {
+  trained $1 || logged outputs/$1/train.log q train --config configs/topic/${1#topic-}.yaml \
+    $([ -d weights/$1 ] && echo --resume)
+}
+
 # the baselines' Disfl-QA dev evaluations are committed already (scripts/reproduce_cpu.sh)
 wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 CLEAN=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 CLEAN=1 evaluate rules-baseline rules
@@ -52,9 +59,7 @@ for run in topic-smollm2-full topic-smollm2-full-typo-names topic-smollm2-full-n
     topic-smollm2-full-typo topic-smollm2-full-600 topic-smollm2-full-typo-600 \
     topic-smollm2-full-typo-1200 topic-smollm2-full-frozen-emb; do
   wanted $run || continue
-  recipe=${run#topic-}
-  trained $run || \
-    logged outputs/$run/train.log q train --config configs/topic/$recipe.yaml $([ -d weights/$run ] && echo --resume)
+  train_topic $run
   # the typo'd held-out topics for the runs that bear on typo robustness (the names-only and frozen-embeddings runs
   # saw no typo), and
   # typo'd dev for the typo'd 600- and 1,200-step runs (beside the dev-tuned soup's)
@@ -66,8 +71,7 @@ done
 for run in topic-smollm2-full-typo-1000 topic-smollm2-full-typo-cycle2 topic-smollm2-full-typo-synth \
     topic-smollm2-full-typo-synth-cycle2 topic-smollm2-full-typo-cycle3; do
   wanted $run || continue
-  trained $run || logged outputs/$run/train.log q train --config configs/topic/${run#topic-}.yaml \
-    $([ -d weights/$run ] && echo --resume)
+  train_topic $run
   TYPO=1 TOPIC_ONLY=1 evaluate $run weights/$run  # each ingredient on the held-out topics, clean and typo'd
 done
 # a soup of the first three runs (seconds, no training), judged on the held-out topics like its ingredients
@@ -104,8 +108,7 @@ fi
 # it moved back toward SmolLM2 by 0.1, 0.2, 0.3 (WiSE-FT: start_model_weight), and averaged with the typo'd synthetic
 # run (line 50's weights) for one model of clean and typo'd questions
 if wanted topic-smollm2-full-synth; then
-  trained topic-smollm2-full-synth || logged outputs/topic-smollm2-full-synth/train.log \
-    q train --config configs/topic/smollm2-full-synth.yaml $([ -d weights/topic-smollm2-full-synth ] && echo --resume)
+  train_topic topic-smollm2-full-synth
   TYPO=1 evaluate topic-smollm2-full-synth weights/topic-smollm2-full-synth
 fi
 # hundreds of topics (extra_questions): the clean synthetic recipe plus 4,000 clean SQuAD-train questions (~440
@@ -113,26 +116,20 @@ fi
 # Disfl-QA keeps its exposure (~65 min); held-out topics clean, typo'd, and their references as inputs (clean kept?),
 # and dev; then decoded with the copy bonus on the held-out topics, clean and kept clean
 if wanted topic-smollm2-full-synth-squad4k; then
-  trained topic-smollm2-full-synth-squad4k || logged outputs/topic-smollm2-full-synth-squad4k/train.log \
-    q train --config configs/topic/smollm2-full-synth-squad4k.yaml \
-    $([ -d weights/topic-smollm2-full-synth-squad4k ] && echo --resume)
+  train_topic topic-smollm2-full-synth-squad4k
   TYPO=1 CLEAN=1 evaluate topic-smollm2-full-synth-squad4k weights/topic-smollm2-full-synth-squad4k
 fi
 wanted topic-smollm2-full-synth-squad4k-copy1 && CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k-copy1 \
   weights/topic-smollm2-full-synth-squad4k --copy-bonus 1
 # a short second cycle from it with half of the SQuAD pairs left clean: are clean questions then left alone?
 if wanted topic-smollm2-full-synth-squad4k-clean; then
-  trained topic-smollm2-full-synth-squad4k-clean || logged outputs/topic-smollm2-full-synth-squad4k-clean/train.log \
-    q train --config configs/topic/smollm2-full-synth-squad4k-clean.yaml \
-    $([ -d weights/topic-smollm2-full-synth-squad4k-clean ] && echo --resume)
+  train_topic topic-smollm2-full-synth-squad4k-clean
   TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k-clean weights/topic-smollm2-full-synth-squad4k-clean
 fi
 # the same, with the SQuAD questions that hold a plain "or" / "not" / "no" (scripts/cue_word_questions.py)
 if wanted topic-smollm2-full-synth-squad4k-cues; then
   python scripts/cue_word_questions.py ../shared/data/squad-train/questions.jsonl dataset/extra/squad-cue-words.jsonl
-  trained topic-smollm2-full-synth-squad4k-cues || logged outputs/topic-smollm2-full-synth-squad4k-cues/train.log \
-    q train --config configs/topic/smollm2-full-synth-squad4k-cues.yaml \
-    $([ -d weights/topic-smollm2-full-synth-squad4k-cues ] && echo --resume)
+  train_topic topic-smollm2-full-synth-squad4k-cues
   TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad4k-cues weights/topic-smollm2-full-synth-squad4k-cues
 fi
 # recipe (c): the cue-word questions (+ 1,000 others) from the first cycle on, 1,300 steps (~62 min), then a typo'd
@@ -140,15 +137,11 @@ fi
 if wanted topic-smollm2-full-synth-squad-cues; then
   python scripts/cue_word_questions.py ../shared/data/squad-train/questions.jsonl dataset/extra/squad-cues-others1k.jsonl \
     --others 1000
-  trained topic-smollm2-full-synth-squad-cues || logged outputs/topic-smollm2-full-synth-squad-cues/train.log \
-    q train --config configs/topic/smollm2-full-synth-squad-cues.yaml \
-    $([ -d weights/topic-smollm2-full-synth-squad-cues ] && echo --resume)
+  train_topic topic-smollm2-full-synth-squad-cues
   TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad-cues weights/topic-smollm2-full-synth-squad-cues
 fi
 if wanted topic-smollm2-full-typo-synth-squad-cues; then
-  trained topic-smollm2-full-typo-synth-squad-cues || logged outputs/topic-smollm2-full-typo-synth-squad-cues/train.log \
-    q train --config configs/topic/smollm2-full-typo-synth-squad-cues.yaml \
-    $([ -d weights/topic-smollm2-full-typo-synth-squad-cues ] && echo --resume)
+  train_topic topic-smollm2-full-typo-synth-squad-cues
   TYPO=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-typo-synth-squad-cues weights/topic-smollm2-full-typo-synth-squad-cues
 fi
 if wanted topic-soup-squad-cues; then
