@@ -62,7 +62,8 @@ class TrainConfig:
     model: str = option("smollm2", "hub id (e.g. Qwen/Qwen2-0.5B-Instruct), local checkpoint dir, or 'smollm2' "
                               "for the offline SmolLM2-135M-Instruct")
     method: str = option("full", "full | lora | qlora")
-    train_file: str = option("dataset/train.json", "training split (canonical JSON from `qrewrite prepare`)")
+    train_file: str = option("dataset/train.json", "training split (canonical JSON from `qrewrite prepare`); empty: "
+                                                   "train on the pairs made from extra_questions alone (a first stage)")
     valid_file: str = option("dataset/valid.json", "validation split")
     run_name: str = option("", "run directory name under output_root (default: derived from model and method)")
     output_root: str = option("weights", "where run directories are created")
@@ -244,6 +245,8 @@ class TrainConfig:
             errors.append(f"extra_mix: {e}")
         if self.extra_count and not self.extra_questions:
             errors.append("extra_count: set extra_questions too (the file the questions are drawn from)")
+        if not self.train_file and not self.extra_questions:
+            errors.append("train_file: empty, and no extra_questions to train on instead; name a training split")
         return errors
 
     def _out_of_range(self) -> list[str]:

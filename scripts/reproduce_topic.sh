@@ -154,6 +154,19 @@ wanted topic-soup-squad-cues-copy1 && TYPO=1 CLEAN=1 TOPIC_ONLY=1 \
 # a stronger copy bonus: does decoding keep more clean questions clean, and at what cost?
 wanted topic-soup-squad-cues-copy2 && TYPO=1 CLEAN=1 TOPIC_ONLY=1 \
   evaluate topic-soup-squad-cues-copy2 weights/topic-soup-squad-cues --copy-bonus 2
+# recipe (b): a first stage on SQuAD-derived pairs alone (9,600 pairs, 600 steps, ~25 min), then line 51's recipe
+# from its weights (1,000 steps, ~42 min); each judged on the held-out topics (stage 2 also typo'd, kept clean, and
+# with the copy bonus)
+if wanted topic-smollm2-squad-stage1; then
+  train_topic topic-smollm2-squad-stage1
+  TOPIC_ONLY=1 evaluate topic-smollm2-squad-stage1 weights/topic-smollm2-squad-stage1
+fi
+if wanted topic-smollm2-full-synth-squad-stage2; then
+  train_topic topic-smollm2-full-synth-squad-stage2
+  TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-synth-squad-stage2 weights/topic-smollm2-full-synth-squad-stage2
+fi
+wanted topic-smollm2-full-synth-squad-stage2-copy1 && CLEAN=1 TOPIC_ONLY=1 \
+  evaluate topic-smollm2-full-synth-squad-stage2-copy1 weights/topic-smollm2-full-synth-squad-stage2 --copy-bonus 1
 # the copy bonus (chosen on the held-out topics: 1) on it
 wanted topic-smollm2-full-synth-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-synth-copy1 weights/topic-smollm2-full-synth --copy-bonus 1

@@ -10,6 +10,7 @@ from qrewrite.config import load_config, parse_mix
 from qrewrite.data.extra import extra_pairs, normalise, read_questions
 from qrewrite.data.records import load_split
 from qrewrite.errors import ConfigError, DataError
+from qrewrite.files import file_fingerprint
 from qrewrite.train.trainer import training_data
 
 QUESTIONS = [f"Which river flows through city number {i} of {name}?" for i, name in
@@ -115,6 +116,18 @@ def test_training_data_appends_the_pairs_after_the_disfl_qa_records(tmp_path):
     assert report["skipped"]["leak_valid"] == 1 and report["skipped"]["in_train"] == 1
 
 
+def test_an_empty_train_file_trains_on_the_extra_pairs_alone(tmp_path):
+    valid = load_split(SAMPLE / "valid.json")
+    path = _jsonl(tmp_path / "q.jsonl", [*QUESTIONS, valid[0]["target"]])
+    cfg = load_config(None, {"train_file": "", "valid_file": str(SAMPLE / "valid.json"),
+                             "extra_questions": str(path), "extra_count": 30, "batch_size": 1})
+    records, valid_records, report = training_data(cfg)
+    assert len(records) == 30 and all(r["id"] for r in records) and valid_records == valid
+    assert {r["target"] for r in records} <= set(QUESTIONS) and report["skipped"]["leak_valid"] == 1
+    with pytest.raises(ConfigError, match="train_file: empty, and no extra_questions"):
+        load_config(None, {"train_file": ""})
+
+
 def test_run_json_records_the_source_and_its_counts(tiny_model, tmp_path):
     path = _jsonl(tmp_path / "q.jsonl", QUESTIONS)
     cfg = smoke_config(tiny_model, tmp_path / "weights", run_name="extra", extra_questions=str(path),
@@ -124,6 +137,16 @@ def test_run_json_records_the_source_and_its_counts(tiny_model, tmp_path):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["extra_questions"]["n_pairs"] == 20 and sum(info["extra_questions"]["kinds"].values()) == 20
     assert info["n_train"] == len(load_split(SAMPLE / "train.json")) + 20
+
+
+def test_a_first_stage_on_extra_questions_alone_trains_and_fingerprints_the_validation_file(tiny_model, tmp_path):
+    path = _jsonl(tmp_path / "q.jsonl", QUESTIONS)
+    cfg = smoke_config(tiny_model, tmp_path / "weights", run_name="stage1", train_file="", extra_questions=str(path),
+                       extra_count=20, max_steps=1, eval_steps=0, save_steps=0)
+    from qrewrite.train.trainer import train
+    info = json.loads((train(cfg) / "run.json").read_text())
+    assert info["status"] == "complete" and info["n_train"] == 20 and info["train_file"] == ""
+    assert info["data_fingerprint"] == file_fingerprint(SAMPLE / "valid.json")
 
 
 def test_a_bad_extra_file_stops_train_with_one_error_line(tiny_model, tmp_path):

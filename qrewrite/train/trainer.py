@@ -45,7 +45,8 @@ def training_records(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
 
 def training_data(cfg: TrainConfig) -> tuple[list[dict], list[dict], dict | None]:
     """:func:`training_records` and the report of the pairs made from ``extra_questions`` (None without)."""
-    train, valid = load_split(cfg.train_file), load_split(cfg.valid_file)
+    train = load_split(cfg.train_file) if cfg.train_file else []  # empty: the extra questions' pairs alone
+    valid = load_split(cfg.valid_file)
     if cfg.max_train_examples:
         train = random.Random(cfg.seed).sample(train, min(cfg.max_train_examples, len(train)))
     originals = list(train)
@@ -72,8 +73,8 @@ def training_data(cfg: TrainConfig) -> tuple[list[dict], list[dict], dict | None
     n_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(
         len(train) / (cfg.batch_size * cfg.grad_accum) * cfg.num_epochs)
     if len(train) < cfg.batch_size or n_steps < 1:
-        raise ConfigError(f"{cfg.train_file}: {len(train)} training examples is too few for batch_size "
-                          f"{cfg.batch_size}; training would do nothing. Use more data or a smaller batch.")
+        raise ConfigError(f"{cfg.train_file or cfg.extra_questions}: {len(train)} training examples is too few for "
+                          f"batch_size {cfg.batch_size}; training would do nothing. Use more data or a smaller batch.")
     return train, valid, extra_report
 
 
@@ -150,7 +151,7 @@ def _prepare_run(run: Run, cfg: TrainConfig, resume: bool) -> tuple[str | None, 
 
 
 def warn_if_validating_on_training_data(cfg: TrainConfig) -> None:
-    if file_fingerprint(cfg.train_file) == file_fingerprint(cfg.valid_file):
+    if cfg.train_file and file_fingerprint(cfg.train_file) == file_fingerprint(cfg.valid_file):
         print(f"warning: train_file {cfg.train_file} and valid_file {cfg.valid_file} hold the same data: the "
               "evaluation loss and sampled ROUGE-L measure memorisation, not rewriting of unseen questions, and "
               "best_metric selects on them", file=sys.stderr)
@@ -354,7 +355,7 @@ def _initial_info(run: Run, cfg: TrainConfig, source: str, trainer: Trainer, tra
         "status": "running", "run_name": run.name, "model": cfg.model, "model_source": repo_relative(source),
         "method": cfg.method, "prompt_format": cfg.prompt_format, "seed": cfg.seed, "git_commit": git_commit(),
         "command": command or command_line(), "train_file": cfg.train_file, "valid_file": cfg.valid_file,
-        "data_fingerprint": file_fingerprint(cfg.train_file, cfg.valid_file),
+        "data_fingerprint": file_fingerprint(*filter(None, (cfg.train_file, cfg.valid_file))),
         "n_train": len(train_records), "n_valid": len(valid_records),
         "truncated": {"train": truncated[0], "valid": truncated[1]},
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
