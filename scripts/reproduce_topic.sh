@@ -167,6 +167,18 @@ if wanted topic-smollm2-full-synth-squad-stage2; then
 fi
 wanted topic-smollm2-full-synth-squad-stage2-copy1 && CLEAN=1 TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-synth-squad-stage2-copy1 weights/topic-smollm2-full-synth-squad-stage2 --copy-bonus 1
+# ... and in a soup with a typo'd 400-step second cycle from stage 2 (~22 min), as recipe (c) did for line 65
+if wanted topic-smollm2-full-typo-synth-squad-stage2; then
+  train_topic topic-smollm2-full-typo-synth-squad-stage2
+  TYPO=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-typo-synth-squad-stage2 weights/topic-smollm2-full-typo-synth-squad-stage2
+fi
+if wanted topic-soup-squad-stage2; then
+  trained topic-soup-squad-stage2 || \
+    logged outputs/topic-soup-squad-stage2/average.log q average --config configs/average/topic-soup-squad-stage2.yaml
+  TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-soup-squad-stage2 weights/topic-soup-squad-stage2
+fi
+wanted topic-soup-squad-stage2-copy1 && TYPO=1 CLEAN=1 TOPIC_ONLY=1 \
+  evaluate topic-soup-squad-stage2-copy1 weights/topic-soup-squad-stage2 --copy-bonus 1
 # the copy bonus (chosen on the held-out topics: 1) on it
 wanted topic-smollm2-full-synth-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-synth-copy1 weights/topic-smollm2-full-synth --copy-bonus 1
