@@ -52,6 +52,12 @@ train_topic() {
     $([ -d weights/$1 ] && echo --resume)
 }
 
+# average_topic RUN: average the weights configs/average/RUN.yaml names unless weights/RUN holds them already,
+# logged to outputs/RUN/average.log
+average_topic() {
+  trained $1 || logged outputs/$1/average.log q average --config configs/average/$1.yaml
+}
+
 # the baselines' Disfl-QA dev evaluations are committed already (scripts/reproduce_cpu.sh)
 wanted copy-baseline && TOPIC_ONLY=1 TYPO=1 CLEAN=1 evaluate copy-baseline copy
 wanted rules-baseline && TOPIC_ONLY=1 TYPO=1 CLEAN=1 evaluate rules-baseline rules
@@ -76,32 +82,27 @@ for run in topic-smollm2-full-typo-1000 topic-smollm2-full-typo-cycle2 topic-smo
 done
 # a soup of the first three runs (seconds, no training), judged on the held-out topics like its ingredients
 if wanted topic-soup; then
-  trained topic-soup || \
-    logged outputs/topic-soup/average.log q average --config configs/average/topic-soup.yaml
+  average_topic topic-soup
   TYPO=1 evaluate topic-soup weights/topic-soup
 fi
 # a soup of the two 600-step runs, clean and typo'd (one model for both kinds of question)
 if wanted topic-soup-600; then
-  trained topic-soup-600 || \
-    logged outputs/topic-soup-600/average.log q average --config configs/average/topic-soup-600.yaml
+  average_topic topic-soup-600
   TYPO=1 DEV_TYPO=1 evaluate topic-soup-600 weights/topic-soup-600
 fi
 # the last four checkpoints of the typo'd 1,200-step run averaged (the tail of its schedule)
 if wanted topic-typo-1200-last4; then
-  trained topic-typo-1200-last4 || \
-    logged outputs/topic-typo-1200-last4/average.log q average --config configs/average/topic-typo-1200-last4.yaml
+  average_topic topic-typo-1200-last4
   TYPO=1 DEV_TYPO=1 evaluate topic-typo-1200-last4 weights/topic-typo-1200-last4
 fi
 # the clean 600-step run averaged with the tail of the typo'd 1,200-step run, half each
 if wanted topic-soup-600-typo1200; then
-  trained topic-soup-600-typo1200 || \
-    logged outputs/topic-soup-600-typo1200/average.log q average --config configs/average/topic-soup-600-typo1200.yaml
+  average_topic topic-soup-600-typo1200
   TYPO=1 DEV_TYPO=1 evaluate topic-soup-600-typo1200 weights/topic-soup-600-typo1200
 fi
 # the clean 600-step run averaged with the recommended recipe's second typo'd cycle, half each
 if wanted topic-soup-600-cycle2; then
-  trained topic-soup-600-cycle2 || \
-    logged outputs/topic-soup-600-cycle2/average.log q average --config configs/average/topic-soup-600-cycle2.yaml
+  average_topic topic-soup-600-cycle2
   TYPO=1 DEV_TYPO=1 evaluate topic-soup-600-cycle2 weights/topic-soup-600-cycle2
 fi
 # the clean recipe with a synthetic disfluent copy of every question (1,000 bf16-mixed steps), and without training:
@@ -145,8 +146,7 @@ if wanted topic-smollm2-full-typo-synth-squad-cues; then
   TYPO=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-typo-synth-squad-cues weights/topic-smollm2-full-typo-synth-squad-cues
 fi
 if wanted topic-soup-squad-cues; then
-  trained topic-soup-squad-cues || \
-    logged outputs/topic-soup-squad-cues/average.log q average --config configs/average/topic-soup-squad-cues.yaml
+  average_topic topic-soup-squad-cues
   TYPO=1 CLEAN=1 evaluate topic-soup-squad-cues weights/topic-soup-squad-cues
 fi
 wanted topic-soup-squad-cues-copy1 && TYPO=1 CLEAN=1 TOPIC_ONLY=1 \
@@ -173,8 +173,7 @@ if wanted topic-smollm2-full-typo-synth-squad-stage2; then
   TYPO=1 TOPIC_ONLY=1 evaluate topic-smollm2-full-typo-synth-squad-stage2 weights/topic-smollm2-full-typo-synth-squad-stage2
 fi
 if wanted topic-soup-squad-stage2; then
-  trained topic-soup-squad-stage2 || \
-    logged outputs/topic-soup-squad-stage2/average.log q average --config configs/average/topic-soup-squad-stage2.yaml
+  average_topic topic-soup-squad-stage2
   TYPO=1 CLEAN=1 TOPIC_ONLY=1 evaluate topic-soup-squad-stage2 weights/topic-soup-squad-stage2
 fi
 wanted topic-soup-squad-stage2-copy1 && TYPO=1 CLEAN=1 TOPIC_ONLY=1 \
@@ -184,23 +183,21 @@ wanted topic-smollm2-full-synth-copy1 && TOPIC_ONLY=1 \
   evaluate topic-smollm2-full-synth-copy1 weights/topic-smollm2-full-synth --copy-bonus 1
 for wise in 10 20 30; do
   wanted topic-synth-wise$wise || continue
-  trained topic-synth-wise$wise || \
-    logged outputs/topic-synth-wise$wise/average.log q average --config configs/average/topic-synth-wise$wise.yaml
+  average_topic topic-synth-wise$wise
   TOPIC_ONLY=1 evaluate topic-synth-wise$wise weights/topic-synth-wise$wise
 done
 if wanted topic-soup-synth; then
   # line 50's run trained again when its weights are gone (its own evaluation is committed; this log is the retrain's)
   trained topic-smollm2-full-typo-synth || logged outputs/topic-soup-synth/train-typo-synth.log \
     q train --config configs/topic/smollm2-full-typo-synth.yaml $([ -d weights/topic-smollm2-full-typo-synth ] && echo --resume)
-  trained topic-soup-synth || \
-    logged outputs/topic-soup-synth/average.log q average --config configs/average/topic-soup-synth.yaml
+  average_topic topic-soup-synth
   TYPO=1 DEV_TYPO=1 evaluate topic-soup-synth weights/topic-soup-synth
 fi
 # the typo'd synthetic run's second cycle in the soup: with the clean run (half each), and with both typo'd cycles
 # (a third each; also on dev, clean and typo'd)
 for run in topic-soup-synth-cycle2 topic-soup-synth3; do
   wanted $run || continue
-  trained $run || logged outputs/$run/average.log q average --config configs/average/$run.yaml
+  average_topic $run
   if [ $run = topic-soup-synth3 ]; then TYPO=1 DEV_TYPO=1 evaluate $run weights/$run
   else TYPO=1 TOPIC_ONLY=1 evaluate $run weights/$run; fi
 done
